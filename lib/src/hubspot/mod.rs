@@ -1,0 +1,5 @@
+//! Everything HubSpot: webhook signatures and webhook payloads (the CRM
+//! client joins them with the consumer and the reconciler).
+
+pub mod signature;
+pub mod webhook;

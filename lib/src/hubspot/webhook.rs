@@ -1,0 +1,362 @@
+//! HubSpot webhook payloads: parsing a delivery body into events, and the
+//! dedup key that identifies one change across redeliveries.
+//!
+//! Strings borrow from the body where they can (`Cow`), so parsing a
+//! 100-event delivery allocates little beyond the event vector.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One event of a delivery, as HubSpot sends it, minus `attemptNumber`
+/// semantics: retries must not look like new changes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent<'a> {
+    #[serde(deserialize_with = "id")]
+    pub event_id: u64,
+    #[serde(deserialize_with = "id")]
+    pub subscription_id: u64,
+    #[serde(deserialize_with = "id")]
+    pub portal_id: u64,
+    #[serde(
+        default,
+        deserialize_with = "opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub app_id: Option<u64>,
+    /// Epoch milliseconds of the change in HubSpot; the only ordering HubSpot
+    /// gives.
+    pub occurred_at: i64,
+    /// `subscriptionType`, or `eventType` in older payloads; always filled
+    /// after [`parse_delivery`].
+    #[serde(borrow, alias = "eventType")]
+    pub subscription_type: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_number: Option<u32>,
+    #[serde(deserialize_with = "id")]
+    pub object_id: u64,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub change_source: Option<Cow<'a, str>>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub change_flag: Option<Cow<'a, str>>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_id: Option<Cow<'a, str>>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub property_name: Option<Cow<'a, str>>,
+    /// Always a string in HubSpot's payloads; `""` means the value was cleared.
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub property_value: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        deserialize_with = "opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub primary_object_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_object_ids: Option<Vec<u64>>,
+    #[serde(
+        default,
+        deserialize_with = "opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub new_object_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_properties_moved: Option<u32>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub association_type: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        deserialize_with = "opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub from_object_id: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub to_object_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association_removed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_primary_association: Option<bool>,
+}
+
+impl WebhookEvent<'_> {
+    /// The object part of the subscription type (`company` in
+    /// `company.propertyChange`).
+    pub fn object_type(&self) -> &str {
+        self.subscription_type
+            .split_once('.')
+            .map_or(&*self.subscription_type, |(o, _)| o)
+    }
+
+    /// The action part (`propertyChange` in `company.propertyChange`).
+    pub fn action(&self) -> &str {
+        self.subscription_type
+            .split_once('.')
+            .map_or("", |(_, a)| a)
+    }
+
+    /// The key that names this change, whatever delivery brought it.
+    ///
+    /// Built from the fields that identify a change (portal, subscription,
+    /// event id, object, occurredAt, type, and the property or association it
+    /// touched) and never from `attemptNumber`, because `eventId` alone is not
+    /// unique. Kept readable so an operator can find an event in the table by
+    /// eye; the free-text parts are escaped so no two changes share a key.
+    pub fn dedup_key(&self) -> String {
+        let mut key = String::with_capacity(96);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            key,
+            "{}:{}:{}:{}:{}:",
+            self.portal_id, self.subscription_id, self.event_id, self.object_id, self.occurred_at
+        );
+        push_escaped(&mut key, &self.subscription_type);
+        key.push(':');
+        if let Some(property) = &self.property_name {
+            push_escaped(&mut key, property);
+        } else if let Some(assoc) = &self.association_type {
+            push_escaped(&mut key, assoc);
+            let _ = write!(
+                key,
+                "/{}/{}/{}",
+                self.from_object_id.unwrap_or_default(),
+                self.to_object_id.unwrap_or_default(),
+                if self.association_removed == Some(true) {
+                    "removed"
+                } else {
+                    "added"
+                }
+            );
+        } else {
+            key.push('-');
+        }
+        key
+    }
+
+    pub fn into_owned(self) -> WebhookEvent<'static> {
+        fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+            c.map(|c| Cow::Owned(c.into_owned()))
+        }
+        WebhookEvent {
+            event_id: self.event_id,
+            subscription_id: self.subscription_id,
+            portal_id: self.portal_id,
+            app_id: self.app_id,
+            occurred_at: self.occurred_at,
+            subscription_type: Cow::Owned(self.subscription_type.into_owned()),
+            attempt_number: self.attempt_number,
+            object_id: self.object_id,
+            change_source: own(self.change_source),
+            change_flag: own(self.change_flag),
+            source_id: own(self.source_id),
+            property_name: own(self.property_name),
+            property_value: own(self.property_value),
+            primary_object_id: self.primary_object_id,
+            merged_object_ids: self.merged_object_ids,
+            new_object_id: self.new_object_id,
+            number_of_properties_moved: self.number_of_properties_moved,
+            association_type: own(self.association_type),
+            from_object_id: self.from_object_id,
+            to_object_id: self.to_object_id,
+            association_removed: self.association_removed,
+            is_primary_association: self.is_primary_association,
+        }
+    }
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    if !s.contains([':', '%', '/']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            '/' => out.push_str("%2F"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Why a body is not a HubSpot delivery. The text names the event index and
+/// field, and never echoes values from the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("body is not valid JSON: {0}")]
+    Syntax(String),
+    #[error("body is JSON but not an array of HubSpot events")]
+    NotAnArray,
+    #[error("event {index}: {reason}")]
+    Event { index: usize, reason: String },
+}
+
+/// Parses a delivery body: a JSON array of HubSpot event objects.
+///
+/// The fast path is a single typed parse. Only when it fails is the body
+/// parsed again, to say precisely which event and field are wrong.
+pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookEvent<'_>>, PayloadError> {
+    let events: Vec<WebhookEvent<'_>> = match serde_json::from_slice(body) {
+        Ok(events) => events,
+        Err(_) => return Err(explain(body)),
+    };
+    for (index, event) in events.iter().enumerate() {
+        validate(event).map_err(|reason| PayloadError::Event { index, reason })?;
+    }
+    Ok(events)
+}
+
+fn validate(event: &WebhookEvent<'_>) -> Result<(), String> {
+    let ty = &event.subscription_type;
+    let well_formed = ty
+        .split_once('.')
+        .is_some_and(|(o, a)| !o.is_empty() && !a.is_empty() && !a.contains('.'));
+    if !well_formed {
+        return Err(format!(
+            "subscriptionType must look like object.action (got {} characters)",
+            ty.len()
+        ));
+    }
+    if event.action() == "propertyChange"
+        && event.property_name.as_deref().is_none_or(str::is_empty)
+    {
+        return Err("propertyChange event without propertyName".into());
+    }
+    if event.occurred_at <= 0 {
+        return Err("occurredAt must be positive epoch milliseconds".into());
+    }
+    Ok(())
+}
+
+/// Slow path: find out what is wrong with a body the typed parse refused.
+fn explain(body: &[u8]) -> PayloadError {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return PayloadError::Syntax(format!(
+                "{} at line {} column {}",
+                classify(&e),
+                e.line(),
+                e.column()
+            ));
+        }
+    };
+    let serde_json::Value::Array(items) = value else {
+        return PayloadError::NotAnArray;
+    };
+    for (index, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            return PayloadError::Event {
+                index,
+                reason: "not a JSON object".into(),
+            };
+        }
+        let text = item.to_string();
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        if let Err(e) = serde_path_to_error::deserialize::<_, WebhookEvent<'_>>(de) {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let reason = if path == "." || path.is_empty() {
+                strip_position(&inner.to_string())
+            } else {
+                format!("field {path}: {}", strip_position(&inner.to_string()))
+            };
+            return PayloadError::Event { index, reason };
+        }
+    }
+    PayloadError::NotAnArray
+}
+
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Data => "unexpected data",
+    }
+}
+
+/// serde_json appends "at line X column Y" of the re-serialised event, which
+/// would mislead; the event index says where.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// HubSpot ids are JSON numbers; a few integrations send them as strings.
+/// A visitor rather than an untagged enum: this runs five times per event on
+/// the hot path, and untagged enums buffer every value first.
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct IdVisitor;
+    impl serde::de::Visitor<'_> for IdVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer id")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom("expected a non-negative integer id"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            v.parse()
+                .map_err(|_| E::custom("expected a non-negative integer id"))
+        }
+    }
+    d.deserialize_any(IdVisitor)
+}
+
+/// serde only borrows a bare `Cow<str>`; inside an `Option` it copies. The
+/// newtype keeps the borrow for the optional strings of every event.
+fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "id")] u64);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+#[cfg(test)]
+mod tests;

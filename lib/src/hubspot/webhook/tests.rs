@@ -1,0 +1,202 @@
+use super::*;
+
+const PROPERTY_CHANGE: &str = r#"[{"eventId":1,"subscriptionId":2,"portalId":3,"appId":4,"occurredAt":1700000000000,
+ "subscriptionType":"company.propertyChange","attemptNumber":0,"objectId":42,"changeSource":"CRM_UI",
+ "propertyName":"warp_credit_limit","propertyValue":"7500.00"}]"#;
+
+#[test]
+fn parses_a_property_change() {
+    let events = parse_delivery(PROPERTY_CHANGE.as_bytes()).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.object_id, 42);
+    assert_eq!(e.object_type(), "company");
+    assert_eq!(e.action(), "propertyChange");
+    assert_eq!(e.property_name.as_deref(), Some("warp_credit_limit"));
+    assert_eq!(e.property_value.as_deref(), Some("7500.00"));
+    assert!(matches!(e.property_name, Some(Cow::Borrowed(_))), "no copy");
+}
+
+#[test]
+fn accepts_event_type_ids_as_strings_and_unknown_fields() {
+    let body = r#"[{"eventId":"1","subscriptionId":2,"portalId":3,"occurredAt":1700000000000,
+      "eventType":"company.creation","objectId":"42","somethingNew":{"x":[1,2]}}]"#;
+    let events = parse_delivery(body.as_bytes()).unwrap();
+    assert_eq!(events[0].subscription_type, "company.creation");
+    assert_eq!(events[0].event_id, 1);
+    assert_eq!(events[0].object_id, 42);
+}
+
+#[test]
+fn parses_merge_and_association_events() {
+    let body = r#"[
+      {"eventId":5,"subscriptionId":2,"portalId":3,"occurredAt":1700000000000,"subscriptionType":"company.merge",
+       "objectId":10,"primaryObjectId":10,"mergedObjectIds":[11,12],"newObjectId":13,"numberOfPropertiesMoved":4},
+      {"eventId":6,"subscriptionId":2,"portalId":3,"occurredAt":1700000000000,"subscriptionType":"company.associationChange",
+       "objectId":10,"associationType":"COMPANY_TO_CONTACT","fromObjectId":10,"toObjectId":99,
+       "associationRemoved":false,"isPrimaryAssociation":true}]"#;
+    let events = parse_delivery(body.as_bytes()).unwrap();
+    assert_eq!(
+        events[0].merged_object_ids.as_deref(),
+        Some(&[11u64, 12][..])
+    );
+    assert_eq!(events[0].new_object_id, Some(13));
+    assert_eq!(events[1].to_object_id, Some(99));
+    assert_eq!(
+        events[1].dedup_key(),
+        "3:2:6:10:1700000000000:company.associationChange:COMPANY_TO_CONTACT/10/99/added"
+    );
+}
+
+#[test]
+fn escaped_strings_are_decoded() {
+    let body = r#"[{"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":1700000000000,
+      "subscriptionType":"company.propertyChange","objectId":42,"propertyName":"name","propertyValue":"Yll\u00e4 \"Oy\""}]"#;
+    let events = parse_delivery(body.as_bytes()).unwrap();
+    assert_eq!(events[0].property_value.as_deref(), Some("Yllä \"Oy\""));
+}
+
+#[test]
+fn dedup_key_ignores_attempt_number_and_is_readable() {
+    let a = parse_delivery(PROPERTY_CHANGE.as_bytes()).unwrap();
+    let retried = PROPERTY_CHANGE.replace(r#""attemptNumber":0"#, r#""attemptNumber":3"#);
+    let b = parse_delivery(retried.as_bytes()).unwrap();
+    assert_eq!(a[0].dedup_key(), b[0].dedup_key());
+    assert_eq!(
+        a[0].dedup_key(),
+        "3:2:1:42:1700000000000:company.propertyChange:warp_credit_limit"
+    );
+}
+
+#[test]
+fn dedup_key_separates_changes_that_share_an_event_id() {
+    let base = parse_delivery(PROPERTY_CHANGE.as_bytes())
+        .unwrap()
+        .remove(0);
+    let variants = [
+        WebhookEvent {
+            property_name: Some("name".into()),
+            ..base.clone()
+        },
+        WebhookEvent {
+            occurred_at: base.occurred_at + 1,
+            ..base.clone()
+        },
+        WebhookEvent {
+            object_id: 43,
+            ..base.clone()
+        },
+        WebhookEvent {
+            portal_id: 4,
+            ..base.clone()
+        },
+        WebhookEvent {
+            subscription_id: 9,
+            ..base.clone()
+        },
+        WebhookEvent {
+            subscription_type: "contact.propertyChange".into(),
+            ..base.clone()
+        },
+    ];
+    let mut keys: Vec<String> = variants.iter().map(WebhookEvent::dedup_key).collect();
+    keys.push(base.dedup_key());
+    let unique: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len());
+    // The value is not part of the identity: the same change is the same key.
+    let same = WebhookEvent {
+        property_value: Some("1".into()),
+        ..base.clone()
+    };
+    assert_eq!(same.dedup_key(), base.dedup_key());
+}
+
+#[test]
+fn dedup_key_escapes_separators() {
+    let base = parse_delivery(PROPERTY_CHANGE.as_bytes())
+        .unwrap()
+        .remove(0);
+    let tricky = WebhookEvent {
+        property_name: Some("a:b%c/d".into()),
+        ..base
+    };
+    assert!(tricky.dedup_key().ends_with(":a%3Ab%25c%2Fd"));
+}
+
+#[test]
+fn serialises_back_for_the_queue_message() {
+    let events = parse_delivery(PROPERTY_CHANGE.as_bytes()).unwrap();
+    let json = serde_json::to_string(&events[0]).unwrap();
+    let back: WebhookEvent<'_> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, events[0]);
+    assert_eq!(back.into_owned(), events[0].clone().into_owned());
+}
+
+fn err(body: &str) -> PayloadError {
+    parse_delivery(body.as_bytes()).unwrap_err()
+}
+
+#[test]
+fn rejections_say_what_is_wrong() {
+    assert!(matches!(err("not json"), PayloadError::Syntax(_)));
+    assert!(matches!(err(""), PayloadError::Syntax(_)));
+    assert!(matches!(err(r#"[{"eventId":1"#), PayloadError::Syntax(_)));
+    assert_eq!(err(r#"{"eventId":1}"#), PayloadError::NotAnArray);
+    assert_eq!(err(r#""hello""#), PayloadError::NotAnArray);
+    assert_eq!(
+        err(r#"[1]"#),
+        PayloadError::Event {
+            index: 0,
+            reason: "not a JSON object".into()
+        }
+    );
+
+    let missing = PROPERTY_CHANGE.replace(r#""occurredAt":1700000000000,"#, "");
+    let two = format!(
+        "[{},{}]",
+        &PROPERTY_CHANGE[1..PROPERTY_CHANGE.len() - 1],
+        &missing[1..missing.len() - 1]
+    );
+    match err(&two) {
+        PayloadError::Event { index: 1, reason } => {
+            assert!(reason.contains("occurredAt"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let bad_type = PROPERTY_CHANGE.replace(r#""objectId":42"#, r#""objectId":"forty-two""#);
+    match err(&bad_type) {
+        PayloadError::Event { index: 0, reason } => {
+            assert!(reason.contains("objectId"), "{reason}");
+            assert!(
+                !reason.contains("forty-two"),
+                "values are not echoed: {reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let no_prop = PROPERTY_CHANGE.replace(r#""propertyName":"warp_credit_limit","#, "");
+    assert_eq!(
+        err(&no_prop),
+        PayloadError::Event {
+            index: 0,
+            reason: "propertyChange event without propertyName".into()
+        }
+    );
+    let bad_sub = PROPERTY_CHANGE.replace("company.propertyChange", "nonsense");
+    assert!(matches!(
+        err(&bad_sub),
+        PayloadError::Event { index: 0, .. }
+    ));
+    let negative = PROPERTY_CHANGE.replace(r#""objectId":42"#, r#""objectId":-42"#);
+    assert!(matches!(
+        err(&negative),
+        PayloadError::Event { index: 0, .. }
+    ));
+}
+
+#[test]
+fn empty_array_is_an_empty_delivery() {
+    assert!(parse_delivery(b"[]").unwrap().is_empty());
+}

@@ -1,0 +1,289 @@
+//! Intake: record each event of a verified delivery, then queue it, so that
+//! nothing is lost and nothing is queued twice in the normal case.
+//!
+//! The dual write (DynamoDB, then SQS) is closed with a lease on each record:
+//!
+//! 1. `claim` records the event as RECEIVED with a lease owned by this
+//!    delivery, in one conditional write. An event already QUEUED (or
+//!    further) is a duplicate; one RECEIVED under another delivery's live
+//!    lease is in flight, so this delivery waits for it briefly; one whose
+//!    lease has lapsed (its delivery crashed) is taken over.
+//! 2. Claimed events go to SQS in batches.
+//! 3. Sent events are marked QUEUED; unsent ones have their lease released,
+//!    so HubSpot's retry (the delivery is answered 5xx) queues them at once.
+//!
+//! A crash between 1 and 3 leaves the record RECEIVED: the next delivery of
+//! the event takes it over when the lease lapses, or a sweep re-queues it from
+//! the `message` kept on the record. A crash between 2 and 3 can queue an
+//! event twice, which the consumer absorbs (the record is marked applied).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream;
+use tracing::warn;
+
+use crate::hubspot::webhook::WebhookEvent;
+use crate::queue::{Outgoing, SyncMessage, SyncQueue};
+use crate::store::{ClaimOutcome, EventLog, Lease, NewEvent};
+use crate::time::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    /// How long a delivery may hold an event before another may take it
+    /// over. Longer than the function's timeout, so a live delivery is never
+    /// overtaken.
+    pub lease: Duration,
+    /// How long to wait for another delivery that holds the same event before
+    /// answering "retry later". Well under HubSpot's 5-second timeout.
+    pub in_flight_wait: Duration,
+    /// How long event records live (the table's TTL).
+    pub retention: Duration,
+    /// Concurrent DynamoDB writes per delivery.
+    pub concurrency: usize,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            in_flight_wait: Duration::from_millis(2_500),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            concurrency: 32,
+        }
+    }
+}
+
+/// What happened to one delivery's events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IntakeReport {
+    /// Events in the body.
+    pub received: usize,
+    /// Recorded and queued for the first time.
+    pub new: usize,
+    /// Already queued by an earlier delivery, or repeated within this body.
+    pub duplicate: usize,
+    /// Recorded by an earlier delivery that never queued them; queued now.
+    pub requeued: usize,
+    /// Could not be recorded or queued; the delivery must be retried.
+    pub failed: usize,
+    /// Held by another delivery that did not finish within the wait.
+    pub in_flight: usize,
+}
+
+impl IntakeReport {
+    /// Every event is durably recorded and on the queue: the delivery may be
+    /// acknowledged.
+    pub fn is_complete(&self) -> bool {
+        self.failed == 0 && self.in_flight == 0
+    }
+}
+
+enum Claim {
+    Mine { took_over: bool },
+    Duplicate,
+    InFlight,
+    Failed,
+}
+
+pub struct Intake<L, Q> {
+    log: L,
+    queue: Q,
+    settings: IntakeSettings,
+}
+
+impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
+    pub fn new(log: L, queue: Q, settings: IntakeSettings) -> Self {
+        Self {
+            log,
+            queue,
+            settings,
+        }
+    }
+
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    pub fn queue(&self) -> &Q {
+        &self.queue
+    }
+
+    /// Records and queues `events`. `request_id` owns the leases taken, and
+    /// ties log lines to the delivery.
+    pub async fn accept(&self, events: &[WebhookEvent<'_>], request_id: &str) -> IntakeReport {
+        let mut report = IntakeReport {
+            received: events.len(),
+            ..Default::default()
+        };
+        let received_at = now_ms();
+
+        // Within one body, the first copy of a change stands for all.
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut unique = Vec::with_capacity(events.len());
+        for event in events {
+            let key = event.dedup_key();
+            if seen.insert(key.clone()) {
+                unique.push((key, event));
+            } else {
+                report.duplicate += 1;
+            }
+        }
+        let pending: Vec<(String, &WebhookEvent<'_>, String)> = unique
+            .into_iter()
+            .filter_map(|(key, event)| {
+                let msg = SyncMessage {
+                    dedup_key: key.as_str().into(),
+                    received_at,
+                    event: event.clone(),
+                };
+                match serde_json::to_string(&msg) {
+                    Ok(body) => Some((key, event, body)),
+                    Err(e) => {
+                        // Cannot happen for these types; counted, not hidden.
+                        warn!(request_id, dedup_key = %key, error = %e, "could not build queue message");
+                        report.failed += 1;
+                        None
+                    }
+                }
+            })
+            .collect();
+
+        let lease = Lease {
+            owner: request_id.to_string(),
+            until_ms: received_at + self.settings.lease.as_millis() as i64,
+        };
+        let expires_at_s = (received_at / 1000) + self.settings.retention.as_secs() as i64;
+
+        let claims: Vec<(usize, Claim)> = stream::iter(pending.iter().enumerate())
+            .map(|(i, (key, event, body))| {
+                let new = NewEvent {
+                    dedup_key: key,
+                    event,
+                    message: body,
+                };
+                let lease = &lease;
+                async move { (i, self.claim(&new, lease, expires_at_s, request_id).await) }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut to_send: Vec<(usize, bool)> = Vec::new();
+        for (i, claim) in claims {
+            match claim {
+                Claim::Mine { took_over } => to_send.push((i, took_over)),
+                Claim::Duplicate => report.duplicate += 1,
+                Claim::InFlight => report.in_flight += 1,
+                Claim::Failed => report.failed += 1,
+            }
+        }
+        if to_send.is_empty() {
+            return report;
+        }
+        to_send.sort_unstable_by_key(|(i, _)| *i);
+
+        let outgoing: Vec<Outgoing<'_>> = to_send
+            .iter()
+            .map(|(i, _)| Outgoing {
+                id: &pending[*i].0,
+                body: &pending[*i].2,
+            })
+            .collect();
+        let sent = self.queue.send_all(&outgoing).await;
+
+        let settle = to_send.iter().zip(sent).map(|((i, took_over), result)| {
+            let key = pending[*i].0.as_str();
+            let owner = lease.owner.as_str();
+            async move {
+                match result {
+                    Ok(()) => {
+                        if let Err(e) = self.log.mark_queued(key, owner, now_ms()).await {
+                            // The event is on the queue, so the delivery can be
+                            // acknowledged; a later redelivery may queue it again
+                            // and the consumer will absorb the copy.
+                            warn!(request_id = owner, dedup_key = key, error = %error_chain(&e), "queued but not marked queued");
+                        }
+                        Ok(*took_over)
+                    }
+                    Err(e) => {
+                        warn!(request_id = owner, dedup_key = key, error = %e, "not queued; lease released for the retry");
+                        if let Err(e) = self.log.release(key, owner).await {
+                            warn!(request_id = owner, dedup_key = key, error = %error_chain(&e), "lease not released; it will lapse");
+                        }
+                        Err(())
+                    }
+                }
+            }
+        });
+        for outcome in stream::iter(settle)
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await
+        {
+            match outcome {
+                Ok(true) => report.requeued += 1,
+                Ok(false) => report.new += 1,
+                Err(()) => report.failed += 1,
+            }
+        }
+        report
+    }
+
+    /// Claims one event, waiting a bounded time for another delivery that
+    /// holds it.
+    async fn claim(
+        &self,
+        event: &NewEvent<'_>,
+        lease: &Lease,
+        expires_at_s: i64,
+        request_id: &str,
+    ) -> Claim {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.log.claim(event, lease, now_ms(), expires_at_s).await {
+                Ok(ClaimOutcome::Claimed { took_over }) => return Claim::Mine { took_over },
+                Ok(ClaimOutcome::Settled(_)) => return Claim::Duplicate,
+                Ok(ClaimOutcome::InFlight { lease_until_ms }) => {
+                    let waited = started.elapsed();
+                    if waited >= self.settings.in_flight_wait {
+                        warn!(
+                            request_id,
+                            dedup_key = event.dedup_key,
+                            "held by another delivery; answering retry-later"
+                        );
+                        return Claim::InFlight;
+                    }
+                    // Wake when the holder has probably finished, or its lease
+                    // lapses, whichever is sooner.
+                    let until_lapse =
+                        Duration::from_millis((lease_until_ms - now_ms()).max(1) as u64);
+                    let budget = self.settings.in_flight_wait - waited;
+                    tokio::time::sleep(pause.min(until_lapse).min(budget)).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+                Err(e) => {
+                    warn!(request_id, dedup_key = event.dedup_key, error = %error_chain(&e), "event not recorded");
+                    return Claim::Failed;
+                }
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line, for logs.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

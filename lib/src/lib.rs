@@ -1,0 +1,15 @@
+//! Domain and adapters of the HubSpot <-> WARP bridge.
+//!
+//! Pure domain code (signatures, payloads, intake rules) sits apart from the
+//! adapters that talk to AWS; the functions under `functions/` only wire
+//! these together.
+
+pub mod aws;
+pub mod hubspot;
+pub mod intake;
+pub mod queue;
+pub mod secrets;
+pub mod settings;
+pub mod store;
+pub mod telemetry;
+pub mod time;

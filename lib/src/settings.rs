@@ -1,0 +1,154 @@
+//! Reading settings from the environment, with errors that name the setting.
+//!
+//! Each function builds its own config struct with these helpers once, at
+//! cold start; a missing or malformed value stops the start with a message
+//! naming the variable.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("setting {name} is required but not set")]
+    Missing { name: String },
+    #[error("setting {name} is malformed: {reason}")]
+    Malformed { name: String, reason: String },
+    #[error("settings {first} and {second} are both set; set only one")]
+    Conflict { first: String, second: String },
+}
+
+impl SettingError {
+    pub fn malformed(name: &str, reason: impl Display) -> Self {
+        Self::Malformed {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A source of settings: the process environment, or a map in tests.
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The value, with an empty string treated as unset.
+    pub fn optional(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, SettingError> {
+        self.optional(name).ok_or_else(|| SettingError::Missing {
+            name: name.to_string(),
+        })
+    }
+
+    /// Parses the value, or gives `default` when unset.
+    pub fn parse_or<T>(&self, name: &str, default: T) -> Result<T, SettingError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e| SettingError::malformed(name, e)),
+        }
+    }
+
+    /// Like [`Env::parse_or`], and checks the value lies in `range`.
+    pub fn parse_in_range<T>(
+        &self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, SettingError>
+    where
+        T: FromStr + PartialOrd + Display + Copy,
+        T::Err: Display,
+    {
+        let v = self.parse_or(name, default)?;
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(SettingError::malformed(
+                name,
+                format!("{v} is outside {}..={}", range.start(), range.end()),
+            ))
+        }
+    }
+
+    /// An http(s) URL without trailing slash.
+    pub fn optional_url(&self, name: &str) -> Result<Option<String>, SettingError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(None);
+        };
+        let rest = raw
+            .strip_prefix("https://")
+            .or_else(|| raw.strip_prefix("http://"))
+            .ok_or_else(|| SettingError::malformed(name, "must start with https:// or http://"))?;
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        if host.is_empty() || rest.contains(char::is_whitespace) || rest.contains('#') {
+            return Err(SettingError::malformed(
+                name,
+                "must be an absolute URL with a host, no spaces and no fragment",
+            ));
+        }
+        Ok(Some(raw.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_setting() {
+        let env = Env::from_pairs([("A", "12"), ("B", "x"), ("EMPTY", "  ")]);
+        assert_eq!(env.required("A"), Ok("12"));
+        assert_eq!(
+            env.required("EMPTY").unwrap_err().to_string(),
+            "setting EMPTY is required but not set"
+        );
+        assert_eq!(env.parse_or("A", 5u32), Ok(12));
+        assert_eq!(env.parse_or("MISSING", 5u32), Ok(5));
+        let e = env.parse_or::<u32>("B", 5).unwrap_err().to_string();
+        assert!(e.starts_with("setting B is malformed"), "{e}");
+        let e = env
+            .parse_in_range("A", 1u32, 1..=10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("12 is outside 1..=10"), "{e}");
+    }
+
+    #[test]
+    fn urls() {
+        let env = Env::from_pairs([
+            ("OK", "https://hooks.example.com/webhooks/hubspot?x=1"),
+            ("NOSCHEME", "hooks.example.com/x"),
+            ("NOHOST", "https:///x"),
+        ]);
+        assert!(env.optional_url("OK").unwrap().is_some());
+        assert!(env.optional_url("NOSCHEME").is_err());
+        assert!(env.optional_url("NOHOST").is_err());
+        assert_eq!(env.optional_url("UNSET"), Ok(None));
+    }
+}

@@ -1,0 +1,224 @@
+//! The event log in DynamoDB: one item per dedup key.
+//!
+//! Attributes: `dedup_key` (hash key), `status`, `lease_owner`,
+//! `lease_until` (epoch ms), `first_received_at` / `last_received_at` /
+//! `queued_at` (epoch ms), `claims` (deliveries that took the lease),
+//! `expires_at` (epoch seconds, the table's TTL attribute), a summary of the
+//! event for operators (`portal_id`, `object_id`, `subscription_type`,
+//! `property_name`, `occurred_at`) and `message`, the queue body.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use tracing::instrument;
+
+use super::{ClaimOutcome, EventLog, EventStatus, Lease, NewEvent, StoreError};
+
+pub const KEY: &str = "dedup_key";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+#[derive(Debug, Clone)]
+pub struct DynamoEventLog {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEventLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn aws_error<E>(&self, operation: &'static str, e: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Aws {
+            operation,
+            table: self.table.clone(),
+            source: Box::new(e),
+        }
+    }
+
+    fn outcome_from_existing(
+        &self,
+        key: &str,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let malformed = |reason: &str| StoreError::Malformed {
+            table: self.table.clone(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        let status = item
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .map(|s| EventStatus::parse(s))
+            .ok_or_else(|| malformed("no status"))?;
+        if status != EventStatus::Received {
+            return Ok(ClaimOutcome::Settled(status));
+        }
+        let lease_until_ms = item
+            .get("lease_until")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| malformed("no lease_until"))?;
+        Ok(ClaimOutcome::InFlight { lease_until_ms })
+    }
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+impl EventLog for DynamoEventLog {
+    #[instrument(skip_all, fields(table = %self.table, dedup_key = event.dedup_key))]
+    async fn claim(
+        &self,
+        event: &NewEvent<'_>,
+        lease: &Lease,
+        now_ms: i64,
+        expires_at_s: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let e = event.event;
+        let mut set = String::from(
+            "SET #status = :received, lease_owner = :owner, lease_until = :lease_until, \
+             last_received_at = :now, first_received_at = if_not_exists(first_received_at, :now), \
+             expires_at = if_not_exists(expires_at, :ttl), portal_id = :portal, object_id = :object, \
+             subscription_type = :stype, occurred_at = :occurred, message = :message",
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(event.dedup_key))
+            .condition_expression(
+                "attribute_not_exists(dedup_key) OR (#status = :received AND lease_until < :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":received", s(EventStatus::Received.as_str()))
+            .expression_attribute_values(":owner", s(lease.owner.as_str()))
+            .expression_attribute_values(":lease_until", n(lease.until_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":ttl", n(expires_at_s))
+            .expression_attribute_values(":portal", n(e.portal_id))
+            .expression_attribute_values(":object", n(e.object_id))
+            .expression_attribute_values(":stype", s(e.subscription_type.as_ref()))
+            .expression_attribute_values(":occurred", n(e.occurred_at))
+            .expression_attribute_values(":message", s(event.message))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(p) = e.property_name.as_deref() {
+            set.push_str(", property_name = :prop");
+            req = req.expression_attribute_values(":prop", s(p));
+        }
+        set.push_str(" ADD claims :one");
+        match req.update_expression(set).send().await {
+            Ok(out) => Ok(ClaimOutcome::Claimed {
+                took_over: out.attributes.is_some_and(|a| !a.is_empty()),
+            }),
+            Err(SdkError::ServiceError(se)) => match se.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(cf) => match cf.item() {
+                    Some(item) => self.outcome_from_existing(event.dedup_key, item),
+                    // Older DynamoDB-compatible servers omit the item; read it.
+                    None => {
+                        let item = self
+                            .client
+                            .get_item()
+                            .table_name(&self.table)
+                            .key(KEY, s(event.dedup_key))
+                            .consistent_read(true)
+                            .send()
+                            .await
+                            .map_err(|e| self.aws_error("GetItem", e))?
+                            .item
+                            .unwrap_or_default();
+                        self.outcome_from_existing(event.dedup_key, &item)
+                    }
+                },
+                other => Err(self.aws_error("UpdateItem", other)),
+            },
+            Err(other) => Err(self.aws_error("UpdateItem", other)),
+        }
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn mark_queued(
+        &self,
+        dedup_key: &str,
+        lease_owner: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .update_expression(
+                "SET #status = :queued, queued_at = :now REMOVE lease_until, lease_owner",
+            )
+            .condition_expression("#status = :received AND lease_owner = :owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
+            .expression_attribute_values(":received", s(EventStatus::Received.as_str()))
+            .expression_attribute_values(":owner", s(lease_owner))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.aws_error("UpdateItem", e)),
+        }
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .update_expression("SET lease_until = :zero")
+            .condition_expression("#status = :received AND lease_owner = :owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":received", s(EventStatus::Received.as_str()))
+            .expression_attribute_values(":owner", s(lease_owner))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.aws_error("UpdateItem", e)),
+        }
+    }
+}

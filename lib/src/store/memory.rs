@@ -1,0 +1,113 @@
+//! In-memory twin of the event log, for unit tests of the domain.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{ClaimOutcome, EventLog, EventStatus, Lease, NewEvent, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct MemoryRecord {
+    pub status: EventStatus,
+    pub lease_owner: String,
+    pub lease_until_ms: i64,
+    pub message: String,
+    pub claims: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryEventLog {
+    records: Mutex<HashMap<String, MemoryRecord>>,
+}
+
+impl MemoryEventLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, key: &str) -> Option<MemoryRecord> {
+        self.lock().get(key).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn set_status(&self, key: &str, status: EventStatus) {
+        if let Some(r) = self.lock().get_mut(key) {
+            r.status = status;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MemoryRecord>> {
+        // A poisoned lock only means another test thread panicked.
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EventLog for MemoryEventLog {
+    async fn claim(
+        &self,
+        event: &NewEvent<'_>,
+        lease: &Lease,
+        now_ms: i64,
+        _expires_at_s: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut records = self.lock();
+        match records.get_mut(event.dedup_key) {
+            None => {
+                records.insert(
+                    event.dedup_key.to_string(),
+                    MemoryRecord {
+                        status: EventStatus::Received,
+                        lease_owner: lease.owner.clone(),
+                        lease_until_ms: lease.until_ms,
+                        message: event.message.to_string(),
+                        claims: 1,
+                    },
+                );
+                Ok(ClaimOutcome::Claimed { took_over: false })
+            }
+            Some(r) if r.status == EventStatus::Received && r.lease_until_ms < now_ms => {
+                r.lease_owner = lease.owner.clone();
+                r.lease_until_ms = lease.until_ms;
+                r.claims += 1;
+                Ok(ClaimOutcome::Claimed { took_over: true })
+            }
+            Some(r) if r.status == EventStatus::Received => Ok(ClaimOutcome::InFlight {
+                lease_until_ms: r.lease_until_ms,
+            }),
+            Some(r) => Ok(ClaimOutcome::Settled(r.status.clone())),
+        }
+    }
+
+    async fn mark_queued(
+        &self,
+        dedup_key: &str,
+        lease_owner: &str,
+        _now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut records = self.lock();
+        match records.get_mut(dedup_key) {
+            Some(r) if r.status == EventStatus::Received && r.lease_owner == lease_owner => {
+                r.status = EventStatus::Queued;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {
+        let mut records = self.lock();
+        if let Some(r) = records.get_mut(dedup_key)
+            && r.status == EventStatus::Received
+            && r.lease_owner == lease_owner
+        {
+            r.lease_until_ms = 0;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Persistence ports. Each trait is one capability; domain code takes only
+//! the port it needs, and each real adapter has an in-memory twin for unit
+//! tests.
+
+pub mod dynamo_events;
+pub mod memory;
+
+use std::future::Future;
+
+use crate::hubspot::webhook::WebhookEvent;
+
+pub use dynamo_events::DynamoEventLog;
+pub use memory::MemoryEventLog;
+
+/// Where a recorded webhook event stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventStatus {
+    /// Recorded, not known to be on the queue yet. A lease says which delivery
+    /// is queueing it; once the lease lapses another delivery (or a sweep)
+    /// may take it over.
+    Received,
+    /// On the sync queue.
+    Queued,
+    /// Applied by the consumer; a redelivered message is a no-op.
+    Applied,
+    /// Any later state a consumer writes (failed, unmatched, ...): settled as
+    /// far as the receiver is concerned.
+    Other(String),
+}
+
+impl EventStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Received => "RECEIVED",
+            Self::Queued => "QUEUED",
+            Self::Applied => "APPLIED",
+            Self::Other(s) => s,
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "RECEIVED" => Self::Received,
+            "QUEUED" => Self::Queued,
+            "APPLIED" => Self::Applied,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub dedup_key: &'a str,
+    pub event: &'a WebhookEvent<'a>,
+    /// The queue message body, kept with the record so that a record left
+    /// unqueued can be queued again without the original request.
+    pub message: &'a str,
+}
+
+/// Exclusive right, until `until_ms`, to queue an event.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub until_ms: i64,
+}
+
+/// The result of trying to record an event and take its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This delivery holds the lease and must queue the event. `took_over`
+    /// when an earlier delivery recorded it but never queued it.
+    Claimed { took_over: bool },
+    /// Queued (or further along) by an earlier delivery.
+    Settled(EventStatus),
+    /// Another delivery holds the lease right now.
+    InFlight { lease_until_ms: i64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{operation} on table {table} failed")]
+    Aws {
+        operation: &'static str,
+        table: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("record {key} in table {table} is malformed: {reason}")]
+    Malformed {
+        table: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The receiver's idempotent event log.
+pub trait EventLog: Send + Sync {
+    /// Records the event if it is new, or takes over a record whose lease has
+    /// lapsed while still unqueued. One conditional write, so two deliveries
+    /// can never both hold the lease.
+    fn claim(
+        &self,
+        event: &NewEvent<'_>,
+        lease: &Lease,
+        now_ms: i64,
+        expires_at_s: i64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Marks a claimed event as queued; false when this lease no longer
+    /// holds (taken over, or already applied by a fast consumer).
+    fn mark_queued(
+        &self,
+        dedup_key: &str,
+        lease_owner: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up after a failed send, so HubSpot's retry can queue
+    /// the event at once instead of waiting for the lease to lapse.
+    fn release(
+        &self,
+        dedup_key: &str,
+        lease_owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,1 +1,8 @@
+//! Integration tests: the real aws-sdk clients against a moto server on
+//! loopback. One binary, one shared moto server, a resource prefix per test.
 
+mod fixtures_in_events;
+mod receiver;
+mod sdk_crosscheck;
+mod template;
+mod utils;

@@ -1,1 +1,23 @@
-fn main() {}
+use hubwarp::settings::Env;
+use lambda_http::{Error, service_fn};
+use webhook_receiver::{AwsReceiver, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hubwarp::telemetry::init();
+    let receiver = match start().await {
+        Ok(r) => r,
+        Err(e) => {
+            // Fail the cold start at once, naming the setting at fault.
+            tracing::error!(error = %e, "webhook-receiver cannot start");
+            return Err(e.into());
+        }
+    };
+    lambda_http::run(service_fn(|req| receiver.handle(req))).await
+}
+
+async fn start() -> Result<AwsReceiver, webhook_receiver::StartupError> {
+    let config = Config::from_env(&Env::from_process())?;
+    let aws = hubwarp::aws::load().await;
+    AwsReceiver::from_config(&config, &aws).await
+}

@@ -156,34 +156,78 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
         };
         let expires_at_s = (received_at / 1000) + self.settings.retention.as_secs() as i64;
 
-        let claims: Vec<(usize, Claim)> = stream::iter(pending.iter().enumerate())
-            .map(|(i, (key, event, body))| {
+        // Round one claims without waiting and queues what it got. Only then
+        // does round two wait for events other deliveries hold: two
+        // deliveries that overlap each queue their own claims first, so
+        // neither ever waits on the other in a circle.
+        let mut round: Vec<usize> = (0..pending.len()).collect();
+        for wait in [false, true] {
+            let claims = self
+                .claim_all(&pending, &round, wait, &lease, expires_at_s, request_id)
+                .await;
+            let mut to_send: Vec<(usize, bool)> = Vec::new();
+            let mut held = Vec::new();
+            for (i, claim) in claims {
+                match claim {
+                    Claim::Mine { took_over } => to_send.push((i, took_over)),
+                    Claim::Duplicate => report.duplicate += 1,
+                    Claim::InFlight => held.push(i),
+                    Claim::Failed => report.failed += 1,
+                }
+            }
+            self.queue_claimed(&pending, to_send, &lease.owner, &mut report)
+                .await;
+            round = held;
+            if round.is_empty() {
+                break;
+            }
+        }
+        report.in_flight += round.len();
+        report
+    }
+
+    async fn claim_all(
+        &self,
+        pending: &[(String, &WebhookEvent<'_>, String)],
+        indices: &[usize],
+        wait: bool,
+        lease: &Lease,
+        expires_at_s: i64,
+        request_id: &str,
+    ) -> Vec<(usize, Claim)> {
+        // Futures are built first and polled after: stream combinators over
+        // borrowing closures trip the compiler's Send checks in Lambda's
+        // handler bound.
+        let futures: Vec<_> = indices
+            .iter()
+            .map(|&i| {
+                let (key, event, body) = &pending[i];
                 let new = NewEvent {
                     dedup_key: key,
                     event,
                     message: body,
                 };
-                let lease = &lease;
-                async move { (i, self.claim(&new, lease, expires_at_s, request_id).await) }
+                self.claim_indexed(i, new, wait, lease, expires_at_s, request_id)
             })
+            .collect();
+        stream::iter(futures)
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
-            .await;
+            .await
+    }
 
-        let mut to_send: Vec<(usize, bool)> = Vec::new();
-        for (i, claim) in claims {
-            match claim {
-                Claim::Mine { took_over } => to_send.push((i, took_over)),
-                Claim::Duplicate => report.duplicate += 1,
-                Claim::InFlight => report.in_flight += 1,
-                Claim::Failed => report.failed += 1,
-            }
-        }
+    /// Sends the claimed events, then marks each queued or releases it.
+    async fn queue_claimed(
+        &self,
+        pending: &[(String, &WebhookEvent<'_>, String)],
+        mut to_send: Vec<(usize, bool)>,
+        owner: &str,
+        report: &mut IntakeReport,
+    ) {
         if to_send.is_empty() {
-            return report;
+            return;
         }
         to_send.sort_unstable_by_key(|(i, _)| *i);
-
         let outgoing: Vec<Outgoing<'_>> = to_send
             .iter()
             .map(|(i, _)| Outgoing {
@@ -192,31 +236,11 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
             })
             .collect();
         let sent = self.queue.send_all(&outgoing).await;
-
-        let settle = to_send.iter().zip(sent).map(|((i, took_over), result)| {
-            let key = pending[*i].0.as_str();
-            let owner = lease.owner.as_str();
-            async move {
-                match result {
-                    Ok(()) => {
-                        if let Err(e) = self.log.mark_queued(key, owner, now_ms()).await {
-                            // The event is on the queue, so the delivery can be
-                            // acknowledged; a later redelivery may queue it again
-                            // and the consumer will absorb the copy.
-                            warn!(request_id = owner, dedup_key = key, error = %error_chain(&e), "queued but not marked queued");
-                        }
-                        Ok(*took_over)
-                    }
-                    Err(e) => {
-                        warn!(request_id = owner, dedup_key = key, error = %e, "not queued; lease released for the retry");
-                        if let Err(e) = self.log.release(key, owner).await {
-                            warn!(request_id = owner, dedup_key = key, error = %error_chain(&e), "lease not released; it will lapse");
-                        }
-                        Err(())
-                    }
-                }
-            }
-        });
+        let settle: Vec<_> = to_send
+            .iter()
+            .zip(sent)
+            .map(|((i, took_over), result)| self.settle(&pending[*i].0, owner, *took_over, result))
+            .collect();
         for outcome in stream::iter(settle)
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect::<Vec<_>>()
@@ -228,14 +252,59 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
                 Err(()) => report.failed += 1,
             }
         }
-        report
     }
 
-    /// Claims one event, waiting a bounded time for another delivery that
-    /// holds it.
+    async fn claim_indexed(
+        &self,
+        index: usize,
+        event: NewEvent<'_>,
+        wait: bool,
+        lease: &Lease,
+        expires_at_s: i64,
+        request_id: &str,
+    ) -> (usize, Claim) {
+        (
+            index,
+            self.claim(&event, wait, lease, expires_at_s, request_id)
+                .await,
+        )
+    }
+
+    /// After the send: mark a sent event queued, or release an unsent one.
+    /// Ok(took_over) when the event is on the queue.
+    async fn settle(
+        &self,
+        key: &str,
+        owner: &str,
+        took_over: bool,
+        result: Result<(), crate::queue::QueueError>,
+    ) -> Result<bool, ()> {
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.log.mark_queued(key, owner, now_ms()).await {
+                    // The event is on the queue, so the delivery can be
+                    // acknowledged; a later redelivery may queue it again
+                    // and the consumer will absorb the copy.
+                    warn!(request_id = owner, dedup_key = key, error = %error_chain(&e), "queued but not marked queued");
+                }
+                Ok(took_over)
+            }
+            Err(e) => {
+                warn!(request_id = owner, dedup_key = key, error = %e, "not queued; lease released for the retry");
+                if let Err(e) = self.log.release(key, owner).await {
+                    warn!(request_id = owner, dedup_key = key, error = %error_chain(&e), "lease not released; it will lapse");
+                }
+                Err(())
+            }
+        }
+    }
+
+    /// Claims one event; with `wait`, waits a bounded time for another
+    /// delivery that holds it.
     async fn claim(
         &self,
         event: &NewEvent<'_>,
+        wait: bool,
         lease: &Lease,
         expires_at_s: i64,
         request_id: &str,
@@ -246,6 +315,7 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
             match self.log.claim(event, lease, now_ms(), expires_at_s).await {
                 Ok(ClaimOutcome::Claimed { took_over }) => return Claim::Mine { took_over },
                 Ok(ClaimOutcome::Settled(_)) => return Claim::Duplicate,
+                Ok(ClaimOutcome::InFlight { .. }) if !wait => return Claim::InFlight,
                 Ok(ClaimOutcome::InFlight { lease_until_ms }) => {
                     let waited = started.elapsed();
                     if waited >= self.settings.in_flight_wait {

@@ -1,0 +1,101 @@
+# The two commands: `make demo` and `make test`. Both bootstrap themselves
+# from a fresh machine with only the Rust toolchain and Python 3.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV            := .venv
+PY              := $(VENV)/bin/python
+LOCAL           := .local
+LOCAL_AWS_PORT  ?= 5000
+LOCAL_AWS       := http://127.0.0.1:$(LOCAL_AWS_PORT)
+RESOURCE_PREFIX ?= hubspot-warp
+INVOKE_PORT     ?= 9000
+
+# Every local command talks to the moto server, never to real AWS.
+LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
+	AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+
+.PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
+	release size clean-local
+
+help:
+	@echo "make demo        run the whole system locally and print a report"
+	@echo "make test        fmt, clippy, cfn-lint and every test (bootstraps .venv)"
+	@echo "make local-up    start moto on 127.0.0.1:\$$LOCAL_AWS_PORT (default 5000) and create resources"
+	@echo "make local-down  stop the moto server local-up started"
+	@echo "make watch       cargo lambda watch with the local settings"
+	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
+	@echo "make bench       criterion benches (signature + parse + dedup keys)"
+	@echo "make release     release build of the functions with cargo lambda"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/requirements.txt tests/constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-r tests/requirements.txt -c tests/constraints.txt
+	touch $@
+
+lint: venv
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+test: lint
+	cargo test --workspace --all-targets
+	cargo test --workspace --doc
+
+bench:
+	cargo bench -p hubwarp --bench intake
+
+# --- local AWS ---------------------------------------------------------------
+
+local-up: venv
+	@mkdir -p $(LOCAL)
+	@if $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(LOCAL_AWS)/moto-api/data.json', timeout=1)" 2>/dev/null; then \
+		echo "local AWS already answers on $(LOCAL_AWS); reusing it"; \
+	else \
+		echo "starting moto on $(LOCAL_AWS)"; \
+		nohup $(VENV)/bin/moto_server -H 127.0.0.1 -p $(LOCAL_AWS_PORT) > $(LOCAL)/moto.log 2>&1 & \
+		echo $$! > $(LOCAL)/moto.pid; \
+		for i in $$(seq 1 100); do \
+			$(PY) -c "import urllib.request; urllib.request.urlopen('$(LOCAL_AWS)/moto-api/data.json', timeout=1)" 2>/dev/null && break; \
+			sleep 0.2; \
+		done; \
+	fi
+	@$(LOCAL_ENV) cargo run --quiet -p integration-tests --bin local-aws -- $(RESOURCE_PREFIX) | tee $(LOCAL)/resources.env
+
+local-down:
+	@if [ -f $(LOCAL)/moto.pid ]; then \
+		kill $$(cat $(LOCAL)/moto.pid) 2>/dev/null && echo "stopped moto (pid $$(cat $(LOCAL)/moto.pid))"; \
+		rm -f $(LOCAL)/moto.pid; \
+	else echo "no moto server started by local-up"; fi
+
+# Settings come from [package.metadata.lambda.env] of each function; a
+# variable already set in the environment wins.
+watch: venv
+	$(LOCAL_ENV) cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(INVOKE_PORT)
+
+sign-events:
+	@mkdir -p $(LOCAL)/events
+	cargo build --quiet -p integration-tests --bin sign-event
+	for v in v1 v3; do ./target/debug/sign-event events/unsigned/function-url.json $(LOCAL)/events/webhook-$$v.json $$v; done
+	./target/debug/sign-event events/unsigned/rest-api.json $(LOCAL)/events/webhook-rest-api-v3.json v3
+
+# --- release -----------------------------------------------------------------
+
+# x86_64 here (the only target installed); see README for arm64.
+release: venv
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --compiler cargo --bins
+
+size: release
+	@ls -l target/lambda/*/bootstrap
+
+demo: local-up
+	@echo "demo: receiver flow (the consumer and reconciler join in later issues)"
+	$(LOCAL_ENV) cargo run --quiet -p integration-tests --bin demo
+
+clean-local: local-down
+	rm -rf $(LOCAL)

@@ -1,0 +1,65 @@
+//! The SAM template and the local resources agree on names and keys, and
+//! the function's environment names the settings the code reads.
+
+use hubwarp::store::dynamo_events;
+use integration_tests::resources::{self, DEFAULT_PREFIX};
+use integration_tests::workspace_root;
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let path = workspace_root().join("infra/template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn sub(v: &Value) -> String {
+    match v {
+        Value::Tagged(t) if t.tag == "!Sub" => t.value.as_str().unwrap_or_default().to_string(),
+        other => panic!("expected !Sub, got {other:?}"),
+    }
+}
+
+#[test]
+fn sam_template_matches_local_resources() {
+    let t = template();
+    let r = &t["Resources"];
+    assert_eq!(t["Parameters"]["ResourcePrefix"]["Default"].as_str(), Some(DEFAULT_PREFIX));
+
+    let table = &r["WebhookEventsTable"]["Properties"];
+    assert_eq!(sub(&table["TableName"]), format!("${{ResourcePrefix}}-{}", resources::EVENTS_TABLE_SUFFIX));
+    assert_eq!(table["KeySchema"][0]["AttributeName"].as_str(), Some(dynamo_events::KEY));
+    assert_eq!(table["KeySchema"][0]["KeyType"].as_str(), Some("HASH"));
+    assert_eq!(table["AttributeDefinitions"][0]["AttributeType"].as_str(), Some("S"));
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(dynamo_events::TTL_ATTRIBUTE));
+
+    let queue = &r["SyncQueue"]["Properties"];
+    assert_eq!(sub(&queue["QueueName"]), format!("${{ResourcePrefix}}-{}", resources::SYNC_QUEUE_SUFFIX));
+    assert_eq!(
+        queue["VisibilityTimeout"].as_u64(),
+        Some(u64::from(resources::SYNC_VISIBILITY_TIMEOUT_S))
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+        Some(u64::from(resources::MAX_RECEIVE_COUNT))
+    );
+    let dlq = &r["SyncDeadLetterQueue"]["Properties"];
+    assert_eq!(sub(&dlq["QueueName"]), format!("${{ResourcePrefix}}-{}", resources::SYNC_DLQ_SUFFIX));
+}
+
+#[test]
+fn receiver_environment_names_every_setting_it_reads() {
+    let t = template();
+    let vars = &t["Resources"]["WebhookReceiverFunction"]["Properties"]["Environment"]["Variables"];
+    for name in [
+        "WEBHOOK_EVENTS_TABLE",
+        "SYNC_QUEUE_URL",
+        "HUBSPOT_CLIENT_SECRET_ARN",
+        "HUBSPOT_SIGNATURE_MIN_VERSION",
+        "WEBHOOK_PUBLIC_URL",
+        "MAX_BODY_BYTES",
+        "EVENT_RETENTION_DAYS",
+    ] {
+        assert!(!vars[name].is_null(), "template does not set {name}");
+    }
+    assert!(vars["HUBSPOT_CLIENT_SECRET"].is_null(), "the secret itself never goes in the template");
+}

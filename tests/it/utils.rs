@@ -1,0 +1,168 @@
+//! A receiver wired to fresh tables and queues on the shared moto server.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use hubwarp::hubspot::signature::{ClientSecret, SignatureVersion, Verifier};
+use hubwarp::intake::{Intake, IntakeSettings};
+use hubwarp::queue::SqsQueue;
+use hubwarp::store::DynamoEventLog;
+use integration_tests::fixtures::{self, LOCAL_SECRET, Signing};
+use integration_tests::moto::MotoServer;
+use integration_tests::resources::{self, Names, Resources};
+use lambda_http::http::StatusCode;
+use serde_json::Value;
+use webhook_receiver::{AwsReceiver, Receiver};
+
+pub const HOST: &str = "abc123xyz.lambda-url.us-east-1.on.aws";
+
+pub struct Harness {
+    pub aws: SdkConfig,
+    pub res: Resources,
+    pub receiver: AwsReceiver,
+}
+
+pub struct Options {
+    pub min_version: SignatureVersion,
+    pub max_body_bytes: usize,
+    pub intake: IntakeSettings,
+    pub queue_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            min_version: SignatureVersion::V1,
+            max_body_bytes: 1024 * 1024,
+            intake: IntakeSettings::default(),
+            queue_url: None,
+        }
+    }
+}
+
+impl Harness {
+    pub async fn new(test: &str) -> Self {
+        Self::with(test, Options::default()).await
+    }
+
+    pub async fn with(test: &str, options: Options) -> Self {
+        let aws = MotoServer::shared().sdk_config().await;
+        let res = match resources::ensure(&aws, &Names::unique(test)).await {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let receiver = receiver(&aws, &res, options);
+        Self { aws, res, receiver }
+    }
+
+    /// Another receiver on the same resources (a second Lambda instance, or
+    /// the same one after a fix).
+    pub fn receiver(&self, options: Options) -> AwsReceiver {
+        receiver(&self.aws, &self.res, options)
+    }
+
+    pub fn event(&self, body: &str, signing: Signing) -> Value {
+        let mut event = fixtures::function_url_event(HOST, "/", "", body);
+        fixtures::sign_event(&mut event, LOCAL_SECRET, signing, None);
+        event
+    }
+
+    pub async fn deliver_with(receiver: &AwsReceiver, event: &Value) -> (StatusCode, Value) {
+        let resp = match receiver.handle(fixtures::request(event)).await {
+            Ok(r) => r,
+            Err(e) => panic!("handler failed: {e}"),
+        };
+        let status = resp.status();
+        let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn deliver(&self, body: &str, signing: Signing) -> (StatusCode, Value) {
+        Self::deliver_with(&self.receiver, &self.event(body, signing)).await
+    }
+
+    /// Every message on the sync queue, removed from it.
+    pub async fn drain_queue(&self) -> Vec<Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.aws);
+        let mut out = Vec::new();
+        loop {
+            let resp = sqs
+                .receive_message()
+                .queue_url(&self.res.sync_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receive: {e:?}"));
+            let msgs = resp.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                let body = m.body.unwrap_or_default();
+                out.push(serde_json::from_str(&body).unwrap_or_else(|e| panic!("message {body}: {e}")));
+                sqs.delete_message()
+                    .queue_url(&self.res.sync_queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("delete: {e:?}"));
+            }
+        }
+    }
+
+    pub async fn records(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = ddb
+                .scan()
+                .table_name(self.res.names.events_table())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("scan: {e:?}"));
+            items.extend(resp.items.unwrap_or_default());
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    pub fn log(&self) -> DynamoEventLog {
+        DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&self.aws), self.res.names.events_table())
+    }
+}
+
+fn receiver(aws: &SdkConfig, res: &Resources, o: Options) -> AwsReceiver {
+    Receiver {
+        verifier: Verifier::new(vec![ClientSecret::new(LOCAL_SECRET)], o.min_version),
+        public_url: None,
+        max_body_bytes: o.max_body_bytes,
+        intake: Intake::new(
+            DynamoEventLog::new(aws_sdk_dynamodb::Client::new(aws), res.names.events_table()),
+            SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                o.queue_url.unwrap_or_else(|| res.sync_queue_url.clone()),
+            ),
+            o.intake,
+        ),
+    }
+}
+
+pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> &'a str {
+    item.get(key).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
+}
+
+pub fn dedup_keys(messages: &[Value]) -> Vec<String> {
+    let mut keys: Vec<String> = messages
+        .iter()
+        .map(|m| m["dedupKey"].as_str().unwrap_or_default().to_string())
+        .collect();
+    keys.sort();
+    keys
+}

@@ -1,0 +1,122 @@
+//! A moto server (DynamoDB, SQS, S3, Secrets Manager...) on a free loopback
+//! port, started from the project's `.venv`.
+//!
+//! The server runs under a small Python wrapper that exits when its stdin
+//! closes, so it dies with the test process even when that process is killed
+//! and never leaves a stray server behind.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+const WRAPPER: &str = r#"
+import os, sys, threading
+def watch():
+    sys.stdin.buffer.read()
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+"#;
+
+#[derive(Debug)]
+pub struct MotoServer {
+    pub endpoint: String,
+    _child: Child,
+    _stdin: ChildStdin,
+}
+
+/// Python of the project's venv (`MOTO_PYTHON` overrides).
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join(".venv/bin/python"))
+}
+
+impl MotoServer {
+    /// Starts a server of its own on a free port.
+    pub fn start() -> Result<Self, String> {
+        let python = venv_python();
+        if !python.exists() {
+            return Err(format!(
+                "{} not found: run `make venv` (or `make test`) to create the venv with moto",
+                python.display()
+            ));
+        }
+        let port = free_port()?;
+        let mut child = Command::new(&python)
+            .args(["-c", WRAPPER, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start moto with {}: {e}", python.display()))?;
+        let stdin = child.stdin.take().ok_or("moto stdin missing")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("moto exited with {status}: {err}"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err("moto did not listen within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: child,
+            _stdin: stdin,
+        })
+    }
+
+    /// One server shared by every test of the process; tests keep apart by
+    /// giving their resources a unique prefix.
+    pub fn shared() -> &'static MotoServer {
+        static SERVER: OnceLock<MotoServer> = OnceLock::new();
+        SERVER.get_or_init(|| match MotoServer::start() {
+            Ok(s) => s,
+            Err(e) => panic!("local AWS for tests: {e}"),
+        })
+    }
+
+    /// SDK config for this server: dummy credentials, fixed region, no
+    /// environment lookups (tests must never reach real AWS).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint).await
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self._child.kill();
+        let _ = self._child.wait();
+    }
+}
+
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}

@@ -17,11 +17,17 @@ use crate::utils::{Harness, Options, dedup_keys, s};
 #[tokio::test]
 async fn each_signature_version_is_accepted_and_events_are_queued() {
     let h = Harness::new("versions").await;
-    for (i, signing) in [Signing::V1, Signing::V2, Signing::V3(now_ms())].into_iter().enumerate() {
+    for (i, signing) in [Signing::V1, Signing::V2, Signing::V3(now_ms())]
+        .into_iter()
+        .enumerate()
+    {
         let body = property_changes(2, i * 2);
         let (status, report) = h.deliver(&body, signing).await;
         assert_eq!(status, StatusCode::OK, "{signing:?}: {report}");
-        assert_eq!(report, json!({"received":2,"new":2,"duplicate":0,"requeued":0,"failed":0,"in_flight":0}));
+        assert_eq!(
+            report,
+            json!({"received":2,"new":2,"duplicate":0,"requeued":0,"failed":0,"in_flight":0})
+        );
     }
     let messages = h.drain_queue().await;
     assert_eq!(messages.len(), 6);
@@ -34,12 +40,19 @@ async fn each_signature_version_is_accepted_and_events_are_queued() {
     assert_eq!(m["event"]["propertyName"], "warp_credit_limit");
     assert_eq!(m["event"]["propertyValue"], "1000.00");
     assert_eq!(m["event"]["occurredAt"], 1_763_700_000_000u64);
-    assert_eq!(m["dedupKey"], "62515:4001:100000:5000000:1763700000000:company.propertyChange:warp_credit_limit");
+    assert_eq!(
+        m["dedupKey"],
+        "62515:4001:100000:5000000:1763700000000:company.propertyChange:warp_credit_limit"
+    );
 
     let records = h.records().await;
     assert_eq!(records.len(), 6);
     assert!(records.iter().all(|r| s(r, "status") == "QUEUED"));
-    assert!(records.iter().all(|r| r.contains_key("expires_at") && r.contains_key("message")));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.contains_key("expires_at") && r.contains_key("message"))
+    );
 }
 
 #[tokio::test]
@@ -74,7 +87,9 @@ async fn ten_parallel_deliveries_with_overlapping_events_queue_each_once() {
     let h = Harness::new("parallel").await;
     // Delivery k carries events k*5 .. k*5+20: each overlaps its neighbours.
     let receivers: Vec<_> = (0..10).map(|_| h.receiver(Options::default())).collect();
-    let events: Vec<_> = (0..10).map(|k| h.event(&property_changes(20, k * 5), Signing::V1)).collect();
+    let events: Vec<_> = (0..10)
+        .map(|k| h.event(&property_changes(20, k * 5), Signing::V1))
+        .collect();
     let results = futures::future::join_all(
         receivers
             .iter()
@@ -85,12 +100,22 @@ async fn ten_parallel_deliveries_with_overlapping_events_queue_each_once() {
     for (status, report) in &results {
         assert_eq!(*status, StatusCode::OK, "{report}");
     }
-    let total_new: u64 = results.iter().map(|(_, r)| r["new"].as_u64().unwrap_or(0)).sum();
+    let total_new: u64 = results
+        .iter()
+        .map(|(_, r)| r["new"].as_u64().unwrap_or(0))
+        .sum();
     let unique = 9 * 5 + 20;
-    assert_eq!(total_new, unique as u64, "each event counted new exactly once");
+    assert_eq!(
+        total_new, unique as u64,
+        "each event counted new exactly once"
+    );
     let keys = dedup_keys(&h.drain_queue().await);
     assert_eq!(keys.len(), unique);
-    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), unique, "no event queued twice");
+    assert_eq!(
+        keys.iter().collect::<HashSet<_>>().len(),
+        unique,
+        "no event queued twice"
+    );
 }
 
 #[tokio::test]
@@ -147,16 +172,34 @@ async fn a_delivery_that_died_after_recording_is_taken_over_once_its_lease_lapse
     let log = h.log();
     for e in &events {
         let key = e.dedup_key();
-        let lease = Lease { owner: "dead-instance".into(), until_ms: now_ms() + 300 };
+        let lease = Lease {
+            owner: "dead-instance".into(),
+            until_ms: now_ms() + 300,
+        };
         let claimed = log
-            .claim(&NewEvent { dedup_key: &key, event: e, message: "{}" }, &lease, now_ms(), 0)
+            .claim(
+                &NewEvent {
+                    dedup_key: &key,
+                    event: e,
+                    message: "{}",
+                },
+                &lease,
+                now_ms(),
+                0,
+            )
             .await
             .unwrap();
-        assert!(matches!(claimed, hubwarp::store::ClaimOutcome::Claimed { took_over: false }));
+        assert!(matches!(
+            claimed,
+            hubwarp::store::ClaimOutcome::Claimed { took_over: false }
+        ));
     }
     // A retry that arrives while the lease is live waits, then takes over.
     let receiver = h.receiver(Options {
-        intake: IntakeSettings { in_flight_wait: Duration::from_secs(3), ..IntakeSettings::default() },
+        intake: IntakeSettings {
+            in_flight_wait: Duration::from_secs(3),
+            ..IntakeSettings::default()
+        },
         ..Options::default()
     });
     let (status, report) = Harness::deliver_with(&receiver, &h.event(&body, Signing::V1)).await;
@@ -171,13 +214,28 @@ async fn a_delivery_held_elsewhere_too_long_answers_503_and_queues_nothing() {
     let body = property_changes(1, 0);
     let events = parse_delivery(body.as_bytes()).unwrap();
     let key = events[0].dedup_key();
-    let lease = Lease { owner: "slow-instance".into(), until_ms: now_ms() + 60_000 };
+    let lease = Lease {
+        owner: "slow-instance".into(),
+        until_ms: now_ms() + 60_000,
+    };
     h.log()
-        .claim(&NewEvent { dedup_key: &key, event: &events[0], message: "{}" }, &lease, now_ms(), 0)
+        .claim(
+            &NewEvent {
+                dedup_key: &key,
+                event: &events[0],
+                message: "{}",
+            },
+            &lease,
+            now_ms(),
+            0,
+        )
         .await
         .unwrap();
     let receiver = h.receiver(Options {
-        intake: IntakeSettings { in_flight_wait: Duration::from_millis(300), ..IntakeSettings::default() },
+        intake: IntakeSettings {
+            in_flight_wait: Duration::from_millis(300),
+            ..IntakeSettings::default()
+        },
         ..Options::default()
     });
     let (status, _) = Harness::deliver_with(&receiver, &h.event(&body, Signing::V1)).await;
@@ -191,25 +249,59 @@ async fn every_rejection_leaves_the_table_and_queue_untouched() {
     let good = property_changes(2, 0);
     let stale = now_ms() - 301_000;
     let cases: Vec<(&str, serde_json::Value, StatusCode)> = vec![
-        ("unsigned", h.event(&good, Signing::Unsigned), StatusCode::UNAUTHORIZED),
-        ("wrong secret", h.event(&good, Signing::Wrong(now_ms())), StatusCode::UNAUTHORIZED),
-        ("stale v3", h.event(&good, Signing::V3(stale)), StatusCode::UNAUTHORIZED),
-        ("future v3", h.event(&good, Signing::V3(now_ms() + 301_000)), StatusCode::UNAUTHORIZED),
-        ("not json", h.event("hello", Signing::V1), StatusCode::BAD_REQUEST),
-        ("object not array", h.event(r#"{"eventId":1}"#, Signing::V1), StatusCode::BAD_REQUEST),
+        (
+            "unsigned",
+            h.event(&good, Signing::Unsigned),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong secret",
+            h.event(&good, Signing::Wrong(now_ms())),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "stale v3",
+            h.event(&good, Signing::V3(stale)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "future v3",
+            h.event(&good, Signing::V3(now_ms() + 301_000)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "not json",
+            h.event("hello", Signing::V1),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "object not array",
+            h.event(r#"{"eventId":1}"#, Signing::V1),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             "event missing objectId",
             h.event(&good.replace(r#""objectId":5000001,"#, ""), Signing::V1),
             StatusCode::BAD_REQUEST,
         ),
-        ("too large", h.event(&format!("[{}]", " ".repeat(1024 * 1024)), Signing::V1), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            "too large",
+            h.event(&format!("[{}]", " ".repeat(1024 * 1024)), Signing::V1),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ];
     for (name, event, expected) in cases {
         let (status, body) = Harness::deliver_with(&h.receiver, &event).await;
         assert_eq!(status, expected, "{name}: {body}");
-        assert!(body["code"].is_string() && body["detail"].is_string(), "{name}: {body}");
+        assert!(
+            body["code"].is_string() && body["detail"].is_string(),
+            "{name}: {body}"
+        );
         let detail = body["detail"].as_str().unwrap_or_default();
-        assert!(!detail.contains("warp_credit_limit"), "{name}: payload echoed: {detail}");
+        assert!(
+            !detail.contains("warp_credit_limit"),
+            "{name}: payload echoed: {detail}"
+        );
     }
     let mut get = h.event(&good, Signing::V1);
     get["requestContext"]["http"]["method"] = json!("GET");
@@ -217,7 +309,10 @@ async fn every_rejection_leaves_the_table_and_queue_untouched() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 
     // A v1 request when v3 is required.
-    let strict = h.receiver(Options { min_version: SignatureVersion::V3, ..Options::default() });
+    let strict = h.receiver(Options {
+        min_version: SignatureVersion::V3,
+        ..Options::default()
+    });
     let (status, body) = Harness::deliver_with(&strict, &h.event(&good, Signing::V1)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
@@ -225,7 +320,13 @@ async fn every_rejection_leaves_the_table_and_queue_untouched() {
     let mixed = good.replace(r#""occurredAt":1763700001000"#, r#""occurredAt":"soon""#);
     let (status, body) = h.deliver(&mixed, Signing::V1).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap_or_default().starts_with("event 1:"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("event 1:"),
+        "{body}"
+    );
 
     assert!(h.records().await.is_empty());
     assert!(h.drain_queue().await.is_empty());

@@ -63,10 +63,16 @@ fn signatures_match_the_official_python_sdk() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(Value::Array(cases.clone()).to_string().as_bytes()).expect("write");
+        stdin
+            .write_all(Value::Array(cases.clone()).to_string().as_bytes())
+            .expect("write");
     }
     let out = child.wait_with_output().expect("sdk ran");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sdk: Vec<Value> = serde_json::from_slice(&out.stdout).expect("sdk json");
     assert_eq!(sdk.len(), cases.len());
 
@@ -76,8 +82,14 @@ fn signatures_match_the_official_python_sdk() {
         let uri = c["uri"].as_str().unwrap();
         let ts = c["ts"].as_str().unwrap();
         assert_eq!(sign_v1(&secret, body), expected["v1"].as_str().unwrap());
-        assert_eq!(sign_v2(&secret, "POST", uri, body), expected["v2"].as_str().unwrap());
-        assert_eq!(sign_v3(&secret, "POST", uri, body, ts), expected["v3"].as_str().unwrap());
+        assert_eq!(
+            sign_v2(&secret, "POST", uri, body),
+            expected["v2"].as_str().unwrap()
+        );
+        assert_eq!(
+            sign_v3(&secret, "POST", uri, body, ts),
+            expected["v3"].as_str().unwrap()
+        );
 
         // And the verifier accepts what the SDK produced, over the URI as called.
         let verifier = Verifier::new(vec![secret], SignatureVersion::V1);
@@ -90,7 +102,11 @@ fn signatures_match_the_official_python_sdk() {
                 method: "POST",
                 uri,
                 body,
-                headers: SignatureHeaders { signature: sig.as_str(), version: header_version, ..Default::default() },
+                headers: SignatureHeaders {
+                    signature: sig.as_str(),
+                    version: header_version,
+                    ..Default::default()
+                },
             };
             assert_eq!(verifier.verify(&req, now), Ok(version));
         }

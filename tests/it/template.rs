@@ -23,17 +23,35 @@ fn sub(v: &Value) -> String {
 fn sam_template_matches_local_resources() {
     let t = template();
     let r = &t["Resources"];
-    assert_eq!(t["Parameters"]["ResourcePrefix"]["Default"].as_str(), Some(DEFAULT_PREFIX));
+    assert_eq!(
+        t["Parameters"]["ResourcePrefix"]["Default"].as_str(),
+        Some(DEFAULT_PREFIX)
+    );
 
     let table = &r["WebhookEventsTable"]["Properties"];
-    assert_eq!(sub(&table["TableName"]), format!("${{ResourcePrefix}}-{}", resources::EVENTS_TABLE_SUFFIX));
-    assert_eq!(table["KeySchema"][0]["AttributeName"].as_str(), Some(dynamo_events::KEY));
+    assert_eq!(
+        sub(&table["TableName"]),
+        format!("${{ResourcePrefix}}-{}", resources::EVENTS_TABLE_SUFFIX)
+    );
+    assert_eq!(
+        table["KeySchema"][0]["AttributeName"].as_str(),
+        Some(dynamo_events::KEY)
+    );
     assert_eq!(table["KeySchema"][0]["KeyType"].as_str(), Some("HASH"));
-    assert_eq!(table["AttributeDefinitions"][0]["AttributeType"].as_str(), Some("S"));
-    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(dynamo_events::TTL_ATTRIBUTE));
+    assert_eq!(
+        table["AttributeDefinitions"][0]["AttributeType"].as_str(),
+        Some("S")
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(dynamo_events::TTL_ATTRIBUTE)
+    );
 
     let queue = &r["SyncQueue"]["Properties"];
-    assert_eq!(sub(&queue["QueueName"]), format!("${{ResourcePrefix}}-{}", resources::SYNC_QUEUE_SUFFIX));
+    assert_eq!(
+        sub(&queue["QueueName"]),
+        format!("${{ResourcePrefix}}-{}", resources::SYNC_QUEUE_SUFFIX)
+    );
     assert_eq!(
         queue["VisibilityTimeout"].as_u64(),
         Some(u64::from(resources::SYNC_VISIBILITY_TIMEOUT_S))
@@ -43,7 +61,10 @@ fn sam_template_matches_local_resources() {
         Some(u64::from(resources::MAX_RECEIVE_COUNT))
     );
     let dlq = &r["SyncDeadLetterQueue"]["Properties"];
-    assert_eq!(sub(&dlq["QueueName"]), format!("${{ResourcePrefix}}-{}", resources::SYNC_DLQ_SUFFIX));
+    assert_eq!(
+        sub(&dlq["QueueName"]),
+        format!("${{ResourcePrefix}}-{}", resources::SYNC_DLQ_SUFFIX)
+    );
 }
 
 #[test]
@@ -61,5 +82,8 @@ fn receiver_environment_names_every_setting_it_reads() {
     ] {
         assert!(!vars[name].is_null(), "template does not set {name}");
     }
-    assert!(vars["HUBSPOT_CLIENT_SECRET"].is_null(), "the secret itself never goes in the template");
+    assert!(
+        vars["HUBSPOT_CLIENT_SECRET"].is_null(),
+        "the secret itself never goes in the template"
+    );
 }

@@ -102,7 +102,9 @@ impl Harness {
             }
             for m in msgs {
                 let body = m.body.unwrap_or_default();
-                out.push(serde_json::from_str(&body).unwrap_or_else(|e| panic!("message {body}: {e}")));
+                out.push(
+                    serde_json::from_str(&body).unwrap_or_else(|e| panic!("message {body}: {e}")),
+                );
                 sqs.delete_message()
                     .queue_url(&self.res.sync_queue_url)
                     .receipt_handle(m.receipt_handle.unwrap_or_default())
@@ -134,7 +136,10 @@ impl Harness {
     }
 
     pub fn log(&self) -> DynamoEventLog {
-        DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&self.aws), self.res.names.events_table())
+        DynamoEventLog::new(
+            aws_sdk_dynamodb::Client::new(&self.aws),
+            self.res.names.events_table(),
+        )
     }
 }
 
@@ -155,7 +160,9 @@ fn receiver(aws: &SdkConfig, res: &Resources, o: Options) -> AwsReceiver {
 }
 
 pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> &'a str {
-    item.get(key).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
 }
 
 pub fn dedup_keys(messages: &[Value]) -> Vec<String> {

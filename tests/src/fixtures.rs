@@ -61,7 +61,10 @@ pub fn function_url_event(host: &str, raw_path: &str, raw_query: &str, body: &st
 
 /// The body of an event as the function sees it (base64-decoded if so).
 pub fn event_body(event: &Value) -> Vec<u8> {
-    let raw = event.get("body").and_then(Value::as_str).unwrap_or_default();
+    let raw = event
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
         base64::engine::general_purpose::STANDARD
             .decode(raw)
@@ -85,7 +88,10 @@ pub fn sign_event(event: &mut Value, secret: &str, signing: Signing, public_url:
             set.push((HEADER_SIGNATURE_VERSION, "v1".into()));
         }
         Signing::V2 => {
-            set.push((HEADER_SIGNATURE, signature::sign_v2(&secret, &method, &uri, &body)));
+            set.push((
+                HEADER_SIGNATURE,
+                signature::sign_v2(&secret, &method, &uri, &body),
+            ));
             set.push((HEADER_SIGNATURE_VERSION, "v2".into()));
         }
         Signing::V3(ts) | Signing::Wrong(ts) => {
@@ -95,7 +101,10 @@ pub fn sign_event(event: &mut Value, secret: &str, signing: Signing, public_url:
                 secret
             };
             let ts = ts.to_string();
-            set.push((HEADER_SIGNATURE_V3, signature::sign_v3(&key, &method, &uri, &body, &ts)));
+            set.push((
+                HEADER_SIGNATURE_V3,
+                signature::sign_v3(&key, &method, &uri, &body, &ts),
+            ));
             set.push((HEADER_TIMESTAMP, ts));
         }
         Signing::Unsigned => {}

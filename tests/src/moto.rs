@@ -5,7 +5,6 @@
 //! closes, so it dies with the test process even when that process is killed
 //! and never leaves a stray server behind.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -50,11 +49,16 @@ impl MotoServer {
             ));
         }
         let port = free_port()?;
+        // Werkzeug logs every request: to a file, never to an unread pipe
+        // (a full pipe blocks the server).
+        let log_path = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut child = Command::new(&python)
             .args(["-c", WRAPPER, &port.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start moto with {}: {e}", python.display()))?;
         let stdin = child.stdin.take().ok_or("moto stdin missing")?;
@@ -62,10 +66,7 @@ impl MotoServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(format!("moto exited with {status}: {err}"));
             }
             if Instant::now() > deadline {
@@ -110,6 +111,8 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        // A stuck call fails the test instead of hanging it.
+        .timeout_config(hubwarp::aws::timeouts(std::time::Duration::from_secs(30)))
         .load()
         .await
 }

@@ -134,7 +134,10 @@ async fn ensure_events_table(aws: &SdkConfig, names: &Names) -> Result<(), Setup
         })
 }
 
-async fn ensure_sync_queues(aws: &SdkConfig, names: &Names) -> Result<(String, String), SetupError> {
+async fn ensure_sync_queues(
+    aws: &SdkConfig,
+    names: &Names,
+) -> Result<(String, String), SetupError> {
     let sqs = aws_sdk_sqs::Client::new(aws);
     let dlq_url = sqs
         .create_queue()

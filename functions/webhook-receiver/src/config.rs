@@ -38,14 +38,22 @@ impl Config {
             sync_queue_url: {
                 let url = env.required("SYNC_QUEUE_URL")?;
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(SettingError::malformed("SYNC_QUEUE_URL", "must be an SQS queue URL"));
+                    return Err(SettingError::malformed(
+                        "SYNC_QUEUE_URL",
+                        "must be an SQS queue URL",
+                    ));
                 }
                 url.to_string()
             },
             client_secret: SecretSource::from_env(env, "HUBSPOT_CLIENT_SECRET")?,
-            min_signature_version: env.parse_or("HUBSPOT_SIGNATURE_MIN_VERSION", SignatureVersion::V1)?,
+            min_signature_version: env
+                .parse_or("HUBSPOT_SIGNATURE_MIN_VERSION", SignatureVersion::V1)?,
             public_url: env.optional_url("WEBHOOK_PUBLIC_URL")?,
-            max_body_bytes: env.parse_in_range("MAX_BODY_BYTES", 1024 * 1024, 1024..=LAMBDA_PAYLOAD_LIMIT)?,
+            max_body_bytes: env.parse_in_range(
+                "MAX_BODY_BYTES",
+                1024 * 1024,
+                1024..=LAMBDA_PAYLOAD_LIMIT,
+            )?,
             event_retention_days: env.parse_in_range("EVENT_RETENTION_DAYS", 30, 2..=365)?,
         })
     }
@@ -94,14 +102,23 @@ mod tests {
             ("EVENT_RETENTION_DAYS", "0"),
             ("SYNC_QUEUE_URL", "sync"),
         ] {
-            let e = with(&[(name, bad)], if name == "SYNC_QUEUE_URL" { name } else { "" })
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(name), "{name}={bad}: {e}");
-        }
-        let e = with(&[("HUBSPOT_CLIENT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x")], "")
+            let e = with(
+                &[(name, bad)],
+                if name == "SYNC_QUEUE_URL" { name } else { "" },
+            )
             .unwrap_err()
             .to_string();
+            assert!(e.contains(name), "{name}={bad}: {e}");
+        }
+        let e = with(
+            &[(
+                "HUBSPOT_CLIENT_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:x",
+            )],
+            "",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("HUBSPOT_CLIENT_SECRET_ARN"), "{e}");
     }
 

@@ -42,7 +42,9 @@ enum Rejection {
     Signature(#[from] SignatureError),
     #[error(transparent)]
     Payload(#[from] PayloadError),
-    #[error("{failed} event(s) could not be recorded or queued and {in_flight} are held by another delivery; retry")]
+    #[error(
+        "{failed} event(s) could not be recorded or queued and {in_flight} are held by another delivery; retry"
+    )]
     Incomplete { failed: usize, in_flight: usize },
 }
 

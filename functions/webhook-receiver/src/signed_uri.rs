@@ -58,3 +58,109 @@ pub fn signed_uri(req: &Request, public_url: Option<&str>) -> String {
     }
     uri
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(event: &str) -> Request {
+        lambda_http::request::from_str(event).expect("valid event")
+    }
+
+    const FUNCTION_URL: &str = r#"{"version":"2.0","routeKey":"$default","rawPath":"/hooks/hubspot",
+      "rawQueryString":"portal=1&next=https%3A%2F%2Fx","headers":{"host":"abc.lambda-url.us-east-1.on.aws",
+      "x-forwarded-proto":"https"},"requestContext":{"domainName":"abc.lambda-url.us-east-1.on.aws",
+      "http":{"method":"POST","path":"/hooks/hubspot","protocol":"HTTP/1.1","sourceIp":"1.2.3.4","userAgent":"x"},
+      "requestId":"r","routeKey":"$default","stage":"$default","time":"t","timeEpoch":0,"accountId":"a","apiId":"abc"},
+      "body":"[]","isBase64Encoded":false}"#;
+
+    #[test]
+    fn function_url_keeps_raw_path_and_query() {
+        assert_eq!(
+            signed_uri(&req(FUNCTION_URL), None),
+            "https://abc.lambda-url.us-east-1.on.aws/hooks/hubspot?portal=1&next=https%3A%2F%2Fx"
+        );
+    }
+
+    #[test]
+    fn public_url_replaces_host_and_path() {
+        let r = req(FUNCTION_URL);
+        assert_eq!(
+            signed_uri(&r, Some("https://hooks.example.com/hubspot")),
+            "https://hooks.example.com/hubspot?portal=1&next=https%3A%2F%2Fx"
+        );
+        assert_eq!(
+            signed_uri(&r, Some("https://hooks.example.com/hubspot?fixed=1")),
+            "https://hooks.example.com/hubspot?fixed=1"
+        );
+    }
+
+    #[test]
+    fn http_api_with_a_named_stage() {
+        let event = FUNCTION_URL
+            .replace(
+                r#""rawPath":"/hooks/hubspot""#,
+                r#""rawPath":"/prod/hooks/hubspot""#,
+            )
+            .replace(r#""stage":"$default""#, r#""stage":"prod""#)
+            .replace(
+                r#""rawQueryString":"portal=1&next=https%3A%2F%2Fx""#,
+                r#""rawQueryString":"""#,
+            )
+            .replace("abc.lambda-url.us-east-1.on.aws", "api.example.com");
+        assert_eq!(
+            signed_uri(&req(&event), None),
+            "https://api.example.com/prod/hooks/hubspot"
+        );
+    }
+
+    const REST: &str = r#"{"resource":"/webhooks/hubspot","path":"/webhooks/hubspot","httpMethod":"POST",
+      "headers":{"Host":"k2v8.execute-api.eu-west-1.amazonaws.com","X-Forwarded-Proto":"https"},
+      "multiValueHeaders":{},"queryStringParameters":null,"multiValueQueryStringParameters":null,
+      "requestContext":{"path":"/prod/webhooks/hubspot","stage":"prod","httpMethod":"POST","accountId":"1",
+      "resourcePath":"/webhooks/hubspot","requestId":"r","identity":{},"apiId":"k2v8"},
+      "body":"[]","isBase64Encoded":false}"#;
+
+    #[test]
+    fn rest_api_keeps_the_stage_in_the_path() {
+        assert_eq!(
+            signed_uri(&req(REST), None),
+            "https://k2v8.execute-api.eu-west-1.amazonaws.com/prod/webhooks/hubspot"
+        );
+    }
+
+    #[test]
+    fn rest_api_without_context_path_prefixes_the_stage() {
+        let event = REST.replace(r#""path":"/prod/webhooks/hubspot","#, "");
+        assert_eq!(
+            signed_uri(&req(&event), None),
+            "https://k2v8.execute-api.eu-west-1.amazonaws.com/prod/webhooks/hubspot"
+        );
+    }
+
+    #[test]
+    fn rest_api_on_a_custom_domain_uses_the_path_as_called() {
+        let event = REST
+            .replace(
+                r#""path":"/prod/webhooks/hubspot""#,
+                r#""path":"/crm/webhooks/hubspot""#,
+            )
+            .replace(
+                "k2v8.execute-api.eu-west-1.amazonaws.com",
+                "hooks.example.com",
+            );
+        assert_eq!(
+            signed_uri(&req(&event), None),
+            "https://hooks.example.com/crm/webhooks/hubspot"
+        );
+    }
+
+    #[test]
+    fn scheme_follows_x_forwarded_proto() {
+        let event = FUNCTION_URL.replace(
+            r#""x-forwarded-proto":"https""#,
+            r#""x-forwarded-proto":"http""#,
+        );
+        assert!(signed_uri(&req(&event), None).starts_with("http://abc."));
+    }
+}

@@ -261,22 +261,45 @@ fn error_chain_joins_causes() {
 async fn overlapping_deliveries_never_wait_on_each_other_in_a_circle() {
     // Delivery B holds Y and will only finish once X is queued (it carries X
     // too). Delivery A carries X and Y. A must queue X before waiting on Y.
-    let settings = IntakeSettings { in_flight_wait: Duration::from_millis(1_500), ..Default::default() };
-    let intake = Arc::new(Intake::new(MemoryEventLog::new(), MemoryQueue::new(), settings));
+    let settings = IntakeSettings {
+        in_flight_wait: Duration::from_millis(1_500),
+        ..Default::default()
+    };
+    let intake = Arc::new(Intake::new(
+        MemoryEventLog::new(),
+        MemoryQueue::new(),
+        settings,
+    ));
     let raw = body(2);
     let events = parse_delivery(raw.as_bytes()).unwrap();
     let (x, y) = (events[0].dedup_key(), events[1].dedup_key());
-    let lease = Lease { owner: "B".into(), until_ms: now_ms() + 60_000 };
+    let lease = Lease {
+        owner: "B".into(),
+        until_ms: now_ms() + 60_000,
+    };
     intake
         .log()
-        .claim(&NewEvent { dedup_key: &y, event: &events[1], message: "{}" }, &lease, now_ms(), 0)
+        .claim(
+            &NewEvent {
+                dedup_key: &y,
+                event: &events[1],
+                message: "{}",
+            },
+            &lease,
+            now_ms(),
+            0,
+        )
         .await
         .unwrap();
     let b = {
         let intake = intake.clone();
         tokio::spawn(async move {
             for _ in 0..100 {
-                if intake.log().get(&x).is_some_and(|r| r.status == EventStatus::Queued) {
+                if intake
+                    .log()
+                    .get(&x)
+                    .is_some_and(|r| r.status == EventStatus::Queued)
+                {
                     return intake.log().mark_queued(&y, "B", now_ms()).await.unwrap();
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -286,5 +309,13 @@ async fn overlapping_deliveries_never_wait_on_each_other_in_a_circle() {
     };
     let report = intake.accept(&events, "A").await;
     assert!(b.await.unwrap(), "B saw X queued and finished");
-    assert_eq!(report, IntakeReport { received: 2, new: 1, duplicate: 1, ..Default::default() });
+    assert_eq!(
+        report,
+        IntakeReport {
+            received: 2,
+            new: 1,
+            duplicate: 1,
+            ..Default::default()
+        }
+    );
 }

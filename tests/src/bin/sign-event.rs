@@ -24,7 +24,9 @@ fn main() -> Result<(), String> {
     let mut event: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{input}: {e}"))?;
     let secret = std::env::var("HUBSPOT_CLIENT_SECRET").unwrap_or_else(|_| LOCAL_SECRET.into());
-    let public_url = std::env::var("WEBHOOK_PUBLIC_URL").ok().filter(|u| !u.is_empty());
+    let public_url = std::env::var("WEBHOOK_PUBLIC_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     sign_event(&mut event, &secret, signing, public_url.as_deref());
     let pretty = serde_json::to_string_pretty(&event).map_err(|e| e.to_string())?;
     if let Some(dir) = std::path::Path::new(output).parent() {

@@ -5,7 +5,6 @@
 //! 100-event delivery allocates little beyond the event vector.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -138,30 +137,41 @@ impl WebhookEvent<'_> {
     /// unique. Kept readable so an operator can find an event in the table by
     /// eye; the free-text parts are escaped so no two changes share a key.
     pub fn dedup_key(&self) -> String {
-        let mut key = String::with_capacity(96);
-        // Writing to a String cannot fail.
-        let _ = write!(
-            key,
-            "{}:{}:{}:{}:{}:",
-            self.portal_id, self.subscription_id, self.event_id, self.object_id, self.occurred_at
+        // Hot path (100 keys per delivery): itoa and one allocation instead
+        // of `format!`, which costs several times more here.
+        let mut key = String::with_capacity(
+            5 * 21
+                + self.subscription_type.len()
+                + self.property_name.as_deref().map_or(48, str::len)
+                + 8,
         );
+        let mut num = itoa::Buffer::new();
+        for n in [
+            self.portal_id,
+            self.subscription_id,
+            self.event_id,
+            self.object_id,
+        ] {
+            key.push_str(num.format(n));
+            key.push(':');
+        }
+        key.push_str(num.format(self.occurred_at));
+        key.push(':');
         push_escaped(&mut key, &self.subscription_type);
         key.push(':');
         if let Some(property) = &self.property_name {
             push_escaped(&mut key, property);
         } else if let Some(assoc) = &self.association_type {
             push_escaped(&mut key, assoc);
-            let _ = write!(
-                key,
-                "/{}/{}/{}",
-                self.from_object_id.unwrap_or_default(),
-                self.to_object_id.unwrap_or_default(),
-                if self.association_removed == Some(true) {
-                    "removed"
-                } else {
-                    "added"
-                }
-            );
+            for n in [self.from_object_id, self.to_object_id] {
+                key.push('/');
+                key.push_str(num.format(n.unwrap_or_default()));
+            }
+            key.push_str(if self.association_removed == Some(true) {
+                "/removed"
+            } else {
+                "/added"
+            });
         } else {
             key.push('-');
         }
@@ -200,7 +210,7 @@ impl WebhookEvent<'_> {
 }
 
 fn push_escaped(out: &mut String, s: &str) {
-    if !s.contains([':', '%', '/']) {
+    if !s.bytes().any(|b| matches!(b, b':' | b'%' | b'/')) {
         out.push_str(s);
         return;
     }
@@ -231,7 +241,7 @@ pub enum PayloadError {
 /// The fast path is a single typed parse. Only when it fails is the body
 /// parsed again, to say precisely which event and field are wrong.
 pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookEvent<'_>>, PayloadError> {
-    let events: Vec<WebhookEvent<'_>> = match serde_json::from_slice(body) {
+    let events: Vec<WebhookEvent<'_>> = match sonic_rs::from_slice(body) {
         Ok(events) => events,
         Err(_) => return Err(explain(body)),
     };

@@ -17,6 +17,12 @@ LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
 	AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
+# What the functions need to find the resources of local-up when the port or
+# prefix differ from the defaults in their [package.metadata.lambda.env].
+FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
+	WEBHOOK_EVENTS_TABLE=$(RESOURCE_PREFIX)-webhook-events \
+	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
+
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
 	release size clean-local
 
@@ -76,7 +82,7 @@ local-down:
 # Settings come from [package.metadata.lambda.env] of each function; a
 # variable already set in the environment wins.
 watch: venv
-	$(LOCAL_ENV) cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(INVOKE_PORT)
+	$(LOCAL_ENV) $(FUNCTION_ENV) cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(INVOKE_PORT)
 
 sign-events:
 	@mkdir -p $(LOCAL)/events
@@ -94,8 +100,10 @@ size: release
 	@ls -l target/lambda/*/bootstrap
 
 demo: local-up
-	@echo "demo: receiver flow (the consumer and reconciler join in later issues)"
-	$(LOCAL_ENV) cargo run --quiet -p integration-tests --bin demo
+	@echo "demo: the receiver flow (the consumer and the reconciler join in later issues)"
+	cargo build --quiet -p webhook-receiver
+	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
+		cargo run --quiet -p integration-tests --bin demo
 
 clean-local: local-down
 	rm -rf $(LOCAL)

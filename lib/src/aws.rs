@@ -7,17 +7,37 @@
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+use crate::settings::Env;
 
 /// Loads the SDK config with a time budget per call. The SDK sets no
 /// operation timeout by default, so one stuck connection would otherwise
 /// hold a request until the Lambda timeout: with a budget, the call fails,
 /// is retried within it, and the caller answers in time.
-pub async fn load(call_budget: Duration) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts(call_budget))
-        .load()
-        .await
+///
+/// Endpoint, region and keys are taken from `env` when it has them, so that
+/// local defaults (see [`crate::settings::LOCAL_DEFAULTS`]) reach the SDK
+/// too; in AWS these are Lambda's own variables, read the same way.
+pub async fn load(env: &Env, call_budget: Duration) -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(call_budget));
+    if let Some(url) = env.optional("AWS_ENDPOINT_URL") {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = env.optional("AWS_REGION") {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    if let (Some(key), Some(secret)) = (
+        env.optional("AWS_ACCESS_KEY_ID"),
+        env.optional("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        let token = env.optional("AWS_SESSION_TOKEN").map(str::to_string);
+        loader =
+            loader.credentials_provider(Credentials::new(key, secret, token, None, "environment"));
+    }
+    loader.load().await
 }
 
 pub fn timeouts(call_budget: Duration) -> TimeoutConfig {

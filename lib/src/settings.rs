@@ -27,16 +27,44 @@ impl SettingError {
     }
 }
 
+/// Local defaults, one `KEY=VALUE` per line, applied under the process
+/// environment. `cargo lambda watch` lets `[package.metadata.lambda.env]`
+/// override the shell; carrying the defaults in this one variable keeps
+/// "a variable set in the environment wins" true for local runs. Never set
+/// in AWS.
+pub const LOCAL_DEFAULTS: &str = "HUBWARP_LOCAL_DEFAULTS";
+
 /// A source of settings: the process environment, or a map in tests.
 pub struct Env {
     vars: HashMap<String, String>,
 }
 
 impl Env {
-    pub fn from_process() -> Self {
-        Self {
-            vars: std::env::vars().collect(),
+    /// The process environment, with [`LOCAL_DEFAULTS`] filling the gaps.
+    pub fn from_process() -> Result<Self, SettingError> {
+        Self::with_local_defaults(std::env::vars().collect())
+    }
+
+    fn with_local_defaults(mut vars: HashMap<String, String>) -> Result<Self, SettingError> {
+        if let Some(defaults) = vars.remove(LOCAL_DEFAULTS) {
+            for (n, line) in defaults.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (key, value) = line.split_once('=').ok_or_else(|| {
+                    SettingError::malformed(
+                        LOCAL_DEFAULTS,
+                        format!("line {} is not KEY=VALUE", n + 1),
+                    )
+                })?;
+                let key = key.trim();
+                if vars.get(key).is_none_or(|v| v.trim().is_empty()) {
+                    vars.insert(key.to_string(), value.trim().to_string());
+                }
+            }
         }
+        Ok(Self { vars })
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
@@ -137,6 +165,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("12 is outside 1..=10"), "{e}");
+    }
+
+    #[test]
+    fn local_defaults_fill_gaps_and_never_override() {
+        let vars: HashMap<String, String> = [
+            ("A", "from-shell"),
+            ("EMPTY", ""),
+            (
+                LOCAL_DEFAULTS,
+                "# comment\nA=default-a\n\nB = default-b\nEMPTY=filled\nC=x=y",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = Env::with_local_defaults(vars).unwrap();
+        assert_eq!(env.optional("A"), Some("from-shell"));
+        assert_eq!(env.optional("B"), Some("default-b"));
+        assert_eq!(env.optional("EMPTY"), Some("filled"));
+        assert_eq!(env.optional("C"), Some("x=y"));
+        assert_eq!(env.optional(LOCAL_DEFAULTS), None);
+
+        let bad: HashMap<String, String> =
+            [(LOCAL_DEFAULTS.to_string(), "A=1\nnonsense".to_string())].into();
+        let e = Env::with_local_defaults(bad).err().unwrap().to_string();
+        assert!(e.contains(LOCAL_DEFAULTS) && e.contains("line 2"), "{e}");
     }
 
     #[test]

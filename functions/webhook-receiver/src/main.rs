@@ -17,8 +17,9 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn start() -> Result<AwsReceiver, webhook_receiver::StartupError> {
-    let config = Config::from_env(&Env::from_process())?;
+    let env = Env::from_process()?;
+    let config = Config::from_env(&env)?;
     // HubSpot waits 5 s for an answer: no single AWS call may take most of it.
-    let aws = hubwarp::aws::load(std::time::Duration::from_millis(2_000)).await;
+    let aws = hubwarp::aws::load(&env, std::time::Duration::from_millis(2_000)).await;
     AwsReceiver::from_config(&config, &aws).await
 }

@@ -11,6 +11,7 @@ LOCAL_AWS_PORT  ?= 5000
 LOCAL_AWS       := http://127.0.0.1:$(LOCAL_AWS_PORT)
 RESOURCE_PREFIX ?= hubspot-warp
 INVOKE_PORT     ?= 9000
+FUNCTIONS       := webhook-receiver
 
 # Every local command talks to the moto server, never to real AWS.
 LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
@@ -24,7 +25,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
-	release size clean-local
+	release size rss clean-local
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
@@ -35,6 +36,7 @@ help:
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
 	@echo "make release     release build of the functions with cargo lambda"
+	@echo "make size / rss  release binary sizes / receiver memory after 1000 invocations"
 
 venv: $(VENV)/.installed
 
@@ -49,9 +51,12 @@ lint: venv
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
 
+# The tally at the end sums every test binary's result line, so the last
+# line says what ran (cargo's own last line may be a binary with no tests).
 test: lint
-	cargo test --workspace --all-targets
-	cargo test --workspace --doc
+	@mkdir -p $(LOCAL)
+	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(LOCAL)/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(LOCAL)/test.log
 
 bench:
 	cargo bench -p hubwarp --bench intake
@@ -94,10 +99,16 @@ sign-events:
 
 # x86_64 here (the only target installed); see README for arm64.
 release: venv
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --compiler cargo --bins
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --compiler cargo \
+		$(addprefix --package ,$(FUNCTIONS))
 
 size: release
 	@ls -l target/lambda/*/bootstrap
+
+# Resident memory of the release receiver after N invocations (default 1000).
+rss: local-up
+	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
+		cargo run --quiet -p integration-tests --bin rss-probe
 
 demo: local-up
 	@echo "demo: the receiver flow (the consumer and the reconciler join in later issues)"

@@ -4,5 +4,6 @@
 mod fixtures_in_events;
 mod receiver;
 mod sdk_crosscheck;
+mod secrets;
 mod template;
 mod utils;

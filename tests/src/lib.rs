@@ -3,6 +3,7 @@
 //! and request fixtures. Never shipped.
 
 pub mod fixtures;
+pub mod local;
 pub mod moto;
 pub mod resources;
 

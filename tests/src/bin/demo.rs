@@ -7,138 +7,14 @@
 //! again on the same local AWS.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
-use hubwarp::hubspot::signature::{self, ClientSecret};
 use integration_tests::fixtures::LOCAL_SECRET;
+use integration_tests::local::{Result, Sender, Sig, start_watch};
 use integration_tests::moto::sdk_config_for;
 use integration_tests::resources::{DEFAULT_PREFIX, Names, Resources, ensure};
-use integration_tests::workspace_root;
-
-type Result<T> = std::result::Result<T, String>;
-
-/// `cargo lambda watch`, stopped with its whole process group on drop.
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_watch(port: u16, public_url: &str) -> Result<Watch> {
-    let root = workspace_root();
-    let log_path = root.join(".local/watch.log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new("cargo")
-        .args([
-            "lambda",
-            "watch",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-        ])
-        .arg(port.to_string())
-        .current_dir(&root)
-        // The URL HubSpot would be configured with; a set variable wins over
-        // the function's local defaults.
-        .env("WEBHOOK_PUBLIC_URL", public_url)
-        .stdout(log)
-        .stderr(err)
-        .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start cargo lambda watch (make venv?): {e}"))?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline {
-            return Err(
-                "cargo lambda watch did not listen within 60 s; see .local/watch.log".into(),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(Watch(child))
-}
-
-struct Sender {
-    http: reqwest::Client,
-    url: String,
-    secret: ClientSecret,
-}
-
-#[derive(Clone, Copy)]
-enum Sig {
-    V1,
-    V3,
-    StaleV3,
-    WrongSecret,
-}
-
-impl Sender {
-    async fn post(&self, body: &str, sig: Sig) -> Result<(u16, String)> {
-        let now = hubwarp::time::now_ms();
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json");
-        match sig {
-            Sig::V1 => {
-                req = req
-                    .header(
-                        signature::HEADER_SIGNATURE,
-                        signature::sign_v1(&self.secret, body.as_bytes()),
-                    )
-                    .header(signature::HEADER_SIGNATURE_VERSION, "v1");
-            }
-            Sig::V3 | Sig::StaleV3 | Sig::WrongSecret => {
-                let ts = if matches!(sig, Sig::StaleV3) {
-                    now - 600_000
-                } else {
-                    now
-                }
-                .to_string();
-                let key = if matches!(sig, Sig::WrongSecret) {
-                    ClientSecret::new("someone-elses-secret")
-                } else {
-                    self.secret.clone()
-                };
-                let v3 = signature::sign_v3(&key, "POST", &self.url, body.as_bytes(), &ts);
-                req = req
-                    .header(signature::HEADER_SIGNATURE_V3, v3)
-                    .header(signature::HEADER_TIMESTAMP, ts);
-            }
-        }
-        let resp = req
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.text().await.unwrap_or_default()))
-    }
-
-    async fn get(&self) -> Result<u16> {
-        let resp = self
-            .http
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(resp.status().as_u16())
-    }
-}
 
 /// `n` company property changes with ids from `base` (the clock).
 fn deliveries(base: u64, n: usize, offset: usize, attempt: u32) -> String {
@@ -240,15 +116,8 @@ async fn main() -> Result<()> {
     println!(
         "starting the functions under cargo lambda watch on 127.0.0.1:{port} (log: .local/watch.log)"
     );
-    let _watch = start_watch(port, &url)?;
-    let sender = Sender {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| e.to_string())?,
-        url: url.clone(),
-        secret: ClientSecret::new(LOCAL_SECRET),
-    };
+    let _watch = start_watch(port, &url, false)?;
+    let sender = Sender::new(&url, LOCAL_SECRET)?;
 
     let started = hubwarp::time::now_ms();
     let depth_before = queue_depth(&aws, &res).await?;

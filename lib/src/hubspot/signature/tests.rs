@@ -383,3 +383,39 @@ fn method_and_uri_are_part_of_v2_and_v3() {
     let moved = legacy_request("v2", "https://evil.example/x", SIMPLE_BODY, &sig2);
     assert!(v.verify(&moved, 0).is_err());
 }
+
+proptest::proptest! {
+    #[test]
+    fn verification_never_panics(
+        sig in "\\PC{0,64}",
+        ts in "\\PC{0,24}",
+        version in "\\PC{0,4}",
+        uri in "\\PC{0,64}",
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+    ) {
+        let v = verifier(SignatureVersion::V1);
+        let req = SignedRequest {
+            method: "POST",
+            uri: &uri,
+            body: &body,
+            headers: SignatureHeaders {
+                signature: Some(&sig),
+                version: Some(&version),
+                signature_v3: Some(&sig),
+                timestamp: Some(&ts),
+            },
+        };
+        proptest::prop_assert!(v.verify(&req, 1_700_000_000_000).is_err());
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips(body in "\\PC{0,200}", path in "[a-zA-Z0-9/%:?=&]{0,40}", skew in -300_000i64..=300_000) {
+        let secret = ClientSecret::new(SECRET);
+        let uri = format!("https://hooks.example.com/{path}");
+        let ts = 1_700_000_000_000i64;
+        let ts_s = ts.to_string();
+        let sig = sign_v3(&secret, "POST", &uri, body.as_bytes(), &ts_s);
+        let req = v3_request(&uri, &body, &sig, &ts_s);
+        proptest::prop_assert_eq!(verifier(SignatureVersion::V3).verify(&req, ts + skew), Ok(SignatureVersion::V3));
+    }
+}

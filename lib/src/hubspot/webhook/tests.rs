@@ -200,3 +200,34 @@ fn rejections_say_what_is_wrong() {
 fn empty_array_is_an_empty_delivery() {
     assert!(parse_delivery(b"[]").unwrap().is_empty());
 }
+
+#[test]
+fn invalid_utf8_is_a_syntax_error() {
+    let mut body = PROPERTY_CHANGE.as_bytes().to_vec();
+    let i = body.iter().position(|b| *b == b'7').unwrap();
+    body[i] = 0xff;
+    assert!(matches!(
+        parse_delivery(&body),
+        Err(PayloadError::Syntax(_))
+    ));
+}
+
+proptest::proptest! {
+    #[test]
+    fn parsing_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        let _ = parse_delivery(&body);
+    }
+
+    #[test]
+    fn parsing_json_like_text_never_panics(body in r#"\[?\{?("[a-zA-Z]{1,12}":(-?[0-9]{1,20}|"[^"]{0,8}"|true|null|\[\])[,}]?){0,12}\]?"#) {
+        let _ = parse_delivery(body.as_bytes());
+    }
+
+    #[test]
+    fn dedup_keys_are_injective_over_property_names(a in "[a-z:%/_]{1,12}", b in "[a-z:%/_]{1,12}") {
+        let base = parse_delivery(PROPERTY_CHANGE.as_bytes()).unwrap().remove(0);
+        let ka = WebhookEvent { property_name: Some(a.clone().into()), ..base.clone() }.dedup_key();
+        let kb = WebhookEvent { property_name: Some(b.clone().into()), ..base }.dedup_key();
+        proptest::prop_assert_eq!(a == b, ka == kb);
+    }
+}

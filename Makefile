@@ -25,7 +25,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
-	release size rss clean-local
+	release size rss coldstart clean-local
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
@@ -37,6 +37,7 @@ help:
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
 	@echo "make release     release build of the functions with cargo lambda"
 	@echo "make size / rss  release binary sizes / receiver memory after 1000 invocations"
+	@echo "make coldstart   time from exec to the first runtime API call, release build"
 
 venv: $(VENV)/.installed
 
@@ -104,6 +105,12 @@ release: venv
 
 size: release
 	@ls -l target/lambda/*/bootstrap
+
+# Cold start of the release receiver: exec to its first runtime API call.
+coldstart: venv
+	cargo build --quiet --release -p webhook-receiver
+	$(LOCAL_ENV) $(FUNCTION_ENV) HUBSPOT_CLIENT_SECRET=local-dev-client-secret \
+		$(PY) tests/coldstart.py target/release/webhook-receiver 20
 
 # Resident memory of the release receiver after N invocations (default 1000).
 rss: local-up

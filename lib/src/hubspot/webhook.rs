@@ -309,7 +309,9 @@ fn explain(body: &[u8]) -> PayloadError {
             return PayloadError::Event { index, reason };
         }
     }
-    PayloadError::NotAnArray
+    // The fast parser refused what the slow one accepts (it is stricter about
+    // a few encodings): say so rather than guess.
+    PayloadError::Syntax("body could not be read as HubSpot events".into())
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {

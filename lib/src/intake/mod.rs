@@ -80,6 +80,14 @@ impl IntakeReport {
     }
 }
 
+/// An event of this delivery, ready to record and queue.
+struct Pending<'a, 'e> {
+    key: String,
+    event: &'a WebhookEvent<'e>,
+    /// The queue message body.
+    message: String,
+}
+
 enum Claim {
     Mine { took_over: bool },
     Duplicate,
@@ -130,7 +138,7 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
                 report.duplicate += 1;
             }
         }
-        let pending: Vec<(String, &WebhookEvent<'_>, String)> = unique
+        let pending: Vec<Pending<'_, '_>> = unique
             .into_iter()
             .filter_map(|(key, event)| {
                 let msg = SyncMessage {
@@ -139,7 +147,11 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
                     event: event.clone(),
                 };
                 match serde_json::to_string(&msg) {
-                    Ok(body) => Some((key, event, body)),
+                    Ok(message) => Some(Pending {
+                        key,
+                        event,
+                        message,
+                    }),
                     Err(e) => {
                         // Cannot happen for these types; counted, not hidden.
                         warn!(request_id, dedup_key = %key, error = %e, "could not build queue message");
@@ -188,7 +200,7 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
 
     async fn claim_all(
         &self,
-        pending: &[(String, &WebhookEvent<'_>, String)],
+        pending: &[Pending<'_, '_>],
         indices: &[usize],
         wait: bool,
         lease: &Lease,
@@ -201,11 +213,11 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
         let futures: Vec<_> = indices
             .iter()
             .map(|&i| {
-                let (key, event, body) = &pending[i];
+                let p = &pending[i];
                 let new = NewEvent {
-                    dedup_key: key,
-                    event,
-                    message: body,
+                    dedup_key: &p.key,
+                    event: p.event,
+                    message: &p.message,
                 };
                 self.claim_indexed(i, new, wait, lease, expires_at_s, request_id)
             })
@@ -219,7 +231,7 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
     /// Sends the claimed events, then marks each queued or releases it.
     async fn queue_claimed(
         &self,
-        pending: &[(String, &WebhookEvent<'_>, String)],
+        pending: &[Pending<'_, '_>],
         mut to_send: Vec<(usize, bool)>,
         owner: &str,
         report: &mut IntakeReport,
@@ -231,15 +243,17 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
         let outgoing: Vec<Outgoing<'_>> = to_send
             .iter()
             .map(|(i, _)| Outgoing {
-                id: &pending[*i].0,
-                body: &pending[*i].2,
+                id: &pending[*i].key,
+                body: &pending[*i].message,
             })
             .collect();
         let sent = self.queue.send_all(&outgoing).await;
         let settle: Vec<_> = to_send
             .iter()
             .zip(sent)
-            .map(|((i, took_over), result)| self.settle(&pending[*i].0, owner, *took_over, result))
+            .map(|((i, took_over), result)| {
+                self.settle(&pending[*i].key, owner, *took_over, result)
+            })
             .collect();
         for outcome in stream::iter(settle)
             .buffer_unordered(self.settings.concurrency.max(1))

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod hubspot;
 pub mod intake;
+pub mod mapping;
 pub mod queue;
 pub mod secrets;
 pub mod settings;

@@ -3,6 +3,7 @@
 
 mod fixtures_in_events;
 mod receiver;
+mod sandboxes;
 mod sdk_crosscheck;
 mod secrets;
 mod template;

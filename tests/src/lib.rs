@@ -3,9 +3,11 @@
 //! and request fixtures. Never shipped.
 
 pub mod fixtures;
+pub mod hubspot_sandbox;
 pub mod local;
 pub mod moto;
 pub mod resources;
+pub mod warp_sandbox;
 
 /// The workspace root, for finding `.venv`, `events/` and `infra/`.
 pub fn workspace_root() -> std::path::PathBuf {

@@ -1,0 +1,1 @@
+//! Sandbox contract tests (being written).

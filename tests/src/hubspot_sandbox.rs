@@ -1,0 +1,1 @@
+//! HubSpot sandbox (being written).

@@ -1,0 +1,1 @@
+//! WARP sandbox (being written).

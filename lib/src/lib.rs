@@ -5,6 +5,7 @@
 //! these together.
 
 pub mod aws;
+pub mod http;
 pub mod hubspot;
 pub mod intake;
 pub mod mapping;
@@ -14,3 +15,4 @@ pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod warp;

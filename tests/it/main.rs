@@ -6,5 +6,6 @@ mod receiver;
 mod sandboxes;
 mod sdk_crosscheck;
 mod secrets;
+mod sync_store;
 mod template;
 mod utils;

@@ -28,24 +28,45 @@ fn sam_template_matches_local_resources() {
         Some(DEFAULT_PREFIX)
     );
 
-    let table = &r["WebhookEventsTable"]["Properties"];
-    assert_eq!(
-        sub(&table["TableName"]),
-        format!("${{ResourcePrefix}}-{}", resources::EVENTS_TABLE_SUFFIX)
-    );
-    assert_eq!(
-        table["KeySchema"][0]["AttributeName"].as_str(),
-        Some(dynamo_events::KEY)
-    );
-    assert_eq!(table["KeySchema"][0]["KeyType"].as_str(), Some("HASH"));
-    assert_eq!(
-        table["AttributeDefinitions"][0]["AttributeType"].as_str(),
-        Some("S")
-    );
-    assert_eq!(
-        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
-        Some(dynamo_events::TTL_ATTRIBUTE)
-    );
+    for (logical_id, spec) in [
+        "WebhookEventsTable",
+        "LinksTable",
+        "FieldStateTable",
+        "SyncLogTable",
+        "ConflictsTable",
+    ]
+    .iter()
+    .zip(resources::TABLES)
+    {
+        let table = &r[*logical_id]["Properties"];
+        assert_eq!(
+            sub(&table["TableName"]),
+            format!("${{ResourcePrefix}}-{}", spec.suffix),
+            "{logical_id}"
+        );
+        let keys: Vec<(&str, &str)> = table["KeySchema"]
+            .as_sequence()
+            .map(|k| {
+                k.iter()
+                    .map(|e| {
+                        (
+                            e["AttributeName"].as_str().unwrap_or(""),
+                            e["KeyType"].as_str().unwrap_or(""),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut expected = vec![(spec.hash, "HASH")];
+        expected.extend(spec.range.map(|r| (r, "RANGE")));
+        assert_eq!(keys, expected, "{logical_id}");
+        assert_eq!(
+            table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+            spec.ttl,
+            "{logical_id}"
+        );
+    }
+    assert_eq!(resources::TABLES[0].hash, dynamo_events::KEY);
 
     let queue = &r["SyncQueue"]["Properties"];
     assert_eq!(

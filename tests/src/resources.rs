@@ -16,6 +16,52 @@ pub const DEFAULT_PREFIX: &str = "hubspot-warp";
 pub const EVENTS_TABLE_SUFFIX: &str = "webhook-events";
 pub const SYNC_QUEUE_SUFFIX: &str = "sync";
 pub const SYNC_DLQ_SUFFIX: &str = "sync-dlq";
+pub const LINKS_SUFFIX: &str = "links";
+pub const FIELD_STATE_SUFFIX: &str = "field-state";
+pub const SYNC_LOG_SUFFIX: &str = "sync-log";
+pub const CONFLICTS_SUFFIX: &str = "conflicts";
+
+/// A table's name suffix, hash key, range key and TTL attribute.
+pub struct TableSpec {
+    pub suffix: &'static str,
+    pub hash: &'static str,
+    pub range: Option<&'static str>,
+    pub ttl: Option<&'static str>,
+}
+
+/// Every table the functions use.
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        suffix: EVENTS_TABLE_SUFFIX,
+        hash: dynamo_events::KEY,
+        range: None,
+        ttl: Some(dynamo_events::TTL_ATTRIBUTE),
+    },
+    TableSpec {
+        suffix: LINKS_SUFFIX,
+        hash: "company_id",
+        range: None,
+        ttl: None,
+    },
+    TableSpec {
+        suffix: FIELD_STATE_SUFFIX,
+        hash: "customer_id",
+        range: Some("field"),
+        ttl: None,
+    },
+    TableSpec {
+        suffix: SYNC_LOG_SUFFIX,
+        hash: "customer_id",
+        range: Some("entry"),
+        ttl: Some("expires_at"),
+    },
+    TableSpec {
+        suffix: CONFLICTS_SUFFIX,
+        hash: "customer_id",
+        range: Some("conflict"),
+        ttl: None,
+    },
+];
 /// Receives before a message goes to the dead-letter queue.
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// Six times the consumer's timeout, as AWS advises for SQS triggers.
@@ -39,8 +85,22 @@ impl Names {
         Self::new(format!("{}-{}", test.replace('_', "-"), &id[..8]))
     }
 
+    pub fn table(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
     pub fn events_table(&self) -> String {
-        format!("{}-{EVENTS_TABLE_SUFFIX}", self.prefix)
+        self.table(EVENTS_TABLE_SUFFIX)
+    }
+
+    /// The consumer's tables.
+    pub fn sync_tables(&self) -> hubwarp::store::SyncTables {
+        hubwarp::store::SyncTables {
+            links: self.table(LINKS_SUFFIX),
+            field_state: self.table(FIELD_STATE_SUFFIX),
+            sync_log: self.table(SYNC_LOG_SUFFIX),
+            conflicts: self.table(CONFLICTS_SUFFIX),
+        }
     }
 
     pub fn sync_queue(&self) -> String {
@@ -76,7 +136,9 @@ fn fail(what: impl Into<String>, e: impl std::error::Error) -> SetupError {
 
 /// Creates every table and queue if missing; safe to run again.
 pub async fn ensure(aws: &SdkConfig, names: &Names) -> Result<Resources, SetupError> {
-    ensure_events_table(aws, names).await?;
+    for spec in TABLES {
+        ensure_table(aws, &names.table(spec.suffix), spec).await?;
+    }
     let (sync_queue_url, sync_dlq_url) = ensure_sync_queues(aws, names).await?;
     Ok(Resources {
         names: names.clone(),
@@ -85,40 +147,44 @@ pub async fn ensure(aws: &SdkConfig, names: &Names) -> Result<Resources, SetupEr
     })
 }
 
-async fn ensure_events_table(aws: &SdkConfig, names: &Names) -> Result<(), SetupError> {
+async fn ensure_table(aws: &SdkConfig, table: &str, spec: &TableSpec) -> Result<(), SetupError> {
     let ddb = aws_sdk_dynamodb::Client::new(aws);
-    let table = names.events_table();
-    let exists = ddb.describe_table().table_name(&table).send().await.is_ok();
+    let exists = ddb.describe_table().table_name(table).send().await.is_ok();
     if !exists {
-        ddb.create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(dynamo_events::KEY)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| fail(&table, e))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(dynamo_events::KEY)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| fail(&table, e))?,
-            )
-            .send()
-            .await
-            .map_err(|e| fail(&table, e))?;
+        let mut req = ddb
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (name, kind) in std::iter::once((spec.hash, KeyType::Hash))
+            .chain(spec.range.map(|r| (r, KeyType::Range)))
+        {
+            req = req
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|e| fail(table, e))?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(name)
+                        .key_type(kind)
+                        .build()
+                        .map_err(|e| fail(table, e))?,
+                );
+        }
+        req.send().await.map_err(|e| fail(table, e))?;
     }
+    let Some(ttl) = spec.ttl else { return Ok(()) };
     ddb.update_time_to_live()
-        .table_name(&table)
+        .table_name(table)
         .time_to_live_specification(
             TimeToLiveSpecification::builder()
-                .attribute_name(dynamo_events::TTL_ATTRIBUTE)
+                .attribute_name(ttl)
                 .enabled(true)
                 .build()
-                .map_err(|e| fail(&table, e))?,
+                .map_err(|e| fail(table, e))?,
         )
         .send()
         .await

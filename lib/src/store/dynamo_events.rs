@@ -194,6 +194,62 @@ impl EventLog for DynamoEventLog {
     }
 
     #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn status(&self, dedup_key: &str) -> Result<Option<EventStatus>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .consistent_read(true)
+            .projection_expression("#status")
+            .expression_attribute_names("#status", "status")
+            .send()
+            .await
+            .map_err(|e| self.aws_error("GetItem", e))?;
+        Ok(out.item.and_then(|i| {
+            i.get("status")
+                .and_then(|v| v.as_s().ok())
+                .map(|v| EventStatus::parse(v))
+        }))
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn settle(
+        &self,
+        dedup_key: &str,
+        status: &EventStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        // Only an existing record is settled: a message whose record expired
+        // must not resurrect it without its TTL.
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .update_expression("SET #status = :status, settled_at = :now, settle_reason = :reason REMOVE lease_until, lease_owner")
+            .condition_expression("attribute_exists(dedup_key)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":now", n(crate::time::now_ms()))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.aws_error("UpdateItem", e)),
+        }
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
     async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {
         let res = self
             .client

@@ -100,6 +100,22 @@ impl EventLog for MemoryEventLog {
         }
     }
 
+    async fn status(&self, dedup_key: &str) -> Result<Option<EventStatus>, StoreError> {
+        Ok(self.lock().get(dedup_key).map(|r| r.status.clone()))
+    }
+
+    async fn settle(
+        &self,
+        dedup_key: &str,
+        status: &EventStatus,
+        _reason: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(r) = self.lock().get_mut(dedup_key) {
+            r.status = status.clone();
+        }
+        Ok(())
+    }
+
     async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {
         let mut records = self.lock();
         if let Some(r) = records.get_mut(dedup_key)

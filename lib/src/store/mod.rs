@@ -3,14 +3,19 @@
 //! tests.
 
 pub mod dynamo_events;
+pub mod dynamo_sync;
 pub mod memory;
+pub mod memory_sync;
+pub mod sync;
 
 use std::future::Future;
 
 use crate::hubspot::webhook::WebhookEvent;
 
 pub use dynamo_events::DynamoEventLog;
+pub use dynamo_sync::{DynamoSyncStore, SyncTables};
 pub use memory::MemoryEventLog;
+pub use memory_sync::MemorySyncStore;
 
 /// Where a recorded webhook event stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +120,22 @@ pub trait EventLog: Send + Sync {
         lease_owner: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The record's status, for the consumer: an event already settled is a
+    /// no-op when its message comes again.
+    fn status(
+        &self,
+        dedup_key: &str,
+    ) -> impl Future<Output = Result<Option<EventStatus>, StoreError>> + Send;
+
+    /// Marks an event settled by the consumer (APPLIED, or another final
+    /// state such as UNMATCHED or FAILED) with the reason.
+    fn settle(
+        &self,
+        dedup_key: &str,
+        status: &EventStatus,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives the lease up after a failed send, so HubSpot's retry can queue
     /// the event at once instead of waiting for the lease to lapse.

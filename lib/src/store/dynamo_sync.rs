@@ -1,0 +1,299 @@
+//! The consumer's state in DynamoDB.
+//!
+//! | table | keys | holds |
+//! |---|---|---|
+//! | `<prefix>-links` | `company_id` | customer_id, ban, state, merged_into, updated_at |
+//! | `<prefix>-field-state` | `customer_id`, `field` | synced_value (JSON text), hubspot_occurred_at, warp_updated_at |
+//! | `<prefix>-sync-log` | `customer_id`, `entry` (`<ms>#<dedup key>#<property>`) | outcome, reason, expires_at (TTL) |
+//! | `<prefix>-conflicts` | `customer_id`, `conflict` (`<field>#<occurredAt>`) | both values, both times, the event, state OPEN |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use tracing::instrument;
+
+use super::StoreError;
+use super::sync::{
+    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
+    SyncLogEntry,
+};
+use crate::mapping::conflict::FieldState;
+
+/// Table names of the consumer's state.
+#[derive(Debug, Clone)]
+pub struct SyncTables {
+    pub links: String,
+    pub field_state: String,
+    pub sync_log: String,
+    pub conflicts: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoSyncStore {
+    client: Client,
+    tables: SyncTables,
+    log_retention: Duration,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &Item, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+impl DynamoSyncStore {
+    pub fn new(client: Client, tables: SyncTables, log_retention: Duration) -> Self {
+        Self {
+            client,
+            tables,
+            log_retention,
+        }
+    }
+
+    fn fail<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        operation: &'static str,
+        table: &str,
+        e: E,
+    ) -> StoreError {
+        StoreError::Aws {
+            operation,
+            table: table.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
+impl LinkStore for DynamoSyncStore {
+    #[instrument(skip(self), fields(table = %self.tables.links))]
+    async fn link(&self, company_id: &str) -> Result<Option<Link>, StoreError> {
+        let table = &self.tables.links;
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key("company_id", s(company_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", table, e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let malformed = |reason: &str| StoreError::Malformed {
+            table: table.clone(),
+            key: company_id.to_string(),
+            reason: reason.into(),
+        };
+        Ok(Some(Link {
+            company_id: company_id.to_string(),
+            customer_id: get_s(&item, "customer_id").ok_or_else(|| malformed("no customer_id"))?,
+            ban: get_s(&item, "ban").unwrap_or_default(),
+            state: get_s(&item, "state")
+                .and_then(|v| LinkState::parse(&v))
+                .ok_or_else(|| malformed("no valid state"))?,
+            merged_into: get_s(&item, "merged_into"),
+            updated_at_ms: get_n(&item, "updated_at").unwrap_or_default(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(table = %self.tables.links, company_id = %link.company_id))]
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
+        let table = &self.tables.links;
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item("company_id", s(&link.company_id))
+            .item("customer_id", s(&link.customer_id))
+            .item("ban", s(&link.ban))
+            .item("state", s(link.state.as_str()))
+            .item("updated_at", n(link.updated_at_ms));
+        if let Some(m) = &link.merged_into {
+            req = req.item("merged_into", s(m));
+        }
+        req.send()
+            .await
+            .map_err(|e| self.fail("PutItem", table, e))?;
+        Ok(())
+    }
+}
+
+impl FieldStateStore for DynamoSyncStore {
+    #[instrument(skip(self), fields(table = %self.tables.field_state))]
+    async fn field_states(
+        &self,
+        customer_id: &str,
+    ) -> Result<HashMap<String, FieldState>, StoreError> {
+        let table = &self.tables.field_state;
+        let mut out = HashMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("customer_id = :c")
+                .expression_attribute_values(":c", s(customer_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.fail("Query", table, e))?;
+            for item in page.items.unwrap_or_default() {
+                let Some(field) = get_s(&item, "field") else {
+                    continue;
+                };
+                let synced_value =
+                    get_s(&item, "synced_value").and_then(|t| serde_json::from_str(&t).ok());
+                out.insert(
+                    field,
+                    FieldState {
+                        synced_value,
+                        hubspot_occurred_at: get_n(&item, "hubspot_occurred_at"),
+                        warp_updated_at: get_n(&item, "warp_updated_at"),
+                    },
+                );
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    #[instrument(skip(self, state), fields(table = %self.tables.field_state))]
+    async fn put_field_state(
+        &self,
+        customer_id: &str,
+        field: &str,
+        state: &FieldState,
+    ) -> Result<(), StoreError> {
+        let table = &self.tables.field_state;
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item("customer_id", s(customer_id))
+            .item("field", s(field))
+            .item("updated_at", n(crate::time::now_ms()));
+        if let Some(v) = &state.synced_value {
+            req = req.item("synced_value", s(v.to_string()));
+        }
+        if let Some(t) = state.hubspot_occurred_at {
+            req = req.item("hubspot_occurred_at", n(t));
+        }
+        if let Some(t) = state.warp_updated_at {
+            req = req.item("warp_updated_at", n(t));
+        }
+        req.send()
+            .await
+            .map_err(|e| self.fail("PutItem", table, e))?;
+        Ok(())
+    }
+}
+
+impl SyncLog for DynamoSyncStore {
+    #[instrument(skip_all, fields(table = %self.tables.sync_log, entries = entries.len()))]
+    async fn append(&self, entries: &[SyncLogEntry]) -> Result<(), StoreError> {
+        let table = &self.tables.sync_log;
+        let retention = self.log_retention.as_secs() as i64;
+        for chunk in entries.chunks(25) {
+            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                let mut item = HashMap::from([
+                    ("customer_id".to_string(), s(&e.customer_id)),
+                    (
+                        "entry".to_string(),
+                        s(format!("{:013}#{}#{}", e.at_ms, e.dedup_key, e.property)),
+                    ),
+                    ("at".to_string(), n(e.at_ms)),
+                    ("dedup_key".to_string(), s(&e.dedup_key)),
+                    ("property".to_string(), s(&e.property)),
+                    ("outcome".to_string(), s(&e.outcome)),
+                    ("reason".to_string(), s(&e.reason)),
+                    ("expires_at".to_string(), n(e.at_ms / 1000 + retention)),
+                ]);
+                if let Some(f) = &e.field {
+                    item.insert("field".to_string(), s(f));
+                }
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|err| self.fail("BatchWriteItem", table, err))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = HashMap::from([(table.clone(), requests)]);
+            // Unprocessed items come back under throttling: resend them.
+            for _ in 0..5 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|e| self.fail("BatchWriteItem", table, e))?;
+                pending = out.unprocessed_items.unwrap_or_default();
+                if pending.values().all(Vec::is_empty) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if !pending.values().all(Vec::is_empty) {
+                return Err(StoreError::Malformed {
+                    table: table.clone(),
+                    key: "batch".into(),
+                    reason: "unprocessed items after retries".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConflictQueue for DynamoSyncStore {
+    #[instrument(skip_all, fields(table = %self.tables.conflicts, customer_id = %c.customer_id, field = %c.field))]
+    async fn put_conflict(&self, c: &ConflictRecord) -> Result<(), StoreError> {
+        let table = &self.tables.conflicts;
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item("customer_id", s(&c.customer_id))
+            .item(
+                "conflict",
+                s(format!("{}#{:013}", c.field, c.hubspot_occurred_at)),
+            )
+            .item("field", s(&c.field))
+            .item("property", s(&c.property))
+            .item("hubspot_value", s(&c.hubspot_value))
+            .item("hubspot_occurred_at", n(c.hubspot_occurred_at))
+            .item("warp_value", s(&c.warp_value))
+            .item("dedup_key", s(&c.dedup_key))
+            .item("state", s("OPEN"))
+            .item("recorded_at", n(crate::time::now_ms()));
+        if let Some(t) = c.warp_updated_at {
+            req = req.item("warp_updated_at", n(t));
+        }
+        req.send()
+            .await
+            .map_err(|e| self.fail("PutItem", table, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! The consumer's state adapters against DynamoDB (moto).
+
+use std::time::Duration;
+
+use hubwarp::mapping::conflict::FieldState;
+use hubwarp::store::sync::{
+    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
+    SyncLogEntry,
+};
+use hubwarp::store::{DynamoSyncStore, EventLog, EventStatus};
+use integration_tests::moto::MotoServer;
+use integration_tests::resources::{self, Names};
+use serde_json::json;
+
+use crate::utils::Harness;
+
+#[tokio::test]
+async fn links_field_state_log_and_conflicts_round_trip() {
+    let aws = MotoServer::shared().sdk_config().await;
+    let names = Names::unique("syncstore");
+    resources::ensure(&aws, &names).await.unwrap();
+    let store = DynamoSyncStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        names.sync_tables(),
+        Duration::from_secs(86_400),
+    );
+
+    assert_eq!(store.link("987654").await.unwrap(), None);
+    let link = Link {
+        company_id: "987654".into(),
+        customer_id: "c-1".into(),
+        ban: "ZT-1".into(),
+        state: LinkState::Merged,
+        merged_into: Some("987655".into()),
+        updated_at_ms: 1_763_700_000_000,
+    };
+    store.put_link(&link).await.unwrap();
+    assert_eq!(store.link("987654").await.unwrap(), Some(link));
+
+    let state = FieldState {
+        synced_value: Some(json!({"voice": true, "data": false})),
+        hubspot_occurred_at: Some(1_763_700_000_000),
+        warp_updated_at: Some(1_763_700_000_500),
+    };
+    store
+        .put_field_state("c-1", "services", &state)
+        .await
+        .unwrap();
+    store
+        .put_field_state("c-1", "credit_limit", &FieldState::default())
+        .await
+        .unwrap();
+    store.put_field_state("c-2", "tier", &state).await.unwrap();
+    let states = store.field_states("c-1").await.unwrap();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states["services"], state);
+    assert_eq!(states["credit_limit"], FieldState::default());
+
+    let entries: Vec<SyncLogEntry> = (0..30)
+        .map(|i| SyncLogEntry {
+            customer_id: "c-1".into(),
+            at_ms: 1_763_700_000_000 + i,
+            dedup_key: format!("k{i}"),
+            property: "name".into(),
+            field: Some("company_name".into()),
+            outcome: "applied".into(),
+            reason: "HubSpot change applied".into(),
+        })
+        .collect();
+    store.append(&entries).await.unwrap();
+    let logged = aws_sdk_dynamodb::Client::new(&aws)
+        .query()
+        .table_name(names.sync_tables().sync_log)
+        .key_condition_expression("customer_id = :c")
+        .expression_attribute_values(
+            ":c",
+            aws_sdk_dynamodb::types::AttributeValue::S("c-1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged.count, 30, "more than one BatchWriteItem of 25");
+    let first = &logged.items.unwrap()[0];
+    assert!(first.contains_key("expires_at"));
+
+    store
+        .put_conflict(&ConflictRecord {
+            customer_id: "c-1".into(),
+            field: "credit_limit".into(),
+            property: "warp_credit_limit".into(),
+            hubspot_value: "7000".into(),
+            hubspot_occurred_at: 1_763_700_000_000,
+            warp_value: "\"6000\"".into(),
+            warp_updated_at: Some(1_763_700_000_100),
+            dedup_key: "k".into(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_consumer_settles_event_records() {
+    let h = Harness::new("settle").await;
+    let (status, _) = h
+        .deliver(
+            &integration_tests::fixtures::property_changes(1, 0),
+            integration_tests::fixtures::Signing::V1,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let key = h.drain_queue().await[0]["dedupKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = h.log();
+    assert_eq!(log.status(&key).await.unwrap(), Some(EventStatus::Queued));
+    log.settle(&key, &EventStatus::Applied, "applied to WARP")
+        .await
+        .unwrap();
+    assert_eq!(log.status(&key).await.unwrap(), Some(EventStatus::Applied));
+    // Unknown keys are not created by settling.
+    log.settle("nope", &EventStatus::Applied, "x")
+        .await
+        .unwrap();
+    assert_eq!(log.status("nope").await.unwrap(), None);
+}

@@ -1,1 +1,771 @@
-//! Sandbox contract tests (being written).
+//! The WARP and HubSpot sandboxes honour their contracts (warp-api.md and
+//! HubSpot's CRM v3 shapes) over real HTTP, so client tests against them
+//! test the client and not the sandbox.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
+use integration_tests::warp_sandbox::{Calls, Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Map, Value, json};
+
+/// One HTTP answer, body parsed as JSON.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `error.code` of a WARP error envelope.
+    fn code(&self) -> &str {
+        assert_eq!(self.body["success"], false, "{}", self.body);
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The `data` of a WARP success envelope.
+    fn data(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert_eq!(self.body["success"], true, "{}", self.body);
+        &self.body["data"]
+    }
+}
+
+async fn send(request: RequestBuilder) -> Answer {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {bytes:?}"));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A WARP sandbox and an authenticated way to call it.
+struct Warp {
+    sandbox: WarpSandbox,
+    http: reqwest::Client,
+}
+
+impl Warp {
+    async fn start() -> Self {
+        Self {
+            sandbox: WarpSandbox::start().await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.sandbox.base_url))
+            .bearer_auth(SANDBOX_TOKEN)
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        send(self.request(Method::GET, path)).await
+    }
+
+    async fn put(&self, id: &str, body: Value) -> Answer {
+        send(
+            self.request(Method::PUT, &format!("/v1/customers/{id}"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Seeds demo customer `n` and returns its id.
+    fn seed(&self, n: usize) -> String {
+        let customer = self.sandbox.insert(demo_customer(n));
+        customer["id"].as_str().unwrap().to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// WARP
+
+#[tokio::test]
+async fn warp_refuses_a_missing_or_wrong_token_with_401() {
+    let warp = Warp::start().await;
+    let id = warp.seed(1);
+    let url = format!("{}/v1/customers/{id}", warp.sandbox.base_url);
+    for request in [
+        warp.http.get(&url),
+        warp.http.get(&url).bearer_auth("not-the-token"),
+        warp.http.get(&url).basic_auth("user", Some(SANDBOX_TOKEN)),
+    ] {
+        let answer = send(request).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.code(), "UNAUTHORIZED");
+        assert!(answer.body["error"]["message"].is_string());
+    }
+    assert_eq!(
+        warp.sandbox.calls(),
+        Calls {
+            get: 3,
+            rejected: 3,
+            ..Calls::default()
+        }
+    );
+    assert_eq!(
+        warp.get(&format!("/v1/customers/{id}")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn warp_lists_pages_in_insertion_order_with_etags() {
+    let warp = Warp::start().await;
+    let ids: Vec<String> = (1..=250).map(|n| warp.seed(n)).collect();
+
+    let mut listed = Vec::new();
+    for (page, expected_len) in [(1, 100), (2, 100), (3, 50), (4, 0)] {
+        let answer = warp
+            .get(&format!("/v1/customers?page={page}&per_page=100"))
+            .await;
+        let data = answer.data();
+        assert_eq!(
+            data["pagination"],
+            json!({"page": page, "per_page": 100, "total": 250, "total_pages": 3})
+        );
+        let items = data["items"].as_array().unwrap();
+        assert_eq!(items.len(), expected_len, "page {page}");
+        for item in items {
+            assert_eq!(item["etag"], "\"1\"");
+            listed.push(item["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(listed, ids);
+
+    let default = warp.get("/v1/customers").await;
+    let data = default.data();
+    assert_eq!(data["items"].as_array().unwrap().len(), 20);
+    assert_eq!(data["pagination"]["per_page"], 20);
+    assert_eq!(data["pagination"]["total_pages"], 13);
+    assert_eq!(data["items"][0]["id"], ids[0].as_str());
+}
+
+#[tokio::test]
+async fn warp_refuses_bad_page_parameters_with_400() {
+    let warp = Warp::start().await;
+    warp.seed(1);
+    for query in [
+        "per_page=101",
+        "per_page=0",
+        "page=0",
+        "page=-1",
+        "page=abc",
+        "per_page=2.5",
+    ] {
+        let answer = warp.get(&format!("/v1/customers?{query}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(answer.code(), "VALIDATION_ERROR", "{query}");
+    }
+    let max = warp.get("/v1/customers?per_page=100").await;
+    assert_eq!(max.data()["pagination"]["total_pages"], 1);
+    assert_eq!(
+        warp.sandbox.calls(),
+        Calls {
+            list: 7,
+            rejected: 6,
+            ..Calls::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn warp_reads_one_customer_by_id_or_ban_with_its_etag_header() {
+    let warp = Warp::start().await;
+    let id = warp.seed(7);
+    let stored = warp.sandbox.customer(&id).unwrap();
+    assert_eq!(stored, {
+        let mut expected = demo_customer(7);
+        expected["etag"] = json!("\"1\"");
+        expected
+    });
+
+    let by_id = warp.get(&format!("/v1/customers/{id}")).await;
+    assert_eq!(by_id.data(), &stored);
+    assert_eq!(by_id.header("etag"), Some("\"1\""));
+
+    let by_ban = warp.get("/v1/customers/by-ban/ZT-487390007").await;
+    assert_eq!(by_ban.data(), &stored);
+    assert_eq!(by_ban.header("etag"), stored["etag"].as_str());
+
+    for path in [
+        "/v1/customers/00000000-0000-4000-8000-000000000000",
+        "/v1/customers/by-ban/ZT-000000000",
+    ] {
+        let answer = warp.get(path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.code(), "NOT_FOUND");
+    }
+    assert_eq!(
+        warp.sandbox.calls(),
+        Calls {
+            get: 2,
+            get_by_ban: 2,
+            rejected: 2,
+            ..Calls::default()
+        }
+    );
+    warp.sandbox.reset_calls();
+    assert_eq!(warp.sandbox.calls(), Calls::default());
+}
+
+#[tokio::test]
+async fn warp_insert_fills_what_a_seed_leaves_out() {
+    let warp = Warp::start().await;
+    let stored = warp
+        .sandbox
+        .insert(json!({"ban": "ZT-1", "company_name": "Bare", "address": {"city": "Denver"}}));
+    let id = stored["id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    assert_eq!(stored["etag"], "\"1\"");
+    assert_eq!(stored["created_at"], stored["updated_at"]);
+    assert!(stored["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(stored["status"], Value::Null);
+    assert_eq!(stored["address"]["city"], "Denver");
+    assert_eq!(stored["address"]["country"], Value::Null);
+    assert_eq!(
+        stored["services"],
+        json!({"voice": null, "messaging": null, "data": null})
+    );
+    assert_eq!(warp.sandbox.customers(), vec![stored.clone()]);
+
+    // Seeding the same id again replaces it in place.
+    let again = warp
+        .sandbox
+        .insert(json!({"id": id, "ban": "ZT-1", "etag": "\"9\""}));
+    assert_eq!(again["etag"], "\"9\"");
+    assert_eq!(warp.sandbox.customers(), vec![again]);
+}
+
+#[tokio::test]
+async fn warp_put_changes_only_the_fields_present_and_merges_nested_objects() {
+    let warp = Warp::start().await;
+    let id = warp.seed(5);
+    let before = warp.sandbox.customer(&id).unwrap();
+
+    let answer = warp
+        .put(
+            &id,
+            json!({
+                "company_name": "Renamed Inc",
+                "tier": null,
+                "address": {"city": "Boulder", "line2": null},
+                "services": {"messaging": false},
+                "contact": {"phone": null},
+                "external_ids": {"hubspot_company_id": "42"},
+            }),
+        )
+        .await;
+    let after = answer.data().clone();
+
+    let mut expected = before.clone();
+    expected["company_name"] = json!("Renamed Inc");
+    expected["tier"] = Value::Null;
+    expected["address"]["city"] = json!("Boulder");
+    expected["address"]["line2"] = Value::Null;
+    expected["services"]["messaging"] = json!(false);
+    expected["contact"]["phone"] = Value::Null;
+    expected["external_ids"]["hubspot_company_id"] = json!("42");
+    expected["etag"] = json!("\"2\"");
+    expected["updated_at"] = after["updated_at"].clone();
+    assert_eq!(after, expected);
+    assert_eq!(answer.header("etag"), Some("\"2\""));
+    assert_eq!(warp.sandbox.customer(&id).unwrap(), after);
+
+    let updated_at = after["updated_at"].as_str().unwrap();
+    assert_eq!(updated_at.len(), "2025-10-14T09:00:00.000Z".len());
+    assert!(updated_at.ends_with('Z') && updated_at.contains('.'));
+    assert_ne!(updated_at, before["updated_at"].as_str().unwrap());
+
+    // A whole nested object can be nulled, then rebuilt key by key.
+    warp.put(&id, json!({"address": null})).await.data();
+    let rebuilt = warp.put(&id, json!({"address": {"city": "Lyon"}})).await;
+    assert_eq!(
+        rebuilt.data()["address"],
+        json!({"line1": null, "line2": null, "city": "Lyon", "state": null,
+               "postal_code": null, "country": null})
+    );
+    assert_eq!(rebuilt.data()["etag"], "\"4\"");
+}
+
+#[tokio::test]
+async fn warp_put_refuses_read_only_unknown_and_mistyped_fields() {
+    let warp = Warp::start().await;
+    let id = warp.seed(3);
+    let before = warp.sandbox.customer(&id).unwrap();
+
+    for field in ["id", "ban", "created_at", "updated_at", "etag"] {
+        // Even sending the current value back is refused.
+        let answer = warp.put(&id, json!({ field: before[field].clone() })).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert_eq!(answer.code(), "IMMUTABLE_FIELD", "{field}");
+    }
+    for body in [
+        json!({"nickname": "x"}),
+        json!({"address": {"planet": "Mars"}}),
+        json!({"company_name": "ok", "services": {"fax": true}}),
+    ] {
+        let answer = warp.put(&id, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.code(), "UNKNOWN_FIELD", "{body}");
+    }
+    for body in [
+        json!({"credit_limit": 5000.0}),
+        json!({"credit_limit": "1e3"}),
+        json!({"status": "DELETED"}),
+        json!({"services": {"voice": "yes"}}),
+        json!({"address": "1 Main St"}),
+        json!({"company_name": 7}),
+    ] {
+        let answer = warp.put(&id, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.code(), "VALIDATION_ERROR", "{body}");
+    }
+    for raw in ["[]", "\"x\"", "null", "{not json", ""] {
+        let answer = send(
+            warp.request(Method::PUT, &format!("/v1/customers/{id}"))
+                .header("content-type", "application/json")
+                .body(raw),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{raw}");
+        assert_eq!(answer.code(), "INVALID_BODY", "{raw}");
+    }
+    assert_eq!(warp.sandbox.customer(&id).unwrap(), before);
+
+    let absent = warp.put("no-such-id", json!({"company_name": "x"})).await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert_eq!(absent.code(), "NOT_FOUND");
+    let calls = warp.sandbox.calls();
+    assert_eq!((calls.put, calls.rejected), (20, 20));
+}
+
+#[tokio::test]
+async fn warp_put_with_a_stale_if_match_is_412_and_the_fresh_etag_succeeds() {
+    let warp = Warp::start().await;
+    let id = warp.seed(2);
+    let read = warp.get(&format!("/v1/customers/{id}")).await;
+    let stale = read.header("etag").unwrap().to_string();
+
+    // Someone changes the customer in WARP after our read.
+    let edited = warp
+        .sandbox
+        .edit(&id, json!({"current_balance": "99.99"}))
+        .unwrap();
+    assert_eq!(edited["etag"], "\"2\"");
+
+    let refused = send(
+        warp.request(Method::PUT, &format!("/v1/customers/{id}"))
+            .header("if-match", &stale)
+            .json(&json!({"tier": "GOLD"})),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(refused.code(), "PRECONDITION_FAILED");
+    assert_eq!(warp.sandbox.customer(&id).unwrap(), edited);
+
+    let fresh = warp.get(&format!("/v1/customers/{id}")).await;
+    let etag = fresh.header("etag").unwrap().to_string();
+    assert_eq!(etag, "\"2\"");
+    let accepted = send(
+        warp.request(Method::PUT, &format!("/v1/customers/{id}"))
+            .header("if-match", &etag)
+            .json(&json!({"tier": "GOLD"})),
+    )
+    .await;
+    assert_eq!(accepted.data()["tier"], "GOLD");
+    assert_eq!(accepted.data()["current_balance"], "99.99");
+    assert_eq!(accepted.header("etag"), Some("\"3\""));
+
+    let any = send(
+        warp.request(Method::PUT, &format!("/v1/customers/{id}"))
+            .header("if-match", "*")
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(any.data()["etag"], "\"4\"");
+}
+
+#[tokio::test]
+async fn warp_every_write_bumps_etag_and_a_strictly_later_updated_at() {
+    let warp = Warp::start().await;
+    let id = warp.seed(4);
+    let mut last = warp.sandbox.customer(&id).unwrap()["updated_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Back-to-back writes land in the same millisecond: still ordered.
+    for n in 2..=12 {
+        let answer = warp
+            .put(&id, json!({"current_balance": format!("{n}.00")}))
+            .await;
+        let data = answer.data();
+        assert_eq!(data["etag"], format!("\"{n}\""));
+        let updated_at = data["updated_at"].as_str().unwrap().to_string();
+        assert!(updated_at > last, "{updated_at} after {last}");
+        last = updated_at;
+    }
+    let edited = warp
+        .sandbox
+        .edit(&id, json!({"contact": {"email": "new@example.com"}}))
+        .unwrap();
+    assert_eq!(edited["etag"], "\"13\"");
+    assert!(edited["updated_at"].as_str().unwrap() > last.as_str());
+    assert_eq!(edited["contact"]["email"], "new@example.com");
+    assert!(edited["contact"]["name"].is_string());
+    assert_eq!(warp.sandbox.edit("absent", json!({})), None);
+}
+
+#[tokio::test]
+async fn warp_rate_limit_fault_answers_429_with_retry_after_then_clears() {
+    let warp = Warp::start().await;
+    let id = warp.seed(1);
+    warp.sandbox.set_fault(Fault::RateLimited {
+        retry_after_s: 7,
+        times: 2,
+    });
+    // The fault spans routes: one list, one get.
+    for path in ["/v1/customers".to_string(), format!("/v1/customers/{id}")] {
+        let answer = warp.get(&path).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(answer.header("retry-after"), Some("7"));
+        assert_eq!(answer.code(), "RATE_LIMITED");
+    }
+    let cleared = warp.get(&format!("/v1/customers/{id}")).await;
+    assert_eq!(cleared.status, StatusCode::OK);
+    assert_eq!(cleared.header("retry-after"), None);
+    assert_eq!(
+        warp.sandbox.calls(),
+        Calls {
+            list: 1,
+            get: 2,
+            rejected: 2,
+            ..Calls::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn warp_server_error_fault_answers_500_then_clears() {
+    let warp = Warp::start().await;
+    let id = warp.seed(1);
+    warp.sandbox.set_fault(Fault::ServerError { times: 2 });
+    for _ in 0..2 {
+        let answer = warp.put(&id, json!({"tier": "GOLD"})).await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.code(), "INTERNAL_ERROR");
+    }
+    // The faulted writes did not happen.
+    assert_eq!(warp.sandbox.customer(&id).unwrap()["etag"], "\"1\"");
+    let answer = warp.put(&id, json!({"tier": "GOLD"})).await;
+    assert_eq!(answer.data()["etag"], "\"2\"");
+    let calls = warp.sandbox.calls();
+    assert_eq!((calls.put, calls.rejected), (3, 2));
+}
+
+#[tokio::test]
+async fn warp_slow_fault_delays_then_serves_normally() {
+    let warp = Warp::start().await;
+    let id = warp.seed(1);
+    let delay = Duration::from_millis(300);
+    warp.sandbox.set_fault(Fault::Slow {
+        delay_ms: delay.as_millis() as u64,
+        times: 1,
+    });
+    let path = format!("/v1/customers/{id}");
+    let started = Instant::now();
+    let slow = warp.get(&path).await;
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+    assert_eq!(slow.data()["id"], id.as_str());
+
+    let started = Instant::now();
+    assert_eq!(warp.get(&path).await.status, StatusCode::OK);
+    assert!(started.elapsed() < delay, "{:?}", started.elapsed());
+    assert_eq!(
+        warp.sandbox.calls(),
+        Calls {
+            get: 2,
+            ..Calls::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn warp_faults_come_before_authentication_and_a_new_fault_replaces_the_old() {
+    let warp = Warp::start().await;
+    warp.sandbox.set_fault(Fault::ServerError { times: 5 });
+    let unauthenticated = send(
+        warp.http
+            .get(format!("{}/v1/customers", warp.sandbox.base_url)),
+    )
+    .await;
+    assert_eq!(unauthenticated.status, StatusCode::INTERNAL_SERVER_ERROR);
+    warp.sandbox.set_fault(Fault::None);
+    assert_eq!(warp.get("/v1/customers").await.status, StatusCode::OK);
+    warp.sandbox.set_fault(Fault::RateLimited {
+        retry_after_s: 1,
+        times: 0,
+    });
+    assert_eq!(warp.get("/v1/customers").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn warp_unknown_routes_and_methods_answer_in_the_envelope() {
+    let warp = Warp::start().await;
+    let id = warp.seed(1);
+    let unknown = warp.get("/v1/invoices").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.code(), "NOT_FOUND");
+    let wrong_method = send(warp.request(Method::DELETE, &format!("/v1/customers/{id}"))).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.code(), "METHOD_NOT_ALLOWED");
+    assert_eq!(
+        warp.sandbox.calls(),
+        Calls {
+            rejected: 2,
+            ..Calls::default()
+        }
+    );
+}
+
+/// Kills the child process when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn warp_sandbox_binary_serves_seeded_demo_customers() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_warp-sandbox"))
+            .args(["--port", &port.to_string(), "--customers=3"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    // The line is printed once the port accepts connections.
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    });
+    let line = tokio::time::timeout(Duration::from_secs(30), line)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let base_url = format!("http://127.0.0.1:{port}");
+    assert_eq!(line.trim_end(), format!("WARP_API_URL={base_url}"));
+
+    let http = reqwest::Client::new();
+    let answer = send(
+        http.get(format!("{base_url}/v1/customers/by-ban/ZT-487390003"))
+            .bearer_auth(SANDBOX_TOKEN),
+    )
+    .await;
+    assert_eq!(answer.data(), &{
+        let mut expected = demo_customer(3);
+        expected["etag"] = json!("\"1\"");
+        expected
+    });
+    let list = send(
+        http.get(format!("{base_url}/v1/customers"))
+            .bearer_auth(SANDBOX_TOKEN),
+    )
+    .await;
+    assert_eq!(list.data()["pagination"]["total"], 3);
+}
+
+// ---------------------------------------------------------------------------
+// HubSpot
+
+fn properties(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect()
+}
+
+async fn hubspot_get(hubspot: &HubspotSandbox, path_and_query: &str) -> Answer {
+    send(
+        reqwest::Client::new()
+            .get(format!("{}{path_and_query}", hubspot.base_url))
+            .bearer_auth(HUBSPOT_SANDBOX_TOKEN),
+    )
+    .await
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[tokio::test]
+async fn hubspot_returns_only_the_asked_properties_that_exist_plus_system_ones() {
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.upsert_company(
+        "18476215991",
+        properties(&[
+            ("name", "Globex Corp"),
+            ("domain", "globex.example"),
+            ("warp_ban", "ZT-487390001"),
+            ("city", "Austin"),
+        ]),
+    );
+    let mut numeric = Map::new();
+    numeric.insert("warp_credit_limit".into(), json!(5000));
+    hubspot.upsert_company("18476215991", numeric);
+
+    let answer = hubspot_get(
+        &hubspot,
+        "/crm/v3/objects/companies/18476215991?properties=name,warp_ban,warp_credit_limit,not_a_property",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = &answer.body;
+    assert_eq!(
+        keys(body),
+        ["archived", "createdAt", "id", "properties", "updatedAt"]
+    );
+    assert_eq!(body["id"], "18476215991");
+    assert_eq!(body["archived"], false);
+    assert_eq!(
+        keys(&body["properties"]),
+        [
+            "createdate",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "name",
+            "warp_ban",
+            "warp_credit_limit"
+        ]
+    );
+    let props = &body["properties"];
+    assert_eq!(props["hs_object_id"], "18476215991");
+    assert_eq!(props["warp_credit_limit"], "5000");
+    assert!(props.as_object().unwrap().values().all(Value::is_string));
+    assert_eq!(body["createdAt"], props["createdate"]);
+    assert_eq!(body["updatedAt"], props["hs_lastmodifieddate"]);
+    assert!(body["updatedAt"].as_str().unwrap().ends_with('Z'));
+
+    let repeated = hubspot_get(
+        &hubspot,
+        "/crm/v3/objects/companies/18476215991?properties=city&properties=warp_ban",
+    )
+    .await;
+    assert_eq!(repeated.body["properties"]["city"], "Austin");
+    assert_eq!(repeated.body["properties"]["warp_ban"], "ZT-487390001");
+
+    let default = hubspot_get(&hubspot, "/crm/v3/objects/companies/18476215991").await;
+    assert_eq!(
+        keys(&default.body["properties"]),
+        [
+            "createdate",
+            "domain",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "name"
+        ]
+    );
+    let stored = hubspot.company("18476215991").unwrap();
+    assert_eq!(stored["city"], "Austin");
+    assert_eq!(hubspot.calls(), 3);
+}
+
+#[tokio::test]
+async fn hubspot_upsert_keeps_given_timestamps() {
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.upsert_company(
+        "1",
+        properties(&[("hs_lastmodifieddate", "2025-10-14T09:00:00.000Z")]),
+    );
+    let answer = hubspot_get(&hubspot, "/crm/v3/objects/companies/1").await;
+    assert_eq!(answer.body["updatedAt"], "2025-10-14T09:00:00.000Z");
+    assert_ne!(answer.body["createdAt"], Value::Null);
+    assert_eq!(hubspot.company("2"), None);
+}
+
+#[tokio::test]
+async fn hubspot_absent_company_is_404_with_hubspots_error_body() {
+    let hubspot = HubspotSandbox::start().await;
+    let answer = hubspot_get(&hubspot, "/crm/v3/objects/companies/404404?properties=name").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.body["status"], "error");
+    assert_eq!(answer.body["message"], "resource not found");
+    assert_eq!(answer.body["category"], "OBJECT_NOT_FOUND");
+    let correlation = answer.body["correlationId"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(correlation).is_ok(), "{correlation}");
+}
+
+#[tokio::test]
+async fn hubspot_refuses_a_missing_or_wrong_token_with_401() {
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.upsert_company("1", properties(&[("name", "A")]));
+    let url = format!("{}/crm/v3/objects/companies/1", hubspot.base_url);
+    let http = reqwest::Client::new();
+    for request in [http.get(&url), http.get(&url).bearer_auth("pat-na1-wrong")] {
+        let answer = send(request).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.body["status"], "error");
+        assert_eq!(answer.body["category"], "INVALID_AUTHENTICATION");
+        assert!(answer.body["correlationId"].is_string());
+    }
+    assert_eq!(hubspot.calls(), 2);
+}
+
+#[tokio::test]
+async fn hubspot_rate_limit_answers_429_with_its_headers_then_clears() {
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.upsert_company("1", properties(&[("name", "A")]));
+    hubspot.set_rate_limited(2);
+    for _ in 0..2 {
+        let answer = hubspot_get(&hubspot, "/crm/v3/objects/companies/1").await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(answer.header("retry-after"), Some("1"));
+        assert_eq!(answer.header("x-hubspot-ratelimit-max"), Some("100"));
+        assert_eq!(answer.header("x-hubspot-ratelimit-remaining"), Some("0"));
+        assert_eq!(
+            answer.header("x-hubspot-ratelimit-interval-milliseconds"),
+            Some("10000")
+        );
+        assert_eq!(answer.body["status"], "error");
+        assert_eq!(
+            answer.body["message"],
+            "You have reached your ten_secondly_rolling limit."
+        );
+        assert_eq!(answer.body["errorType"], "RATE_LIMIT");
+        assert_eq!(answer.body["policyName"], "TEN_SECONDLY_ROLLING");
+        assert!(answer.body["correlationId"].is_string());
+    }
+    let answer = hubspot_get(&hubspot, "/crm/v3/objects/companies/1").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(hubspot.calls(), 3);
+    hubspot.reset_calls();
+    assert_eq!(hubspot.calls(), 0);
+}

@@ -1,0 +1,788 @@
+//! The sync consumer's domain: apply queued HubSpot changes to WARP through
+//! the field mappings, keeping links, field state, the sync log and the
+//! review queue of MANUAL conflicts.
+//!
+//! A batch is handled as: parse each message; drop those whose event is
+//! already settled (a redelivery is a no-op); resolve each company to its
+//! WARP customer; then per customer decide every change in `occurredAt`
+//! order and write all that apply in one `PUT` with `If-Match` (a 412 reads
+//! again and decides once more). Transient failures (WARP 429/5xx/timeouts,
+//! AWS errors) send the message back to the queue; permanent ones are
+//! recorded with their reason and acknowledged.
+
+pub mod ports;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::hubspot::webhook::WebhookEvent;
+use crate::intake::error_chain;
+use crate::mapping::MappingSet;
+use crate::mapping::conflict::{self, Decision, FieldState, Incoming, WarpNow};
+use crate::queue::SyncMessage;
+use crate::store::sync::{
+    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
+    SyncLogEntry,
+};
+use crate::store::{EventLog, EventStatus, StoreError};
+use crate::time::now_ms;
+use crate::warp::{Customer, WarpError};
+use ports::{CompanyDirectory, WarpApi};
+
+/// One SQS message of a batch.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub message_id: String,
+    pub body: String,
+}
+
+/// What became of a batch: the messages to retry, and counts for the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BatchReport {
+    pub messages: usize,
+    pub applied_fields: usize,
+    pub warp_writes: usize,
+    pub skipped: usize,
+    pub conflicts: usize,
+    pub unmatched: usize,
+    pub failed: usize,
+    pub duplicates: usize,
+    /// Message ids to hand back to SQS (`batchItemFailures`).
+    pub retry: Vec<String>,
+}
+
+/// Why a message could not be finished now; it goes back to the queue.
+#[derive(Debug, thiserror::Error)]
+enum Transient {
+    #[error(transparent)]
+    Warp(WarpError),
+    #[error(transparent)]
+    Hubspot(crate::hubspot::crm::HubspotError),
+    #[error("{}", error_chain(.0))]
+    Store(#[from] StoreError),
+    #[error("WARP customer kept changing under the update (412 twice)")]
+    Contended,
+}
+
+/// How a company resolved to a WARP customer.
+enum Resolution {
+    Linked(Link),
+    /// The link exists but is deleted or merged away.
+    Inactive(Link),
+    Unmatched(String),
+}
+
+/// A parsed message of the batch.
+struct Item {
+    index: usize,
+    message: SyncMessage<'static>,
+}
+
+pub struct Consumer<E, S, W, H> {
+    pub events: E,
+    pub store: S,
+    pub warp: W,
+    pub hubspot: H,
+    pub mappings: MappingSet,
+}
+
+impl<E, S, W, H> Consumer<E, S, W, H>
+where
+    E: EventLog,
+    S: LinkStore + FieldStateStore + SyncLog + ConflictQueue,
+    W: WarpApi,
+    H: CompanyDirectory,
+{
+    pub async fn handle_batch(&self, messages: &[QueuedMessage]) -> BatchReport {
+        let mut report = BatchReport {
+            messages: messages.len(),
+            ..Default::default()
+        };
+        let mut retry = vec![false; messages.len()];
+        let mut items = Vec::new();
+        for (index, m) in messages.iter().enumerate() {
+            match serde_json::from_str::<SyncMessage<'_>>(&m.body) {
+                Ok(msg) => items.push(Item {
+                    index,
+                    message: SyncMessage {
+                        dedup_key: msg.dedup_key.into_owned().into(),
+                        received_at: msg.received_at,
+                        event: msg.event.into_owned(),
+                    },
+                }),
+                Err(e) => {
+                    // Nothing can ever read it: acknowledge, with the reason.
+                    warn!(message_id = %m.message_id, error = %e, "message is not a sync message; dropped");
+                    report.failed += 1;
+                }
+            }
+        }
+
+        // A redelivered message whose event is settled is a no-op.
+        let mut fresh = Vec::with_capacity(items.len());
+        for item in items {
+            match self.events.status(&item.message.dedup_key).await {
+                Ok(Some(EventStatus::Received | EventStatus::Queued) | None) => fresh.push(item),
+                Ok(Some(_)) => report.duplicates += 1,
+                Err(e) => {
+                    warn!(dedup_key = %item.message.dedup_key, error = %error_chain(&e), "event status unreadable; retry");
+                    retry[item.index] = true;
+                }
+            }
+        }
+        fresh.sort_by_key(|i| i.message.event.occurred_at);
+
+        // Lifecycle events first, in occurredAt order; then property changes
+        // grouped per customer.
+        let (changes, lifecycle): (Vec<Item>, Vec<Item>) = fresh
+            .into_iter()
+            .partition(|i| i.message.event.action() == "propertyChange");
+        for item in &lifecycle {
+            if let Err(e) = self.lifecycle(item, &mut report).await {
+                warn!(dedup_key = %item.message.dedup_key, error = %e, "lifecycle event not applied; retry");
+                retry[item.index] = true;
+            }
+        }
+
+        let mut by_company: BTreeMap<u64, Vec<&Item>> = BTreeMap::new();
+        for item in &changes {
+            by_company
+                .entry(item.message.event.object_id)
+                .or_default()
+                .push(item);
+        }
+        let mut by_customer: BTreeMap<String, (String, Vec<&Item>)> = BTreeMap::new();
+        for (company, items) in by_company {
+            match self.resolve(&company.to_string()).await {
+                Ok(Resolution::Linked(link)) => by_customer
+                    .entry(link.customer_id.clone())
+                    .or_insert_with(|| (link.ban.clone(), Vec::new()))
+                    .1
+                    .extend(items),
+                Ok(Resolution::Inactive(link)) => {
+                    let reason = format!("company link is {}", link.state.as_str().to_lowercase());
+                    for item in items {
+                        self.finish(
+                            item,
+                            &link.customer_id,
+                            None,
+                            "skipped-inactive-link",
+                            &reason,
+                            EventStatus::Applied,
+                        )
+                        .await
+                        .unwrap_or_else(|_| retry[item.index] = true);
+                        report.skipped += 1;
+                    }
+                }
+                Ok(Resolution::Unmatched(reason)) => {
+                    for item in items {
+                        self.unmatched(item, &reason, &mut report)
+                            .await
+                            .unwrap_or_else(|_| retry[item.index] = true);
+                    }
+                }
+                Err(e) => {
+                    warn!(company_id = company, error = %e, "company not resolved; retry");
+                    for item in items {
+                        retry[item.index] = true;
+                    }
+                }
+            }
+        }
+        for (customer_id, (_ban, items)) in by_customer {
+            if let Err(e) = self.apply_customer(&customer_id, &items, &mut report).await {
+                warn!(customer_id, error = %e, events = items.len(), "changes not applied; retry");
+                for item in items {
+                    retry[item.index] = true;
+                }
+            }
+        }
+
+        report.retry = messages
+            .iter()
+            .zip(retry)
+            .filter(|(_, r)| *r)
+            .map(|(m, _)| m.message_id.clone())
+            .collect();
+        report
+    }
+
+    /// Resolves a company to its WARP customer, linking on first sight:
+    /// the company's `warp_ban`, the customer with that BAN, and the
+    /// customer's `external_ids.hubspot_company_id` agreeing (or empty, then
+    /// set).
+    async fn resolve(&self, company_id: &str) -> Result<Resolution, Transient> {
+        if let Some(link) = self.store.link(company_id).await? {
+            return Ok(if link.state == LinkState::Active {
+                Resolution::Linked(link)
+            } else {
+                Resolution::Inactive(link)
+            });
+        }
+        let ban = match self.hubspot.warp_ban(company_id).await {
+            Ok(ban) => ban,
+            Err(e @ crate::hubspot::crm::HubspotError::Rejected { .. }) => {
+                return Ok(Resolution::Unmatched(format!(
+                    "HubSpot refused the company read: {e}"
+                )));
+            }
+            // Transient, or a token problem: back to the queue (and the DLQ
+            // if it lasts), never dropped.
+            Err(e) => return Err(Transient::Hubspot(e)),
+        };
+        let Some(ban) = ban else {
+            return Ok(Resolution::Unmatched(
+                "company has no warp_ban (or does not exist)".into(),
+            ));
+        };
+        let customer = match self.warp.by_ban(&ban).await {
+            Ok(c) => c,
+            Err(WarpError::NotFound) => {
+                return Ok(Resolution::Unmatched(
+                    "no WARP customer has the company's warp_ban".into(),
+                ));
+            }
+            Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+            Err(e) => {
+                return Ok(Resolution::Unmatched(format!(
+                    "WARP lookup by BAN refused: {e}"
+                )));
+            }
+        };
+        match customer.hubspot_company_id.as_deref() {
+            Some(id) if id != company_id => {
+                return Ok(Resolution::Unmatched(format!(
+                    "WARP customer is linked to company {id}, not this one"
+                )));
+            }
+            Some(_) => {}
+            None => self.set_company_id(&customer, company_id).await?,
+        }
+        let link = Link {
+            company_id: company_id.to_string(),
+            customer_id: customer.id.clone(),
+            ban: customer.ban.clone(),
+            state: LinkState::Active,
+            merged_into: None,
+            updated_at_ms: now_ms(),
+        };
+        self.store.put_link(&link).await?;
+        info!(company_id, customer_id = %link.customer_id, "company linked to WARP customer");
+        Ok(Resolution::Linked(link))
+    }
+
+    async fn set_company_id(&self, customer: &Customer, company_id: &str) -> Result<(), Transient> {
+        let mut body = Map::new();
+        body.insert(
+            "external_ids".into(),
+            serde_json::json!({ "hubspot_company_id": company_id }),
+        );
+        match self.warp.update(&customer.id, &body, None).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Transient::Warp(e)),
+        }
+    }
+
+    /// Decides and writes every change of one customer in this batch.
+    async fn apply_customer(
+        &self,
+        customer_id: &str,
+        items: &[&Item],
+        report: &mut BatchReport,
+    ) -> Result<(), Transient> {
+        for attempt in 0..2 {
+            let customer = match self.warp.get(customer_id).await {
+                Ok(c) => c,
+                Err(WarpError::NotFound) => {
+                    for item in items {
+                        self.finish(
+                            item,
+                            customer_id,
+                            None,
+                            "failed",
+                            "WARP customer does not exist",
+                            EventStatus::Other("FAILED".into()),
+                        )
+                        .await?;
+                        report.failed += 1;
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+                Err(e) => {
+                    let reason = format!("WARP refused the read: {e}");
+                    for item in items {
+                        self.finish(
+                            item,
+                            customer_id,
+                            None,
+                            "failed",
+                            &reason,
+                            EventStatus::Other("FAILED".into()),
+                        )
+                        .await?;
+                        report.failed += 1;
+                    }
+                    return Ok(());
+                }
+            };
+            let mut states = self.store.field_states(customer_id).await?;
+            let plan = self.plan(&customer, &mut states, items);
+            if plan.body.is_empty() {
+                return self.record(&customer, None, &states, plan, report).await;
+            }
+            match self
+                .warp
+                .update(customer_id, &plan.body, Some(&customer.etag))
+                .await
+            {
+                Ok(updated) => {
+                    report.warp_writes += 1;
+                    return self
+                        .record(&customer, Some(&updated), &states, plan, report)
+                        .await;
+                }
+                Err(WarpError::PreconditionFailed) if attempt == 0 => {
+                    info!(
+                        customer_id,
+                        "WARP customer changed under the update (412); reading again"
+                    );
+                }
+                Err(WarpError::PreconditionFailed) => return Err(Transient::Contended),
+                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+                Err(e) => {
+                    // A 4xx on the write: the values are refused for good.
+                    let reason = format!("WARP refused the update: {e}");
+                    for item in items {
+                        self.finish(
+                            item,
+                            customer_id,
+                            None,
+                            "failed",
+                            &reason,
+                            EventStatus::Other("FAILED".into()),
+                        )
+                        .await?;
+                        report.failed += 1;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Err(Transient::Contended)
+    }
+
+    /// Decides each change against WARP's current customer, oldest first,
+    /// so a newer change in the same batch supersedes an older one.
+    fn plan<'a>(
+        &self,
+        customer: &Customer,
+        states: &mut HashMap<String, FieldState>,
+        items: &[&'a Item],
+    ) -> Plan<'a> {
+        let mut plan = Plan::default();
+        let mut pending: HashMap<String, Value> = HashMap::new();
+        let mut sorted: Vec<&Item> = items.to_vec();
+        sorted.sort_by_key(|i| i.message.event.occurred_at);
+        for item in sorted {
+            let e = &item.message.event;
+            let property = e.property_name.as_deref().unwrap_or_default();
+            let Some(mapping) = self.mappings.lookup(property, &customer.id, &customer.ban) else {
+                plan.decisions.push((
+                    item,
+                    None,
+                    Decision::SkipDirection {
+                        direction: crate::mapping::Direction::None,
+                    },
+                ));
+                continue;
+            };
+            let field = mapping.warp.as_str().to_string();
+            let current = pending
+                .get(&field)
+                .cloned()
+                .or_else(|| mapping.warp.get(&customer.raw).cloned());
+            let decision = conflict::decide(
+                mapping,
+                Incoming {
+                    value: e.property_value.as_deref().unwrap_or_default(),
+                    occurred_at: e.occurred_at,
+                },
+                states.get(&field),
+                WarpNow {
+                    value: current.as_ref(),
+                    updated_at: customer.updated_at_ms,
+                },
+            );
+            if let Decision::Apply { value, .. } | Decision::InSync { value } = &decision {
+                if matches!(decision, Decision::Apply { .. }) {
+                    mapping.warp.set_in(&mut plan.body, value.clone());
+                }
+                pending.insert(field.clone(), value.clone());
+                states.insert(
+                    field.clone(),
+                    FieldState {
+                        synced_value: Some(value.clone()),
+                        hubspot_occurred_at: Some(e.occurred_at),
+                        warp_updated_at: customer.updated_at_ms,
+                    },
+                );
+                plan.touched.push(field.clone());
+            }
+            plan.decisions.push((item, Some(mapping.clone()), decision));
+        }
+        plan
+    }
+
+    /// After the write (or when there was nothing to write): field state,
+    /// conflicts, sync log and event records.
+    async fn record(
+        &self,
+        before: &Customer,
+        after: Option<&Customer>,
+        states: &HashMap<String, FieldState>,
+        plan: Plan<'_>,
+        report: &mut BatchReport,
+    ) -> Result<(), Transient> {
+        let warp_updated_at = after.and_then(|c| c.updated_at_ms).or(before.updated_at_ms);
+        let mut touched = plan.touched.clone();
+        touched.sort();
+        touched.dedup();
+        for field in &touched {
+            if let Some(state) = states.get(field) {
+                let state = FieldState {
+                    warp_updated_at,
+                    ..state.clone()
+                };
+                self.store
+                    .put_field_state(&before.id, field, &state)
+                    .await?;
+            }
+        }
+        let mut log = Vec::with_capacity(plan.decisions.len());
+        for (item, mapping, decision) in &plan.decisions {
+            let e = &item.message.event;
+            let property = e.property_name.as_deref().unwrap_or_default().to_string();
+            let field = mapping.as_ref().map(|m| m.warp.as_str().to_string());
+            let (outcome, reason, status) = match (mapping, decision) {
+                (None, _) => (
+                    "skipped-unmapped",
+                    "no mapping for this property".to_string(),
+                    EventStatus::Applied,
+                ),
+                (Some(_), Decision::Apply { conflict, .. }) => {
+                    report.applied_fields += 1;
+                    let why = if *conflict {
+                        "conflict settled for HubSpot by the field's strategy"
+                    } else {
+                        "HubSpot change applied"
+                    };
+                    ("applied", why.to_string(), EventStatus::Applied)
+                }
+                (Some(_), Decision::InSync { .. }) => (
+                    "in-sync",
+                    "WARP already holds this value".into(),
+                    EventStatus::Applied,
+                ),
+                (Some(_), Decision::SkipStale { last_applied }) => {
+                    report.skipped += 1;
+                    (
+                        "skipped-stale",
+                        format!("older than the change applied at {last_applied}"),
+                        EventStatus::Applied,
+                    )
+                }
+                (Some(m), Decision::SkipDirection { direction }) => {
+                    report.skipped += 1;
+                    let why = if *direction == crate::mapping::Direction::WarpToHubspot {
+                        format!(
+                            "{} is WARP-owned; HubSpot's edit is drift for the nightly run",
+                            m.warp
+                        )
+                    } else {
+                        format!("{} is not synced (direction NONE)", m.warp)
+                    };
+                    ("skipped-direction", why, EventStatus::Applied)
+                }
+                (Some(m), Decision::KeepWarp { strategy }) => {
+                    report.conflicts += 1;
+                    (
+                        "conflict",
+                        format!(
+                            "both sides changed {}; {strategy:?} keeps WARP's value",
+                            m.warp
+                        ),
+                        EventStatus::Applied,
+                    )
+                }
+                (Some(m), Decision::Manual { .. }) => {
+                    report.conflicts += 1;
+                    self.store
+                        .put_conflict(&ConflictRecord {
+                            customer_id: before.id.clone(),
+                            field: m.warp.as_str().to_string(),
+                            property: property.clone(),
+                            hubspot_value: e
+                                .property_value
+                                .as_deref()
+                                .unwrap_or_default()
+                                .to_string(),
+                            hubspot_occurred_at: e.occurred_at,
+                            warp_value: m
+                                .warp
+                                .get(&before.raw)
+                                .cloned()
+                                .unwrap_or(Value::Null)
+                                .to_string(),
+                            warp_updated_at: before.updated_at_ms,
+                            dedup_key: item.message.dedup_key.to_string(),
+                        })
+                        .await?;
+                    (
+                        "conflict",
+                        format!("both sides changed {}; MANUAL: queued for review", m.warp),
+                        EventStatus::Applied,
+                    )
+                }
+                (Some(_), Decision::Invalid(err)) => {
+                    report.failed += 1;
+                    (
+                        "failed",
+                        err.to_string(),
+                        EventStatus::Other("FAILED".into()),
+                    )
+                }
+            };
+            info!(
+                dedup_key = %item.message.dedup_key,
+                customer_id = %before.id,
+                property,
+                outcome,
+                reason,
+                "field decision"
+            );
+            log.push(SyncLogEntry {
+                customer_id: before.id.clone(),
+                at_ms: now_ms(),
+                dedup_key: item.message.dedup_key.to_string(),
+                property,
+                field,
+                outcome: outcome.to_string(),
+                reason: reason.clone(),
+            });
+            self.events
+                .settle(&item.message.dedup_key, &status, &reason)
+                .await?;
+        }
+        self.store.append(&log).await?;
+        Ok(())
+    }
+
+    /// Writes the log line and settles the event of one message handled
+    /// without a field decision.
+    async fn finish(
+        &self,
+        item: &Item,
+        customer_id: &str,
+        field: Option<String>,
+        outcome: &str,
+        reason: &str,
+        status: EventStatus,
+    ) -> Result<(), Transient> {
+        let e = &item.message.event;
+        info!(dedup_key = %item.message.dedup_key, customer_id, outcome, reason, "event decision");
+        self.store
+            .append(&[SyncLogEntry {
+                customer_id: customer_id.to_string(),
+                at_ms: now_ms(),
+                dedup_key: item.message.dedup_key.to_string(),
+                property: e.property_name.as_deref().unwrap_or(e.action()).to_string(),
+                field,
+                outcome: outcome.to_string(),
+                reason: reason.to_string(),
+            }])
+            .await?;
+        self.events
+            .settle(&item.message.dedup_key, &status, reason)
+            .await?;
+        Ok(())
+    }
+
+    async fn unmatched(
+        &self,
+        item: &Item,
+        reason: &str,
+        report: &mut BatchReport,
+    ) -> Result<(), Transient> {
+        report.unmatched += 1;
+        let company = format!("unmatched#{}", item.message.event.object_id);
+        self.finish(
+            item,
+            &company,
+            None,
+            "unmatched",
+            reason,
+            EventStatus::Other("UNMATCHED".into()),
+        )
+        .await
+    }
+
+    /// creation, deletion, restore and merge.
+    async fn lifecycle(&self, item: &Item, report: &mut BatchReport) -> Result<(), Transient> {
+        let e: &WebhookEvent<'_> = &item.message.event;
+        let company_id = e.object_id.to_string();
+        match e.action() {
+            "creation" => match self.resolve(&company_id).await? {
+                Resolution::Linked(link) | Resolution::Inactive(link) => {
+                    self.finish(
+                        item,
+                        &link.customer_id,
+                        None,
+                        "linked",
+                        "company linked by its warp_ban",
+                        EventStatus::Applied,
+                    )
+                    .await
+                }
+                Resolution::Unmatched(reason) => self.unmatched(item, &reason, report).await,
+            },
+            "deletion" | "restore" => {
+                let Some(mut link) = self.store.link(&company_id).await? else {
+                    return self
+                        .unmatched(item, "no link for this company", report)
+                        .await;
+                };
+                let (state, outcome, reason) = if e.action() == "deletion" {
+                    (
+                        LinkState::Deleted,
+                        "link-deleted",
+                        "company deleted in HubSpot; WARP customer left untouched",
+                    )
+                } else {
+                    (
+                        LinkState::Active,
+                        "link-restored",
+                        "company restored in HubSpot",
+                    )
+                };
+                // A deletion of a merged-away company keeps the merge.
+                if !(state == LinkState::Deleted && link.state == LinkState::Merged) {
+                    link.state = state;
+                    link.updated_at_ms = now_ms();
+                    self.store.put_link(&link).await?;
+                }
+                self.finish(
+                    item,
+                    &link.customer_id,
+                    None,
+                    outcome,
+                    reason,
+                    EventStatus::Applied,
+                )
+                .await
+            }
+            "merge" => self.merge(item, report).await,
+            other => {
+                let reason = format!("{} events are not synced", other);
+                self.finish(
+                    item,
+                    &format!("company#{company_id}"),
+                    None,
+                    "skipped-type",
+                    &reason,
+                    EventStatus::Applied,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Re-points the links of the merged-away companies to the survivor and
+    /// updates WARP's `external_ids`.
+    async fn merge(&self, item: &Item, report: &mut BatchReport) -> Result<(), Transient> {
+        let e = &item.message.event;
+        let survivor = e
+            .new_object_id
+            .or(e.primary_object_id)
+            .unwrap_or(e.object_id)
+            .to_string();
+        let mut customer_ids = Vec::new();
+        let mut merged: Vec<String> = e
+            .merged_object_ids
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(u64::to_string)
+            .collect();
+        if let Some(primary) = e.primary_object_id.map(|p| p.to_string())
+            && primary != survivor
+        {
+            merged.push(primary);
+        }
+        for id in merged.iter().filter(|id| **id != survivor) {
+            if let Some(mut link) = self.store.link(id).await? {
+                link.state = LinkState::Merged;
+                link.merged_into = Some(survivor.clone());
+                link.updated_at_ms = now_ms();
+                self.store.put_link(&link).await?;
+                customer_ids.push((link.customer_id.clone(), link.ban.clone()));
+            }
+        }
+        let existing = self.store.link(&survivor).await?;
+        let target = match (&existing, customer_ids.first()) {
+            (Some(l), _) if l.state == LinkState::Active => {
+                Some((l.customer_id.clone(), l.ban.clone()))
+            }
+            (_, Some(c)) => Some(c.clone()),
+            _ => None,
+        };
+        let Some((customer_id, ban)) = target else {
+            return self
+                .unmatched(item, "no merged company was linked to WARP", report)
+                .await;
+        };
+        let link = Link {
+            company_id: survivor.clone(),
+            customer_id: customer_id.clone(),
+            ban,
+            state: LinkState::Active,
+            merged_into: None,
+            updated_at_ms: now_ms(),
+        };
+        self.store.put_link(&link).await?;
+        let mut body = Map::new();
+        body.insert(
+            "external_ids".into(),
+            serde_json::json!({ "hubspot_company_id": survivor }),
+        );
+        match self.warp.update(&customer_id, &body, None).await {
+            Ok(_) => report.warp_writes += 1,
+            Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+            Err(e) => warn!(customer_id, error = %e, "WARP refused the re-link after a merge"),
+        }
+        let reason = format!("merged into company {survivor}");
+        self.finish(
+            item,
+            &customer_id,
+            None,
+            "merged",
+            &reason,
+            EventStatus::Applied,
+        )
+        .await
+    }
+}
+
+#[derive(Default)]
+struct Plan<'a> {
+    body: Map<String, Value>,
+    decisions: Vec<(&'a Item, Option<crate::mapping::FieldMapping>, Decision)>,
+    /// Fields whose state changes (applied or found in sync).
+    touched: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests;

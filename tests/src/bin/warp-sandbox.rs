@@ -1,0 +1,78 @@
+//! Runs the WARP sandbox standalone for the local demo, seeded with demo
+//! customers, on loopback only, until killed.
+//!
+//! Usage: warp-sandbox [--port P] [--customers N]   (defaults: 9100, 50)
+//!
+//! Prints one line, `WARP_API_URL=http://127.0.0.1:P`, once it accepts
+//! connections, so a script can wait for it and source the setting.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+
+const USAGE: &str = "usage: warp-sandbox [--port P] [--customers N]   (defaults: 9100, 50)";
+
+struct Args {
+    port: u16,
+    customers: usize,
+}
+
+/// `--name value` or `--name=value`; anything else is a usage error. None
+/// when help was asked for.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        port: 9100,
+        customers: 50,
+    };
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_string(), Some(value.to_string())),
+            None => (arg, None),
+        };
+        if name == "-h" || name == "--help" {
+            return Ok(None);
+        }
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
+        match name.as_str() {
+            "--port" => parsed.port = number(&name, &value)?,
+            "--customers" => parsed.customers = number(&name, &value)?,
+            _ => return Err(format!("unknown argument {name}\n{USAGE}")),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{name}: '{value}' is not a valid number\n{USAGE}"))
+}
+
+#[tokio::main]
+async fn main() {
+    // Plain messages on stderr, not the Debug form `main -> Result` prints.
+    if let Err(message) = run().await {
+        eprintln!("warp-sandbox: {message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let Some(args) = parse_args(std::env::args().skip(1))? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    // Loopback only: the sandbox accepts a well-known token.
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let sandbox = WarpSandbox::start_on(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    for n in 1..=args.customers {
+        sandbox.insert(demo_customer(n));
+    }
+    println!("WARP_API_URL={}", sandbox.base_url);
+    std::future::pending::<()>().await;
+    Ok(())
+}

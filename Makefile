@@ -70,7 +70,7 @@ local-up: venv
 		echo "local AWS already answers on $(LOCAL_AWS); reusing it"; \
 	else \
 		echo "starting moto on $(LOCAL_AWS)"; \
-		nohup $(VENV)/bin/moto_server -H 127.0.0.1 -p $(LOCAL_AWS_PORT) > $(LOCAL)/moto.log 2>&1 & \
+		nohup $(PY) tests/moto_server.py $(LOCAL_AWS_PORT) > $(LOCAL)/moto.log 2>&1 & \
 		echo $$! > $(LOCAL)/moto.pid; \
 		for i in $$(seq 1 100); do \
 			$(PY) -c "import urllib.request; urllib.request.urlopen('$(LOCAL_AWS)/moto-api/data.json', timeout=1)" 2>/dev/null && break; \

@@ -1,9 +1,10 @@
 //! A moto server (DynamoDB, SQS, S3, Secrets Manager...) on a free loopback
 //! port, started from the project's `.venv`.
 //!
-//! The server runs under a small Python wrapper that exits when its stdin
-//! closes, so it dies with the test process even when that process is killed
-//! and never leaves a stray server behind.
+//! The server runs under `tests/moto_server.py`, which serialises requests
+//! (DynamoDB's conditional writes are atomic; moto's threads are not) and
+//! exits when its stdin closes, so it dies with the test process, even a
+//! killed one, and never leaves a stray server behind.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -14,15 +15,10 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
-const WRAPPER: &str = r#"
-import os, sys, threading
-def watch():
-    sys.stdin.buffer.read()
-    os._exit(0)
-threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
-"#;
+/// The launcher: moto with one request at a time (see the script's docs).
+fn launcher() -> PathBuf {
+    crate::workspace_root().join("tests/moto_server.py")
+}
 
 #[derive(Debug)]
 pub struct MotoServer {
@@ -55,7 +51,8 @@ impl MotoServer {
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut child = Command::new(&python)
-            .args(["-c", WRAPPER, &port.to_string()])
+            .arg(launcher())
+            .args([&port.to_string(), "--exit-with-stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,6 +1,7 @@
 //! Integration tests: the real aws-sdk clients against a moto server on
 //! loopback. One binary, one shared moto server, a resource prefix per test.
 
+mod consumer;
 mod fixtures_in_events;
 mod receiver;
 mod sandboxes;

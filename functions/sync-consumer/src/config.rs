@@ -1,0 +1,135 @@
+//! The consumer's settings, read once per cold start.
+
+use std::time::Duration;
+
+use hubwarp::mapping::{MappingError, MappingSet};
+use hubwarp::secrets::SecretSource;
+use hubwarp::settings::{Env, SettingError};
+use hubwarp::store::SyncTables;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The receiver's event table, whose records the consumer settles
+    /// (`WEBHOOK_EVENTS_TABLE`).
+    pub events_table: String,
+    /// `LINKS_TABLE`, `FIELD_STATE_TABLE`, `SYNC_LOG_TABLE`, `CONFLICTS_TABLE`.
+    pub tables: SyncTables,
+    /// WARP's API base URL (`WARP_API_URL`).
+    pub warp_api_url: String,
+    /// WARP's bearer token (`WARP_API_TOKEN`, or `WARP_API_TOKEN_ARN`).
+    pub warp_token: SecretSource,
+    /// HubSpot's API base URL (`HUBSPOT_API_URL`, default
+    /// https://api.hubapi.com).
+    pub hubspot_api_url: String,
+    /// Private-app token (`HUBSPOT_ACCESS_TOKEN`, or `HUBSPOT_ACCESS_TOKEN_ARN`).
+    pub hubspot_token: SecretSource,
+    /// The field mappings (`MAPPING_FILE`, a TOML path; default: the shipped
+    /// mapping), validated here so a bad file stops the cold start.
+    pub mappings: MappingSet,
+    /// Days sync log entries are kept (`SYNC_LOG_RETENTION_DAYS`, default 90).
+    pub sync_log_retention_days: u64,
+    /// Time budget of one WARP or HubSpot call (`HTTP_TIMEOUT_MS`, default 5000).
+    pub http_timeout: Duration,
+}
+
+fn mappings(env: &Env) -> Result<MappingSet, SettingError> {
+    let name = "MAPPING_FILE";
+    let loaded = match env.optional(name) {
+        None => MappingSet::default_mapping(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SettingError::malformed(name, format!("cannot read {path}: {e}")))?;
+            MappingSet::parse(&text)
+        }
+    };
+    loaded.map_err(|e: MappingError| SettingError::malformed(name, e))
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let url = |name: &str| -> Result<String, SettingError> {
+            env.optional_url(name)?
+                .ok_or_else(|| SettingError::Missing { name: name.into() })
+        };
+        Ok(Self {
+            events_table: env.required("WEBHOOK_EVENTS_TABLE")?.to_string(),
+            tables: SyncTables {
+                links: env.required("LINKS_TABLE")?.to_string(),
+                field_state: env.required("FIELD_STATE_TABLE")?.to_string(),
+                sync_log: env.required("SYNC_LOG_TABLE")?.to_string(),
+                conflicts: env.required("CONFLICTS_TABLE")?.to_string(),
+            },
+            warp_api_url: url("WARP_API_URL")?,
+            warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
+            hubspot_api_url: env
+                .optional_url("HUBSPOT_API_URL")?
+                .unwrap_or_else(|| "https://api.hubapi.com".into()),
+            hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
+            mappings: mappings(env)?,
+            sync_log_retention_days: env.parse_in_range("SYNC_LOG_RETENTION_DAYS", 90, 1..=3650)?,
+            http_timeout: Duration::from_millis(env.parse_in_range(
+                "HTTP_TIMEOUT_MS",
+                5_000,
+                100..=60_000,
+            )?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: [(&str, &str); 9] = [
+        ("WEBHOOK_EVENTS_TABLE", "e"),
+        ("LINKS_TABLE", "l"),
+        ("FIELD_STATE_TABLE", "f"),
+        ("SYNC_LOG_TABLE", "s"),
+        ("CONFLICTS_TABLE", "c"),
+        ("WARP_API_URL", "http://127.0.0.1:9100"),
+        ("WARP_API_TOKEN", "t"),
+        ("HUBSPOT_ACCESS_TOKEN", "p"),
+        ("HUBSPOT_API_URL", "http://127.0.0.1:9200"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)], without: &str) -> Result<Config, SettingError> {
+        let pairs = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != without)
+            .chain(extra.iter().copied());
+        Config::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn defaults_and_missing_settings() {
+        let c = with(&[], "").unwrap();
+        assert_eq!(c.sync_log_retention_days, 90);
+        assert!(c.mappings.lookup("warp_credit_limit", "x", "y").is_some());
+        for (name, _) in BASE.iter().filter(|(k, _)| *k != "HUBSPOT_API_URL") {
+            let e = with(&[], name).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_mapping_file_stops_the_start_naming_its_line() {
+        let dir = std::env::temp_dir().join(format!("mapping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[[field]]\nwarp = \"id\"\nhubspot = \"x\"\ndirection = \"HUBSPOT_TO_WARP\"\nconflict = \"HUBSPOT_WINS\"\ntype = \"string\"\n").unwrap();
+        let path_text: &'static str =
+            Box::leak(path.to_string_lossy().into_owned().into_boxed_str());
+        let e = with(&[("MAPPING_FILE", path_text)], "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("MAPPING_FILE") && e.contains("line 1") && e.contains("never changes"),
+            "{e}"
+        );
+        let e = with(&[("MAPPING_FILE", "/nonexistent/mapping.toml")], "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MAPPING_FILE"), "{e}");
+    }
+}

@@ -1,0 +1,437 @@
+//! Receiver and consumer together: signed webhooks in, WARP (sandbox)
+//! updated, against DynamoDB and SQS on moto.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use hubwarp::mapping::MappingSet;
+use hubwarp::secrets::SecretSource;
+use hubwarp::store::EventLog;
+use hubwarp::store::sync::{LinkState, LinkStore};
+use integration_tests::fixtures::Signing;
+use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
+use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Map, Value, json};
+use sync_consumer::{AwsConsumer, Config};
+
+use crate::utils::Harness;
+
+pub struct SyncHarness {
+    pub h: Harness,
+    pub warp: WarpSandbox,
+    pub hubspot: HubspotSandbox,
+    pub consumer: AwsConsumer,
+}
+
+pub fn company_id(n: usize) -> String {
+    (18_476_215_990u64 + n as u64).to_string()
+}
+
+impl SyncHarness {
+    pub async fn new(test: &str, customers: usize) -> Self {
+        Self::with_mappings(test, customers, MappingSet::default_mapping().unwrap()).await
+    }
+
+    pub async fn with_mappings(test: &str, customers: usize, mappings: MappingSet) -> Self {
+        let h = Harness::new(test).await;
+        let warp = WarpSandbox::start().await;
+        let hubspot = HubspotSandbox::start().await;
+        for n in 0..customers {
+            let c = warp.insert(demo_customer(n));
+            let mut props = Map::new();
+            props.insert("warp_ban".into(), c["ban"].clone());
+            props.insert("name".into(), c["company_name"].clone());
+            hubspot.upsert_company(&company_id(n), props);
+        }
+        let config = Config {
+            events_table: h.res.names.events_table(),
+            tables: h.res.names.sync_tables(),
+            warp_api_url: warp.base_url.clone(),
+            warp_token: SecretSource::Inline {
+                setting: "WARP_API_TOKEN".into(),
+                value: SANDBOX_TOKEN.into(),
+            },
+            hubspot_api_url: hubspot.base_url.clone(),
+            hubspot_token: SecretSource::Inline {
+                setting: "HUBSPOT_ACCESS_TOKEN".into(),
+                value: HUBSPOT_SANDBOX_TOKEN.into(),
+            },
+            mappings,
+            sync_log_retention_days: 90,
+            http_timeout: std::time::Duration::from_secs(5),
+        };
+        let consumer = sync_consumer::build(&config, &h.aws).await.unwrap();
+        Self {
+            h,
+            warp,
+            hubspot,
+            consumer,
+        }
+    }
+
+    /// Runs the consumer over the queue the way Lambda's SQS trigger does:
+    /// batches of up to 10; reported failures become visible again.
+    /// Returns the number of batches whose messages all succeeded.
+    pub async fn pump(&self) -> PumpStats {
+        let sqs = aws_sdk_sqs::Client::new(&self.h.aws);
+        let url = &self.h.res.sync_queue_url;
+        let mut stats = PumpStats::default();
+        loop {
+            let resp = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .unwrap();
+            let msgs = resp.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return stats;
+            }
+            let mut event = SqsEvent::default();
+            event.records = msgs
+                .iter()
+                .map(|m| {
+                    let mut r = SqsMessage::default();
+                    r.message_id = m.message_id.clone();
+                    r.body = m.body.clone();
+                    r
+                })
+                .collect();
+            let response =
+                sync_consumer::handle(&self.consumer, LambdaEvent::new(event, Context::default()))
+                    .await
+                    .unwrap();
+            let failed: Vec<&str> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect();
+            stats.batches += 1;
+            stats.retried += failed.len();
+            for m in msgs {
+                let handle = m.receipt_handle.unwrap_or_default();
+                if failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
+                    if stats.retried > 1_000 {
+                        panic!("messages keep failing");
+                    }
+                    stats.pending_retry = true;
+                    sqs.change_message_visibility()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    sqs.delete_message()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            if stats.pending_retry && stats.stop_on_retry {
+                return stats;
+            }
+        }
+    }
+
+    pub fn customer(&self, n: usize) -> Value {
+        let id = demo_customer(n)["id"].as_str().unwrap().to_string();
+        self.warp.customer(&id).unwrap()
+    }
+
+    pub fn change(company: usize, event_id: usize, property: &str, value: &str, at: i64) -> Value {
+        json!({"eventId": event_id, "subscriptionId": 2951763, "portalId": 62515, "appId": 1160452,
+            "occurredAt": at, "subscriptionType": "company.propertyChange", "attemptNumber": 0,
+            "objectId": company_id(company).parse::<u64>().unwrap(), "changeSource": "CRM_UI",
+            "propertyName": property, "propertyValue": value})
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PumpStats {
+    pub batches: usize,
+    pub retried: usize,
+    pub pending_retry: bool,
+    pub stop_on_retry: bool,
+}
+
+const T: i64 = 1_763_700_000_000;
+
+fn body(events: &[Value]) -> String {
+    Value::Array(events.to_vec()).to_string()
+}
+
+#[tokio::test]
+async fn a_signed_credit_limit_change_ends_in_warp() {
+    let s = SyncHarness::new("e2e_credit", 1).await;
+    let (status, _) =
+        s.h.deliver(
+            &body(&[SyncHarness::change(0, 1, "warp_credit_limit", "7500.00", T)]),
+            Signing::V3(hubwarp::time::now_ms()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.pump().await;
+    assert_eq!(s.customer(0)["credit_limit"], "7500.00");
+    let link = s
+        .consumer
+        .store
+        .link(&company_id(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.state, LinkState::Active);
+    let log = s.h.log();
+    let records = s.h.records().await;
+    let key = crate::utils::s(&records[0], "dedup_key").to_string();
+    assert_eq!(
+        log.status(&key).await.unwrap(),
+        Some(hubwarp::store::EventStatus::Applied)
+    );
+}
+
+#[tokio::test]
+async fn ten_messages_for_three_customers_make_at_most_three_warp_writes() {
+    let s = SyncHarness::new("writes", 3).await;
+    let props = [
+        ("name", "Renamed"),
+        ("city", "Boulder"),
+        ("warp_tier", "PLATINUM"),
+        ("zip", "80301"),
+    ];
+    let events: Vec<Value> = (0..10)
+        .map(|i| {
+            let (p, v) = props[i % props.len()];
+            SyncHarness::change(i % 3, 100 + i, p, &format!("{v} {i}"), T + i as i64)
+        })
+        .collect();
+    assert_eq!(s.h.deliver(&body(&events), Signing::V1).await.0, 200);
+    s.warp.reset_calls();
+    let stats = s.pump().await;
+    assert_eq!(stats.batches, 1);
+    let calls = s.warp.calls();
+    assert!(calls.put <= 3, "{calls:?}");
+    assert_eq!(calls.put, 3, "one PUT per customer");
+}
+
+#[tokio::test]
+async fn a_shuffled_duplicated_stream_of_1000_changes_ends_with_the_newest_values() {
+    let s = SyncHarness::new("stream", 50).await;
+    let props = [
+        ("name", "string"),
+        ("city", "string"),
+        ("warp_credit_limit", "decimal"),
+        ("warp_tier", "enum"),
+        ("warp_contact_email", "string"),
+    ];
+    let mut events = Vec::new();
+    let mut newest: HashMap<(usize, &str), (i64, String)> = HashMap::new();
+    // A deterministic shuffle: a linear congruential sequence.
+    let mut seed: u64 = 42;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    for i in 0..1000 {
+        let company = next() % 50;
+        let (p, kind) = props[next() % props.len()];
+        let at = T + (next() % 100_000) as i64;
+        let value = match kind {
+            "decimal" => format!("{}.{:02}", 1000 + next() % 9000, next() % 100),
+            "enum" => ["BRONZE", "SILVER", "GOLD", "PLATINUM"][next() % 4].to_string(),
+            _ => format!("{p}-{i}"),
+        };
+        let entry = newest
+            .entry((company, p))
+            .or_insert((i64::MIN, String::new()));
+        if at > entry.0 {
+            *entry = (at, value.clone());
+        }
+        events.push(SyncHarness::change(company, 10_000 + i, p, &value, at));
+    }
+    // Every change delivered twice, in shuffled deliveries of up to 100.
+    let mut all: Vec<Value> = events.iter().chain(events.iter()).cloned().collect();
+    for i in (1..all.len()).rev() {
+        all.swap(i, next() % (i + 1));
+    }
+    for chunk in all.chunks(100) {
+        let (status, report) = s.h.deliver(&body(chunk), Signing::V1).await;
+        assert_eq!(status, 200, "{report}");
+        // Interleave consumption with delivery, as in production.
+        s.pump().await;
+    }
+    s.pump().await;
+    let field_of = |p: &str| match p {
+        "name" => "/company_name",
+        "city" => "/address/city",
+        "warp_credit_limit" => "/credit_limit",
+        "warp_tier" => "/tier",
+        _ => "/contact/email",
+    };
+    for ((company, p), (_, value)) in &newest {
+        let c = s.customer(*company);
+        assert_eq!(
+            c.pointer(field_of(p)).and_then(Value::as_str),
+            Some(value.as_str()),
+            "company {company} {p}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_warp_outage_mid_batch_loses_nothing_and_applies_nothing_twice() {
+    let s = SyncHarness::new("outage", 3).await;
+    let events: Vec<Value> = (0..3)
+        .map(|i| SyncHarness::change(i, 200 + i, "city", &format!("Town {i}"), T))
+        .collect();
+    assert_eq!(s.h.deliver(&body(&events), Signing::V1).await.0, 200);
+    // WARP fails the next several requests (more than the client's retries).
+    s.warp.set_fault(Fault::ServerError { times: 8 });
+    s.warp.reset_calls();
+    let first = s.pump().await;
+    assert!(first.retried > 0, "{first:?}");
+    let puts_after_recovery = s.warp.calls().put;
+    let c0 = s.customer(0);
+    // Recovered: everything applied exactly once.
+    for n in 0..3 {
+        assert_eq!(s.customer(n)["address"]["city"], format!("Town {n}"));
+    }
+    assert!(puts_after_recovery <= 3 + 8, "bounded attempts");
+    // A later redelivery of the same webhook changes nothing.
+    s.warp.reset_calls();
+    assert_eq!(s.h.deliver(&body(&events), Signing::V1).await.0, 200);
+    s.pump().await;
+    assert_eq!(s.warp.calls().put, 0);
+    assert_eq!(s.customer(0), c0);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_acknowledged_while_its_neighbours_succeed() {
+    let s = SyncHarness::new("permanent", 2).await;
+    let events = [
+        SyncHarness::change(0, 300, "warp_credit_limit", "a lot", T),
+        SyncHarness::change(1, 301, "warp_credit_limit", "9100.00", T),
+    ];
+    assert_eq!(s.h.deliver(&body(&events), Signing::V1).await.0, 200);
+    let stats = s.pump().await;
+    assert_eq!(stats.retried, 0);
+    assert_eq!(s.customer(1)["credit_limit"], "9100.00");
+    assert_ne!(s.customer(0)["credit_limit"], "a lot");
+    let failed: Vec<_> =
+        s.h.records()
+            .await
+            .into_iter()
+            .filter(|r| crate::utils::s(r, "status") == "FAILED")
+            .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        crate::utils::s(&failed[0], "settle_reason").contains("decimal"),
+        "{:?}",
+        failed[0]
+    );
+}
+
+#[tokio::test]
+async fn a_merge_relinks_and_a_deletion_leaves_the_customer_untouched() {
+    let s = SyncHarness::new("merge", 1).await;
+    assert_eq!(
+        s.h.deliver(
+            &body(&[SyncHarness::change(0, 400, "city", "Aspen", T)]),
+            Signing::V1
+        )
+        .await
+        .0,
+        200
+    );
+    s.pump().await;
+    let merge = json!({"eventId": 401, "subscriptionId": 7, "portalId": 62515, "occurredAt": T + 1,
+        "subscriptionType": "company.merge", "objectId": 99_000_001u64, "primaryObjectId": 99_000_001u64,
+        "mergedObjectIds": [company_id(0).parse::<u64>().unwrap()], "numberOfPropertiesMoved": 3});
+    let deletion = json!({"eventId": 402, "subscriptionId": 8, "portalId": 62515, "occurredAt": T + 2,
+        "subscriptionType": "company.deletion", "objectId": company_id(0).parse::<u64>().unwrap()});
+    assert_eq!(
+        s.h.deliver(&body(&[merge, deletion]), Signing::V1).await.0,
+        200
+    );
+    let before = s.customer(0);
+    s.pump().await;
+    let after = s.customer(0);
+    assert_eq!(after["external_ids"]["hubspot_company_id"], "99000001");
+    assert_eq!(
+        s.consumer
+            .store
+            .link("99000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        LinkState::Active
+    );
+    assert_eq!(
+        s.consumer
+            .store
+            .link(&company_id(0))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        LinkState::Merged
+    );
+
+    // Deleting the surviving company leaves the customer as it is.
+    let del = json!({"eventId": 403, "subscriptionId": 8, "portalId": 62515, "occurredAt": T + 3,
+        "subscriptionType": "company.deletion", "objectId": 99_000_001u64});
+    assert_eq!(s.h.deliver(&body(&[del]), Signing::V1).await.0, 200);
+    s.pump().await;
+    assert_eq!(s.customer(0), after);
+    assert_eq!(after["status"], before["status"]);
+    assert_eq!(
+        s.consumer
+            .store
+            .link("99000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        LinkState::Deleted
+    );
+}
+
+#[tokio::test]
+async fn unknown_companies_are_unmatched_and_hubspot_rate_limits_are_waited_out() {
+    let s = SyncHarness::new("unmatched", 1).await;
+    // A company without warp_ban, and one HubSpot does not know.
+    s.hubspot.upsert_company("555", Map::new());
+    let events = [
+        json!({"eventId": 500, "subscriptionId": 2951763, "portalId": 62515, "occurredAt": T,
+            "subscriptionType": "company.propertyChange", "objectId": 555u64, "propertyName": "name", "propertyValue": "X"}),
+        json!({"eventId": 501, "subscriptionId": 2951763, "portalId": 62515, "occurredAt": T,
+            "subscriptionType": "company.propertyChange", "objectId": 556u64, "propertyName": "name", "propertyValue": "Y"}),
+    ];
+    assert_eq!(s.h.deliver(&body(&events), Signing::V1).await.0, 200);
+    s.pump().await;
+    let unmatched =
+        s.h.records()
+            .await
+            .into_iter()
+            .filter(|r| crate::utils::s(r, "status") == "UNMATCHED")
+            .count();
+    assert_eq!(unmatched, 2);
+
+    // The link lookup meets HubSpot's 429s; the message comes back until it passes.
+    s.hubspot.set_rate_limited(4);
+    let change = SyncHarness::change(0, 502, "city", "Telluride", T + 5);
+    assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
+    let stats = s.pump().await;
+    assert!(stats.retried >= 1, "{stats:?}");
+    assert_eq!(s.customer(0)["address"]["city"], "Telluride");
+}

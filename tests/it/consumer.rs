@@ -435,3 +435,77 @@ async fn unknown_companies_are_unmatched_and_hubspot_rate_limits_are_waited_out(
     assert!(stats.retried >= 1, "{stats:?}");
     assert_eq!(s.customer(0)["address"]["city"], "Telluride");
 }
+
+/// The default mapping plus, per customer, `company_name` mapped with the
+/// given direction and strategy.
+fn mapping_with_overrides(overrides: &[(usize, &str, &str)]) -> MappingSet {
+    let mut text = hubwarp::mapping::config::DEFAULT_MAPPING.to_string();
+    for (n, direction, conflict) in overrides {
+        text.push_str(&format!(
+            "\n[[customer]]\nmatch = \"{}\"\n[[customer.field]]\nwarp = \"company_name\"\nhubspot = \"name\"\ndirection = \"{direction}\"\nconflict = \"{conflict}\"\ntype = \"string\"\n",
+            demo_customer(*n)["ban"].as_str().unwrap()
+        ));
+    }
+    MappingSet::parse(&text).unwrap()
+}
+
+#[tokio::test]
+async fn each_direction_and_each_strategy_with_a_real_conflict() {
+    let cases = [
+        (0, "BIDIRECTIONAL", "HUBSPOT_WINS"),
+        (1, "BIDIRECTIONAL", "WARP_WINS"),
+        (2, "BIDIRECTIONAL", "LATEST_WINS"),
+        (3, "BIDIRECTIONAL", "LATEST_WINS"),
+        (4, "BIDIRECTIONAL", "MANUAL"),
+        (5, "NONE", "HUBSPOT_WINS"),
+        (6, "WARP_TO_HUBSPOT", "WARP_WINS"),
+        (7, "HUBSPOT_TO_WARP", "HUBSPOT_WINS"),
+    ];
+    let s = SyncHarness::with_mappings("strategies", 8, mapping_with_overrides(&cases)).await;
+    // 1. A first sync of each name.
+    let first: Vec<Value> = (0..8).map(|n| SyncHarness::change(n, 600 + n, "name", &format!("Synced {n}"), T)).collect();
+    assert_eq!(s.h.deliver(&body(&first), Signing::V1).await.0, 200);
+    s.pump().await;
+    for n in [0, 1, 2, 3, 4, 7] {
+        assert_eq!(s.customer(n)["company_name"], format!("Synced {n}"), "customer {n}");
+    }
+    for n in [5, 6] {
+        assert_eq!(s.customer(n)["company_name"], demo_customer(n)["company_name"], "direction keeps WARP's for {n}");
+    }
+    // 2. WARP edits every name (now, 2026)...
+    for n in 0..8 {
+        let id = demo_customer(n)["id"].as_str().unwrap().to_string();
+        s.warp.edit(&id, json!({"company_name": format!("WARP edit {n}")}));
+    }
+    // 3. ...and HubSpot edits them too: older than WARP's edit, except for
+    //    customer 3, whose HubSpot edit is the newest.
+    let second: Vec<Value> = (0..8)
+        .map(|n| {
+            let at = if n == 3 { hubwarp::time::now_ms() + 60_000 } else { T + 10 };
+            SyncHarness::change(n, 700 + n, "name", &format!("HubSpot edit {n}"), at)
+        })
+        .collect();
+    assert_eq!(s.h.deliver(&body(&second), Signing::V1).await.0, 200);
+    s.pump().await;
+    let name = |n: usize| s.customer(n)["company_name"].as_str().unwrap().to_string();
+    assert_eq!(name(0), "HubSpot edit 0", "HUBSPOT_WINS");
+    assert_eq!(name(1), "WARP edit 1", "WARP_WINS");
+    assert_eq!(name(2), "WARP edit 2", "LATEST_WINS, WARP newer");
+    assert_eq!(name(3), "HubSpot edit 3", "LATEST_WINS, HubSpot newer");
+    assert_eq!(name(4), "WARP edit 4", "MANUAL changes nothing");
+    assert_eq!(name(5), "WARP edit 5", "NONE");
+    assert_eq!(name(6), "WARP edit 6", "WARP_TO_HUBSPOT");
+    // HUBSPOT_TO_WARP with HUBSPOT_WINS: HubSpot's value stands.
+    assert_eq!(name(7), "HubSpot edit 7", "HUBSPOT_TO_WARP");
+
+    let conflicts = aws_sdk_dynamodb::Client::new(&s.h.aws)
+        .scan()
+        .table_name(s.h.res.names.sync_tables().conflicts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conflicts.count, 1, "one MANUAL conflict for review");
+    let item = &conflicts.items.unwrap()[0];
+    assert_eq!(crate::utils::s(item, "hubspot_value"), "HubSpot edit 4");
+    assert_eq!(crate::utils::s(item, "warp_value"), "\"WARP edit 4\"");
+}

@@ -463,25 +463,40 @@ async fn each_direction_and_each_strategy_with_a_real_conflict() {
     ];
     let s = SyncHarness::with_mappings("strategies", 8, mapping_with_overrides(&cases)).await;
     // 1. A first sync of each name.
-    let first: Vec<Value> = (0..8).map(|n| SyncHarness::change(n, 600 + n, "name", &format!("Synced {n}"), T)).collect();
+    let first: Vec<Value> = (0..8)
+        .map(|n| SyncHarness::change(n, 600 + n, "name", &format!("Synced {n}"), T))
+        .collect();
     assert_eq!(s.h.deliver(&body(&first), Signing::V1).await.0, 200);
     s.pump().await;
     for n in [0, 1, 2, 3, 4, 7] {
-        assert_eq!(s.customer(n)["company_name"], format!("Synced {n}"), "customer {n}");
+        assert_eq!(
+            s.customer(n)["company_name"],
+            format!("Synced {n}"),
+            "customer {n}"
+        );
     }
     for n in [5, 6] {
-        assert_eq!(s.customer(n)["company_name"], demo_customer(n)["company_name"], "direction keeps WARP's for {n}");
+        assert_eq!(
+            s.customer(n)["company_name"],
+            demo_customer(n)["company_name"],
+            "direction keeps WARP's for {n}"
+        );
     }
     // 2. WARP edits every name (now, 2026)...
     for n in 0..8 {
         let id = demo_customer(n)["id"].as_str().unwrap().to_string();
-        s.warp.edit(&id, json!({"company_name": format!("WARP edit {n}")}));
+        s.warp
+            .edit(&id, json!({"company_name": format!("WARP edit {n}")}));
     }
     // 3. ...and HubSpot edits them too: older than WARP's edit, except for
     //    customer 3, whose HubSpot edit is the newest.
     let second: Vec<Value> = (0..8)
         .map(|n| {
-            let at = if n == 3 { hubwarp::time::now_ms() + 60_000 } else { T + 10 };
+            let at = if n == 3 {
+                hubwarp::time::now_ms() + 60_000
+            } else {
+                T + 10
+            };
             SyncHarness::change(n, 700 + n, "name", &format!("HubSpot edit {n}"), at)
         })
         .collect();

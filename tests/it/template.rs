@@ -108,3 +108,33 @@ fn receiver_environment_names_every_setting_it_reads() {
         "the secret itself never goes in the template"
     );
 }
+
+#[test]
+fn consumer_environment_and_trigger() {
+    let t = template();
+    let f = &t["Resources"]["SyncConsumerFunction"]["Properties"];
+    let vars = &f["Environment"]["Variables"];
+    for name in [
+        "WEBHOOK_EVENTS_TABLE",
+        "LINKS_TABLE",
+        "FIELD_STATE_TABLE",
+        "SYNC_LOG_TABLE",
+        "CONFLICTS_TABLE",
+        "WARP_API_URL",
+        "WARP_API_TOKEN_ARN",
+        "HUBSPOT_API_URL",
+        "HUBSPOT_ACCESS_TOKEN_ARN",
+    ] {
+        assert!(!vars[name].is_null(), "template does not set {name}");
+    }
+    let events = f["Events"].as_mapping().expect("events");
+    let sqs = events.values().next().expect("one event");
+    assert_eq!(sqs["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        sqs["Properties"]["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    // The queue's visibility timeout stays six times the function's timeout.
+    let timeout = f["Timeout"].as_u64().expect("timeout");
+    assert_eq!(u64::from(resources::SYNC_VISIBILITY_TIMEOUT_S), 6 * timeout);
+}

@@ -11,7 +11,7 @@ LOCAL_AWS_PORT  ?= 5000
 LOCAL_AWS       := http://127.0.0.1:$(LOCAL_AWS_PORT)
 RESOURCE_PREFIX ?= hubspot-warp
 INVOKE_PORT     ?= 9000
-FUNCTIONS       := webhook-receiver
+FUNCTIONS       := webhook-receiver sync-consumer
 
 # Every local command talks to the moto server, never to real AWS.
 LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
@@ -22,16 +22,19 @@ LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
 # prefix differ from the defaults in their [package.metadata.lambda.env].
 FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	WEBHOOK_EVENTS_TABLE=$(RESOURCE_PREFIX)-webhook-events \
+	LINKS_TABLE=$(RESOURCE_PREFIX)-links FIELD_STATE_TABLE=$(RESOURCE_PREFIX)-field-state \
+	SYNC_LOG_TABLE=$(RESOURCE_PREFIX)-sync-log CONFLICTS_TABLE=$(RESOURCE_PREFIX)-conflicts \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
-	release size rss coldstart clean-local
+	release size rss coldstart clean-local sandboxes
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
 	@echo "make test        fmt, clippy, cfn-lint and every test (bootstraps .venv)"
 	@echo "make local-up    start moto on 127.0.0.1:\$$LOCAL_AWS_PORT (default 5000) and create resources"
 	@echo "make local-down  stop the moto server local-up started"
+	@echo "make sandboxes   WARP (9100) and HubSpot (9101) sandboxes with 50 demo customers"
 	@echo "make watch       cargo lambda watch with the local settings"
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
@@ -80,10 +83,27 @@ local-up: venv
 	@$(LOCAL_ENV) cargo run --quiet -p integration-tests --bin local-aws -- $(RESOURCE_PREFIX) | tee $(LOCAL)/resources.env
 
 local-down:
-	@if [ -f $(LOCAL)/moto.pid ]; then \
-		kill $$(cat $(LOCAL)/moto.pid) 2>/dev/null && echo "stopped moto (pid $$(cat $(LOCAL)/moto.pid))"; \
-		rm -f $(LOCAL)/moto.pid; \
-	else echo "no moto server started by local-up"; fi
+	@for p in moto sandboxes; do \
+		if [ -f $(LOCAL)/$$p.pid ]; then \
+			kill $$(cat $(LOCAL)/$$p.pid) 2>/dev/null && echo "stopped $$p (pid $$(cat $(LOCAL)/$$p.pid))"; \
+			rm -f $(LOCAL)/$$p.pid; \
+		fi; \
+	done
+
+# The WARP sandbox on 127.0.0.1:9100 and the HubSpot sandbox on 9101, seeded
+# with 50 linked demo customers (test peers, never shipped).
+sandboxes:
+	@mkdir -p $(LOCAL)
+	cargo build --quiet -p integration-tests --bin warp-sandbox
+	@if $(PY) -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9100/', timeout=1)" 2>/dev/null || \
+		$(PY) -c "import socket; socket.create_connection(('127.0.0.1', 9100), 1)" 2>/dev/null; then \
+		echo "sandboxes already answer on 127.0.0.1:9100"; \
+	else \
+		nohup ./target/debug/warp-sandbox --port 9100 --customers 50 > $(LOCAL)/sandboxes.log 2>&1 & \
+		echo $$! > $(LOCAL)/sandboxes.pid; \
+		for i in $$(seq 1 50); do grep -q HUBSPOT_API_URL $(LOCAL)/sandboxes.log 2>/dev/null && break; sleep 0.2; done; \
+		cat $(LOCAL)/sandboxes.log; \
+	fi
 
 # Settings come from [package.metadata.lambda.env] of each function; a
 # variable already set in the environment wins.
@@ -117,9 +137,9 @@ rss: local-up
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		cargo run --quiet -p integration-tests --bin rss-probe
 
-demo: local-up
-	@echo "demo: the receiver flow (the consumer and the reconciler join in later issues)"
-	cargo build --quiet -p webhook-receiver
+demo: local-up sandboxes
+	@echo "demo: receiver and consumer (the nightly reconciler joins in a later issue)"
+	cargo build --quiet -p webhook-receiver -p sync-consumer
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		cargo run --quiet -p integration-tests --bin demo
 

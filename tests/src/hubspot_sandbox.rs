@@ -40,14 +40,16 @@ impl HubspotSandbox {
     /// Serves on an ephemeral loopback port, on a task of the current runtime.
     pub async fn start() -> HubspotSandbox {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => listener,
+        match Self::start_on(addr).await {
+            Ok(sandbox) => sandbox,
             Err(e) => panic!("binding the HubSpot sandbox on {addr}: {e}"),
-        };
-        let base_url = match listener.local_addr() {
-            Ok(local) => format!("http://{local}"),
-            Err(e) => panic!("address of the HubSpot sandbox: {e}"),
-        };
+        }
+    }
+
+    /// Serves on `addr` (the demo's fixed port).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<HubspotSandbox> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
         let shared = Shared::default();
         let app = router(shared.clone());
         let server = tokio::spawn(async move {
@@ -55,11 +57,11 @@ impl HubspotSandbox {
                 tracing::warn!(error = %e, "HubSpot sandbox stopped");
             }
         });
-        HubspotSandbox {
+        Ok(HubspotSandbox {
             base_url,
             shared,
             server,
-        }
+        })
     }
 
     /// Creates company `id` or merges `properties` into it. Values should be

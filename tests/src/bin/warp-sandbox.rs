@@ -1,13 +1,17 @@
 //! Runs the WARP sandbox standalone for the local demo, seeded with demo
-//! customers, on loopback only, until killed.
+//! customers, on loopback only, until killed; and beside it the HubSpot
+//! sandbox on the next port, with one company per customer carrying its
+//! `warp_ban`.
 //!
 //! Usage: warp-sandbox [--port P] [--customers N]   (defaults: 9100, 50)
 //!
-//! Prints one line, `WARP_API_URL=http://127.0.0.1:P`, once it accepts
-//! connections, so a script can wait for it and source the setting.
+//! Prints `WARP_API_URL=http://127.0.0.1:P` and
+//! `HUBSPOT_API_URL=http://127.0.0.1:P+1` once both accept connections, so a
+//! script can wait for them and source the settings.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use integration_tests::hubspot_sandbox::HubspotSandbox;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
 const USAGE: &str = "usage: warp-sandbox [--port P] [--customers N]   (defaults: 9100, 50)";
@@ -69,10 +73,24 @@ async fn run() -> Result<(), String> {
     let sandbox = WarpSandbox::start_on(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let hubspot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port.saturating_add(1)));
+    let hubspot = HubspotSandbox::start_on(hubspot_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {hubspot_addr}: {e}"))?;
     for n in 1..=args.customers {
-        sandbox.insert(demo_customer(n));
+        let customer = sandbox.insert(demo_customer(n));
+        let mut props = serde_json::Map::new();
+        props.insert("warp_ban".into(), customer["ban"].clone());
+        props.insert("name".into(), customer["company_name"].clone());
+        if let Some(id) = customer
+            .pointer("/external_ids/hubspot_company_id")
+            .and_then(|v| v.as_str())
+        {
+            hubspot.upsert_company(id, props);
+        }
     }
     println!("WARP_API_URL={}", sandbox.base_url);
+    println!("HUBSPOT_API_URL={}", hubspot.base_url);
     std::future::pending::<()>().await;
     Ok(())
 }

@@ -524,3 +524,27 @@ async fn each_direction_and_each_strategy_with_a_real_conflict() {
     assert_eq!(crate::utils::s(item, "hubspot_value"), "HubSpot edit 4");
     assert_eq!(crate::utils::s(item, "warp_value"), "\"WARP edit 4\"");
 }
+
+#[tokio::test]
+async fn the_committed_sqs_batch_fixture_runs_through_the_consumer() {
+    let s = SyncHarness::new("sqsfixture", 5).await;
+    let path = integration_tests::workspace_root().join("events/sqs-batch.json");
+    let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let response = sync_consumer::handle(&s.consumer, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(s.customer(1)["credit_limit"], "7500.00");
+    assert_eq!(s.customer(1)["address"]["city"], "Boulder");
+    assert_eq!(s.customer(2)["company_name"], "Globex Telecom Inc");
+    assert_eq!(
+        s.customer(3)["status"],
+        demo_customer(3)["status"],
+        "WARP-owned field untouched"
+    );
+    assert_eq!(
+        s.customer(4)["credit_limit"],
+        demo_customer(4)["credit_limit"],
+        "bad value not applied"
+    );
+}

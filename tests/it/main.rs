@@ -10,3 +10,4 @@ mod secrets;
 mod sync_store;
 mod template;
 mod utils;
+mod warp_client;

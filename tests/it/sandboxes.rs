@@ -552,13 +552,15 @@ impl Drop for KillOnDrop {
 
 #[tokio::test]
 async fn warp_sandbox_binary_serves_seeded_demo_customers() {
-    let port = {
+    let free_port = || {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
+    let (port, hubspot_port) = (free_port(), free_port());
     let mut child = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_warp-sandbox"))
             .args(["--port", &port.to_string(), "--customers=3"])
+            .args(["--hubspot-port", &hubspot_port.to_string()])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),

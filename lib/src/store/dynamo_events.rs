@@ -49,6 +49,29 @@ impl DynamoEventLog {
         }
     }
 
+    /// Ok(true) when the conditional update was made, Ok(false) when its
+    /// condition did not hold (an expected outcome, not an error).
+    fn condition_held<O, R>(
+        &self,
+        res: Result<O, SdkError<UpdateItemError, R>>,
+    ) -> Result<bool, StoreError>
+    where
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match res {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.aws_error("UpdateItem", e)),
+        }
+    }
+
     fn outcome_from_existing(
         &self,
         key: &str,
@@ -179,18 +202,7 @@ impl EventLog for DynamoEventLog {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(self.aws_error("UpdateItem", e)),
-        }
+        self.condition_held(res)
     }
 
     #[instrument(skip_all, fields(table = %self.table, dedup_key))]
@@ -235,18 +247,7 @@ impl EventLog for DynamoEventLog {
             .expression_attribute_values(":reason", s(reason))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.aws_error("UpdateItem", e)),
-        }
+        self.condition_held(res).map(|_| ())
     }
 
     #[instrument(skip_all, fields(table = %self.table, dedup_key))]
@@ -264,17 +265,6 @@ impl EventLog for DynamoEventLog {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.aws_error("UpdateItem", e)),
-        }
+        self.condition_held(res).map(|_| ())
     }
 }

@@ -259,7 +259,11 @@ where
                 )));
             }
             Some(_) => {}
-            None => self.set_company_id(&customer, company_id).await?,
+            None => match self.set_company_id(&customer.id, company_id).await {
+                Ok(_) => {}
+                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+                Err(e) => return Ok(Resolution::Unmatched(format!("WARP refused the link: {e}"))),
+            },
         }
         let link = Link {
             company_id: company_id.to_string(),
@@ -274,16 +278,18 @@ where
         Ok(Resolution::Linked(link))
     }
 
-    async fn set_company_id(&self, customer: &Customer, company_id: &str) -> Result<(), Transient> {
+    /// Points WARP's `external_ids.hubspot_company_id` at `company_id`.
+    async fn set_company_id(
+        &self,
+        customer_id: &str,
+        company_id: &str,
+    ) -> Result<Customer, WarpError> {
         let mut body = Map::new();
         body.insert(
             "external_ids".into(),
             serde_json::json!({ "hubspot_company_id": company_id }),
         );
-        match self.warp.update(&customer.id, &body, None).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Transient::Warp(e)),
-        }
+        self.warp.update(customer_id, &body, None).await
     }
 
     /// Decides and writes every change of one customer in this batch.
@@ -297,36 +303,14 @@ where
             let customer = match self.warp.get(customer_id).await {
                 Ok(c) => c,
                 Err(WarpError::NotFound) => {
-                    for item in items {
-                        self.finish(
-                            item,
-                            customer_id,
-                            None,
-                            "failed",
-                            "WARP customer does not exist",
-                            EventStatus::Other("FAILED".into()),
-                        )
-                        .await?;
-                        report.failed += 1;
-                    }
-                    return Ok(());
+                    return self
+                        .fail_all(items, customer_id, "WARP customer does not exist", report)
+                        .await;
                 }
                 Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
                 Err(e) => {
                     let reason = format!("WARP refused the read: {e}");
-                    for item in items {
-                        self.finish(
-                            item,
-                            customer_id,
-                            None,
-                            "failed",
-                            &reason,
-                            EventStatus::Other("FAILED".into()),
-                        )
-                        .await?;
-                        report.failed += 1;
-                    }
-                    return Ok(());
+                    return self.fail_all(items, customer_id, &reason, report).await;
                 }
             };
             let mut states = self.store.field_states(customer_id).await?;
@@ -356,19 +340,7 @@ where
                 Err(e) => {
                     // A 4xx on the write: the values are refused for good.
                     let reason = format!("WARP refused the update: {e}");
-                    for item in items {
-                        self.finish(
-                            item,
-                            customer_id,
-                            None,
-                            "failed",
-                            &reason,
-                            EventStatus::Other("FAILED".into()),
-                        )
-                        .await?;
-                        report.failed += 1;
-                    }
-                    return Ok(());
+                    return self.fail_all(items, customer_id, &reason, report).await;
                 }
             }
         }
@@ -581,6 +553,29 @@ where
         Ok(())
     }
 
+    /// Records a permanent failure for every message of a customer.
+    async fn fail_all(
+        &self,
+        items: &[&Item],
+        customer_id: &str,
+        reason: &str,
+        report: &mut BatchReport,
+    ) -> Result<(), Transient> {
+        for item in items {
+            self.finish(
+                item,
+                customer_id,
+                None,
+                "failed",
+                reason,
+                EventStatus::Other("FAILED".into()),
+            )
+            .await?;
+            report.failed += 1;
+        }
+        Ok(())
+    }
+
     /// Writes the log line and settles the event of one message handled
     /// without a field decision.
     async fn finish(
@@ -753,12 +748,7 @@ where
             updated_at_ms: now_ms(),
         };
         self.store.put_link(&link).await?;
-        let mut body = Map::new();
-        body.insert(
-            "external_ids".into(),
-            serde_json::json!({ "hubspot_company_id": survivor }),
-        );
-        match self.warp.update(&customer_id, &body, None).await {
+        match self.set_company_id(&customer_id, &survivor).await {
             Ok(_) => report.warp_writes += 1,
             Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
             Err(e) => warn!(customer_id, error = %e, "WARP refused the re-link after a merge"),

@@ -133,45 +133,6 @@ async fn run_consumer(aws: &SdkConfig, res: &Resources, port: u16) -> Result<(us
     Ok((batches, retried))
 }
 
-/// Sync log outcomes written since `since_ms`.
-async fn sync_outcomes(
-    aws: &SdkConfig,
-    res: &Resources,
-    since_ms: i64,
-) -> Result<BTreeMap<String, u64>> {
-    let ddb = aws_sdk_dynamodb::Client::new(aws);
-    let mut counts = BTreeMap::new();
-    let mut start = None;
-    loop {
-        let page = ddb
-            .scan()
-            .table_name(res.names.sync_tables().sync_log)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        for item in page.items.unwrap_or_default() {
-            let at: i64 = item
-                .get("at")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            if at >= since_ms {
-                let outcome = item
-                    .get("outcome")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                *counts.entry(outcome).or_insert(0) += 1;
-            }
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(counts);
-        }
-    }
-}
-
 async fn queue_depth(aws: &SdkConfig, res: &Resources) -> Result<u64> {
     let attrs = aws_sdk_sqs::Client::new(aws)
         .get_queue_attributes()
@@ -190,9 +151,13 @@ async fn queue_depth(aws: &SdkConfig, res: &Resources) -> Result<u64> {
         .unwrap_or(0))
 }
 
-async fn records_by_status(
+/// Items of `table` whose numeric `time_attr` is at least `since_ms`,
+/// counted by their `group_attr`.
+async fn count_since(
     aws: &SdkConfig,
-    res: &Resources,
+    table: &str,
+    time_attr: &str,
+    group_attr: &str,
     since_ms: i64,
 ) -> Result<BTreeMap<String, u64>> {
     let ddb = aws_sdk_dynamodb::Client::new(aws);
@@ -201,24 +166,24 @@ async fn records_by_status(
     loop {
         let page = ddb
             .scan()
-            .table_name(res.names.events_table())
+            .table_name(table)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| format!("{e:?}"))?;
         for item in page.items.unwrap_or_default() {
-            let first: i64 = item
-                .get("first_received_at")
+            let at: i64 = item
+                .get(time_attr)
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
-            if first >= since_ms {
-                let status = item
-                    .get("status")
+            if at >= since_ms {
+                let group = item
+                    .get(group_attr)
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
-                *counts.entry(status).or_insert(0) += 1;
+                *counts.entry(group).or_insert(0) += 1;
             }
         }
         start = page.last_evaluated_key;
@@ -305,7 +270,14 @@ async fn main() -> Result<()> {
     );
 
     let depth_after = queue_depth(&aws, &res).await?;
-    let records = records_by_status(&aws, &res, started).await?;
+    let records = count_since(
+        &aws,
+        &res.names.events_table(),
+        "first_received_at",
+        "status",
+        started,
+    )
+    .await?;
     let expected_new = 3 + 100 + 65;
 
     println!("\nreport");
@@ -361,8 +333,22 @@ async fn main() -> Result<()> {
     let (batches, retried) = run_consumer(&aws, &res, port).await?;
     let sync_ms = t.elapsed().as_millis();
     let after = read_customer("ZT-487390001").await?;
-    let outcomes = sync_outcomes(&aws, &res, started).await?;
-    let records = records_by_status(&aws, &res, started).await?;
+    let outcomes = count_since(
+        &aws,
+        &res.names.sync_tables().sync_log,
+        "at",
+        "outcome",
+        started,
+    )
+    .await?;
+    let records = count_since(
+        &aws,
+        &res.names.events_table(),
+        "first_received_at",
+        "status",
+        started,
+    )
+    .await?;
     println!("  batches               {batches} in {sync_ms} ms ({retried} messages retried)");
     println!("  field decisions       {outcomes:?}");
     println!("  events now            {records:?}");

@@ -3,7 +3,8 @@
 //! sandbox on the next port, with one company per customer carrying its
 //! `warp_ban`.
 //!
-//! Usage: warp-sandbox [--port P] [--customers N]   (defaults: 9100, 50)
+//! Usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]
+//! (defaults: 9100, P+1, 50)
 //!
 //! Prints `WARP_API_URL=http://127.0.0.1:P` and
 //! `HUBSPOT_API_URL=http://127.0.0.1:P+1` once both accept connections, so a
@@ -14,10 +15,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use integration_tests::hubspot_sandbox::HubspotSandbox;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
-const USAGE: &str = "usage: warp-sandbox [--port P] [--customers N]   (defaults: 9100, 50)";
+const USAGE: &str =
+    "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]   (defaults: 9100, P+1, 50)";
 
 struct Args {
     port: u16,
+    hubspot_port: Option<u16>,
     customers: usize,
 }
 
@@ -26,6 +29,7 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         port: 9100,
+        hubspot_port: None,
         customers: 50,
     };
     while let Some(arg) = args.next() {
@@ -41,6 +45,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
         match name.as_str() {
             "--port" => parsed.port = number(&name, &value)?,
+            "--hubspot-port" => parsed.hubspot_port = Some(number(&name, &value)?),
             "--customers" => parsed.customers = number(&name, &value)?,
             _ => return Err(format!("unknown argument {name}\n{USAGE}")),
         }
@@ -73,7 +78,8 @@ async fn run() -> Result<(), String> {
     let sandbox = WarpSandbox::start_on(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let hubspot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port.saturating_add(1)));
+    let hubspot_port = args.hubspot_port.unwrap_or(args.port.saturating_add(1));
+    let hubspot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, hubspot_port));
     let hubspot = HubspotSandbox::start_on(hubspot_addr)
         .await
         .map_err(|e| format!("cannot listen on {hubspot_addr}: {e}"))?;
@@ -89,8 +95,16 @@ async fn run() -> Result<(), String> {
             hubspot.upsert_company(id, props);
         }
     }
-    println!("WARP_API_URL={}", sandbox.base_url);
-    println!("HUBSPOT_API_URL={}", hubspot.base_url);
+    // One write for both lines, and no panic if the reader has gone: a
+    // reader that stops after the first line must not kill the sandbox.
+    let lines = format!(
+        "WARP_API_URL={}\nHUBSPOT_API_URL={}\n",
+        sandbox.base_url, hubspot.base_url
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, lines.as_bytes());
+    let _ = std::io::Write::flush(&mut out);
+    drop(out);
     std::future::pending::<()>().await;
     Ok(())
 }

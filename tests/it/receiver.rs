@@ -331,3 +331,34 @@ async fn every_rejection_leaves_the_table_and_queue_untouched() {
     assert!(h.records().await.is_empty());
     assert!(h.drain_queue().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
+    // The SDK retries a claim whose first attempt landed but timed out on
+    // the way back: the second attempt finds this owner's lease.
+    let h = Harness::new("retriedclaim").await;
+    let body = property_changes(1, 0);
+    let events = parse_delivery(body.as_bytes()).unwrap();
+    let key = events[0].dedup_key();
+    let lease = Lease {
+        owner: "req-1".into(),
+        until_ms: now_ms() + 60_000,
+    };
+    let new = NewEvent {
+        dedup_key: &key,
+        event: &events[0],
+        message: "{}",
+    };
+    let log = h.log();
+    let first = log.claim(&new, &lease, now_ms(), 0).await.unwrap();
+    let again = log.claim(&new, &lease, now_ms(), 0).await.unwrap();
+    assert_eq!(first, again);
+    let other = Lease {
+        owner: "req-2".into(),
+        ..lease
+    };
+    assert!(matches!(
+        log.claim(&new, &other, now_ms(), 0).await.unwrap(),
+        hubwarp::store::ClaimOutcome::InFlight { .. }
+    ));
+}

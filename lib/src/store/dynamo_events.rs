@@ -72,9 +72,13 @@ impl DynamoEventLog {
         }
     }
 
+    /// What a refused claim found. A record leased to this very owner is
+    /// ours: the SDK retried a claim whose first attempt did land but whose
+    /// answer was lost (a timeout is ambiguous), so the claim stands.
     fn outcome_from_existing(
         &self,
         key: &str,
+        owner: &str,
         item: &HashMap<String, AttributeValue>,
     ) -> Result<ClaimOutcome, StoreError> {
         let malformed = |reason: &str| StoreError::Malformed {
@@ -89,6 +93,14 @@ impl DynamoEventLog {
             .ok_or_else(|| malformed("no status"))?;
         if status != EventStatus::Received {
             return Ok(ClaimOutcome::Settled(status));
+        }
+        if item
+            .get("lease_owner")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            == Some(owner)
+        {
+            return Ok(ClaimOutcome::Claimed { took_over: false });
         }
         let lease_until_ms = item
             .get("lease_until")
@@ -156,7 +168,7 @@ impl EventLog for DynamoEventLog {
             }),
             Err(SdkError::ServiceError(se)) => match se.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(cf) => match cf.item() {
-                    Some(item) => self.outcome_from_existing(event.dedup_key, item),
+                    Some(item) => self.outcome_from_existing(event.dedup_key, &lease.owner, item),
                     // Older DynamoDB-compatible servers omit the item; read it.
                     None => {
                         let item = self
@@ -170,7 +182,7 @@ impl EventLog for DynamoEventLog {
                             .map_err(|e| self.aws_error("GetItem", e))?
                             .item
                             .unwrap_or_default();
-                        self.outcome_from_existing(event.dedup_key, &item)
+                        self.outcome_from_existing(event.dedup_key, &lease.owner, &item)
                     }
                 },
                 other => Err(self.aws_error("UpdateItem", other)),

@@ -71,6 +71,10 @@ impl EventLog for MemoryEventLog {
                 );
                 Ok(ClaimOutcome::Claimed { took_over: false })
             }
+            // A retried claim of this same owner (its first answer lost).
+            Some(r) if r.status == EventStatus::Received && r.lease_owner == lease.owner => {
+                Ok(ClaimOutcome::Claimed { took_over: false })
+            }
             Some(r) if r.status == EventStatus::Received && r.lease_until_ms < now_ms => {
                 r.lease_owner = lease.owner.clone();
                 r.lease_until_ms = lease.until_ms;

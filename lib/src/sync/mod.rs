@@ -14,6 +14,7 @@ pub mod ports;
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::StreamExt;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
@@ -51,6 +52,22 @@ pub struct BatchReport {
     pub duplicates: usize,
     /// Message ids to hand back to SQS (`batchItemFailures`).
     pub retry: Vec<String>,
+}
+
+/// Customers of one batch applied at once.
+const CUSTOMERS_IN_FLIGHT: usize = 4;
+
+impl BatchReport {
+    /// Adds another report's counts (not its retry list).
+    fn add(&mut self, other: &BatchReport) {
+        self.applied_fields += other.applied_fields;
+        self.warp_writes += other.warp_writes;
+        self.skipped += other.skipped;
+        self.conflicts += other.conflicts;
+        self.unmatched += other.unmatched;
+        self.failed += other.failed;
+        self.duplicates += other.duplicates;
+    }
 }
 
 /// Why a message could not be finished now; it goes back to the queue.
@@ -192,12 +209,21 @@ where
                 }
             }
         }
-        for (customer_id, (_ban, items)) in by_customer {
-            if let Err(e) = self.apply_customer(&customer_id, &items, &mut report).await {
-                warn!(customer_id, error = %e, events = items.len(), "changes not applied; retry");
-                for item in items {
-                    retry[item.index] = true;
-                }
+        // Customers are independent: a few at a time, so one slow or
+        // rate-limited customer does not hold the batch up, while WARP sees
+        // a bounded number of writes in flight.
+        let work: Vec<_> = by_customer
+            .iter()
+            .map(|(customer_id, (_ban, items))| self.apply_customer_alone(customer_id, items))
+            .collect();
+        let done: Vec<_> = futures::stream::iter(work)
+            .buffer_unordered(CUSTOMERS_IN_FLIGHT)
+            .collect()
+            .await;
+        for (customer_report, failed) in done {
+            report.add(&customer_report);
+            for index in failed {
+                retry[index] = true;
             }
         }
 
@@ -290,6 +316,23 @@ where
             serde_json::json!({ "hubspot_company_id": company_id }),
         );
         self.warp.update(customer_id, &body, None).await
+    }
+
+    /// One customer's changes with a report of their own; the indexes of
+    /// the messages to retry when it failed transiently.
+    async fn apply_customer_alone(
+        &self,
+        customer_id: &str,
+        items: &[&Item],
+    ) -> (BatchReport, Vec<usize>) {
+        let mut report = BatchReport::default();
+        match self.apply_customer(customer_id, items, &mut report).await {
+            Ok(()) => (report, Vec::new()),
+            Err(e) => {
+                warn!(customer_id, error = %e, events = items.len(), "changes not applied; retry");
+                (report, items.iter().map(|i| i.index).collect())
+            }
+        }
     }
 
     /// Decides and writes every change of one customer in this batch.

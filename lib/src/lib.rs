@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod queue;
 pub mod secrets;
 pub mod settings;
+pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

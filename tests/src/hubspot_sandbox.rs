@@ -48,15 +48,8 @@ impl HubspotSandbox {
 
     /// Serves on `addr` (the demo's fixed port).
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<HubspotSandbox> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
         let shared = Shared::default();
-        let app = router(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "HubSpot sandbox stopped");
-            }
-        });
+        let (base_url, server) = crate::serve(addr, router(shared.clone()), "HubSpot").await?;
         Ok(HubspotSandbox {
             base_url,
             shared,

@@ -9,6 +9,23 @@ pub mod moto;
 pub mod resources;
 pub mod warp_sandbox;
 
+/// Serves `app` on `addr` on a task of the current runtime; the sandboxes'
+/// shared start. Returns the base URL (`http://127.0.0.1:PORT`) and the task.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    name: &'static str,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, sandbox = name, "sandbox stopped");
+        }
+    });
+    Ok((base_url, server))
+}
+
 /// The workspace root, for finding `.venv`, `events/` and `infra/`.
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -95,15 +95,8 @@ impl WarpSandbox {
 
     /// Serves on `addr`, on a task of the current runtime.
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<WarpSandbox> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
         let shared = Shared::default();
-        let app = router(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "WARP sandbox stopped");
-            }
-        });
+        let (base_url, server) = crate::serve(addr, router(shared.clone()), "WARP").await?;
         Ok(WarpSandbox {
             base_url,
             shared,

@@ -7,7 +7,6 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use hubwarp::http::{RetryPolicy, Token};
 use hubwarp::hubspot::crm::HubspotClient;
-use hubwarp::settings::SettingError;
 use hubwarp::store::{DynamoEventLog, DynamoSyncStore};
 use hubwarp::sync::{Consumer, QueuedMessage};
 use hubwarp::warp::WarpClient;
@@ -15,19 +14,10 @@ use lambda_runtime::LambdaEvent;
 use tracing::info;
 
 pub use config::Config;
+pub use hubwarp::startup::StartupError;
 
 /// The consumer as deployed.
 pub type AwsConsumer = Consumer<DynamoEventLog, DynamoSyncStore, WarpClient, HubspotClient>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Setting(#[from] SettingError),
-    #[error(transparent)]
-    Secret(#[from] hubwarp::secrets::SecretError),
-    #[error("HTTP client: {0}")]
-    Http(String),
-}
 
 /// Builds the consumer: tokens read once, clients created once.
 pub async fn build(

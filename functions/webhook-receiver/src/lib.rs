@@ -15,17 +15,10 @@ use hubwarp::store::DynamoEventLog;
 
 pub use config::Config;
 pub use handler::Receiver;
+pub use hubwarp::startup::StartupError;
 
 /// The receiver as deployed: DynamoDB event log, SQS sync queue.
 pub type AwsReceiver = Receiver<DynamoEventLog, SqsQueue>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Setting(#[from] SettingError),
-    #[error(transparent)]
-    Secret(#[from] hubwarp::secrets::SecretError),
-}
 
 impl AwsReceiver {
     /// Builds the receiver from its config: reads the client secret (from

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::hubspot::webhook::WebhookEvent;
 use crate::intake::error_chain;
 use crate::mapping::MappingSet;
-use crate::mapping::conflict::{self, Decision, FieldState, Incoming, WarpNow};
+use crate::mapping::conflict::{self, Decision, FieldState, HubspotNow, Reason, WarpNow};
 use crate::queue::SyncMessage;
 use crate::store::sync::{
     ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
@@ -409,8 +409,8 @@ where
                 plan.decisions.push((
                     item,
                     None,
-                    Decision::SkipDirection {
-                        direction: crate::mapping::Direction::None,
+                    Decision::Keep {
+                        reason: Reason::Direction(crate::mapping::Direction::None),
                     },
                 ));
                 continue;
@@ -422,18 +422,18 @@ where
                 .or_else(|| mapping.warp.get(&customer.raw).cloned());
             let decision = conflict::decide(
                 mapping,
-                Incoming {
-                    value: e.property_value.as_deref().unwrap_or_default(),
-                    occurred_at: e.occurred_at,
-                },
                 states.get(&field),
                 WarpNow {
                     value: current.as_ref(),
                     updated_at: customer.updated_at_ms,
                 },
+                HubspotNow::Event {
+                    value: e.property_value.as_deref().unwrap_or_default(),
+                    occurred_at: e.occurred_at,
+                },
             );
-            if let Decision::Apply { value, .. } | Decision::InSync { value } = &decision {
-                if matches!(decision, Decision::Apply { .. }) {
+            if let Decision::WriteWarp { value, .. } | Decision::InSync { value } = &decision {
+                if matches!(decision, Decision::WriteWarp { .. }) {
                     mapping.warp.set_in(&mut plan.body, value.clone());
                 }
                 pending.insert(field.clone(), value.clone());
@@ -488,9 +488,9 @@ where
                     "no mapping for this property".to_string(),
                     EventStatus::Applied,
                 ),
-                (Some(_), Decision::Apply { conflict, .. }) => {
+                (Some(_), Decision::WriteWarp { reason, .. }) => {
                     report.applied_fields += 1;
-                    let why = if *conflict {
+                    let why = if reason.is_conflict() {
                         "conflict settled for HubSpot by the field's strategy"
                     } else {
                         "HubSpot change applied"
@@ -502,32 +502,53 @@ where
                     "WARP already holds this value".into(),
                     EventStatus::Applied,
                 ),
-                (Some(_), Decision::SkipStale { last_applied }) => {
+                (
+                    Some(_),
+                    Decision::Keep {
+                        reason: reason @ Reason::Stale { .. },
+                    },
+                ) => {
                     report.skipped += 1;
-                    (
-                        "skipped-stale",
-                        format!("older than the change applied at {last_applied}"),
-                        EventStatus::Applied,
-                    )
+                    ("skipped-stale", reason.describe(), EventStatus::Applied)
                 }
-                (Some(m), Decision::SkipDirection { direction }) => {
-                    report.skipped += 1;
-                    let why = if *direction == crate::mapping::Direction::WarpToHubspot {
-                        format!(
-                            "{} is WARP-owned; HubSpot's edit is drift for the nightly run",
-                            m.warp
-                        )
-                    } else {
-                        format!("{} is not synced (direction NONE)", m.warp)
-                    };
-                    ("skipped-direction", why, EventStatus::Applied)
-                }
-                (Some(m), Decision::KeepWarp { strategy }) => {
+                // The consumer writes WARP only: when the decision is that
+                // HubSpot should take WARP's value, WARP keeps it and the
+                // nightly run repairs HubSpot.
+                (
+                    Some(m),
+                    Decision::WriteHubspot {
+                        reason: Reason::Strategy(strategy),
+                        ..
+                    }
+                    | Decision::Keep {
+                        reason: Reason::Strategy(strategy),
+                    },
+                ) => {
                     report.conflicts += 1;
                     (
                         "conflict",
                         format!(
-                            "both sides changed {}; {strategy:?} keeps WARP's value",
+                            "both sides changed {}; {} keeps WARP's value",
+                            m.warp,
+                            conflict::strategy_name(*strategy)
+                        ),
+                        EventStatus::Applied,
+                    )
+                }
+                (Some(m), Decision::Keep { .. }) => {
+                    report.skipped += 1;
+                    (
+                        "skipped-direction",
+                        format!("{} is not synced (direction NONE)", m.warp),
+                        EventStatus::Applied,
+                    )
+                }
+                (Some(m), Decision::WriteHubspot { .. }) => {
+                    report.skipped += 1;
+                    (
+                        "skipped-direction",
+                        format!(
+                            "{} is WARP-owned; HubSpot's edit is drift for the nightly run",
                             m.warp
                         ),
                         EventStatus::Applied,

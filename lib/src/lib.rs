@@ -10,6 +10,7 @@ pub mod hubspot;
 pub mod intake;
 pub mod mapping;
 pub mod queue;
+pub mod reconcile;
 pub mod secrets;
 pub mod settings;
 pub mod startup;

@@ -280,3 +280,76 @@ impl EventLog for DynamoEventLog {
         self.condition_held(res).map(|_| ())
     }
 }
+
+impl super::StuckEvents for DynamoEventLog {
+    /// A scan: the sweep runs once a night over a table whose records
+    /// expire (TTL), and stuck records are rare, so a status index would
+    /// cost every intake write for a nightly convenience.
+    #[instrument(skip_all, fields(table = %self.table))]
+    async fn stuck_page(
+        &self,
+        lapsed_before_ms: i64,
+        start: Option<String>,
+    ) -> Result<(Vec<super::StuckEvent>, Option<String>), StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#status = :received AND lease_until < :cutoff")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":received", s(EventStatus::Received.as_str()))
+            .expression_attribute_values(":cutoff", n(lapsed_before_ms))
+            .limit(500)
+            .set_exclusive_start_key(start.map(|k| HashMap::from([(KEY.to_string(), s(k))])))
+            .send()
+            .await
+            .map_err(|e| self.aws_error("Scan", e))?;
+        let stuck = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                Some(super::StuckEvent {
+                    dedup_key: text(KEY)?,
+                    message: text("message")?,
+                    lease_until_ms: item
+                        .get("lease_until")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        let next = out
+            .last_evaluated_key
+            .and_then(|k| k.get(KEY).and_then(|v| v.as_s().ok()).cloned());
+        Ok((stuck, next))
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn take_stuck(
+        &self,
+        dedup_key: &str,
+        owner: &str,
+        lapsed_before_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .update_expression("SET lease_owner = :owner, lease_until = :until ADD claims :one")
+            .condition_expression("#status = :received AND lease_until < :cutoff")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":received", s(EventStatus::Received.as_str()))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":until", n(lease_until_ms))
+            .expression_attribute_values(":cutoff", n(lapsed_before_ms))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        self.condition_held(res)
+    }
+}

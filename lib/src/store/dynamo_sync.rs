@@ -296,4 +296,42 @@ impl ConflictQueue for DynamoSyncStore {
             .map_err(|e| self.fail("PutItem", table, e))?;
         Ok(())
     }
+
+    #[instrument(skip(self), fields(table = %self.tables.conflicts))]
+    async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
+        let table = &self.tables.conflicts;
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(table)
+                .filter_expression("#state = :open")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":open", s("OPEN"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.fail("Scan", table, e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(ConflictRecord {
+                    customer_id: get_s(&item, "customer_id").unwrap_or_default(),
+                    field: get_s(&item, "field").unwrap_or_default(),
+                    property: get_s(&item, "property").unwrap_or_default(),
+                    hubspot_value: get_s(&item, "hubspot_value").unwrap_or_default(),
+                    hubspot_occurred_at: get_n(&item, "hubspot_occurred_at").unwrap_or_default(),
+                    warp_value: get_s(&item, "warp_value").unwrap_or_default(),
+                    warp_updated_at: get_n(&item, "warp_updated_at"),
+                    dedup_key: get_s(&item, "dedup_key").unwrap_or_default(),
+                });
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                out.sort_by(|a, b| (&a.customer_id, &a.field).cmp(&(&b.customer_id, &b.field)));
+                return Ok(out);
+            }
+        }
+    }
 }

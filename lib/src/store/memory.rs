@@ -131,3 +131,47 @@ impl EventLog for MemoryEventLog {
         Ok(())
     }
 }
+
+impl super::StuckEvents for MemoryEventLog {
+    async fn stuck_page(
+        &self,
+        lapsed_before_ms: i64,
+        start: Option<String>,
+    ) -> Result<(Vec<super::StuckEvent>, Option<String>), StoreError> {
+        let records = self.lock();
+        let mut stuck: Vec<super::StuckEvent> = records
+            .iter()
+            .filter(|(k, r)| {
+                r.status == EventStatus::Received
+                    && r.lease_until_ms < lapsed_before_ms
+                    && start.as_deref().is_none_or(|s| k.as_str() > s)
+            })
+            .map(|(k, r)| super::StuckEvent {
+                dedup_key: k.clone(),
+                message: r.message.clone(),
+                lease_until_ms: r.lease_until_ms,
+            })
+            .collect();
+        stuck.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
+        Ok((stuck, None))
+    }
+
+    async fn take_stuck(
+        &self,
+        dedup_key: &str,
+        owner: &str,
+        lapsed_before_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut records = self.lock();
+        match records.get_mut(dedup_key) {
+            Some(r) if r.status == EventStatus::Received && r.lease_until_ms < lapsed_before_ms => {
+                r.lease_owner = owner.to_string();
+                r.lease_until_ms = lease_until_ms;
+                r.claims += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

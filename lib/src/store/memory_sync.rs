@@ -12,7 +12,7 @@ use crate::mapping::conflict::FieldState;
 #[derive(Debug, Default)]
 pub struct MemorySyncStore {
     links: Mutex<HashMap<String, Link>>,
-    fields: Mutex<HashMap<(String, String), FieldState>>,
+    fields: Mutex<HashMap<String, HashMap<String, FieldState>>>,
     log: Mutex<Vec<SyncLogEntry>>,
     conflicts: Mutex<Vec<ConflictRecord>>,
 }
@@ -52,10 +52,9 @@ impl FieldStateStore for MemorySyncStore {
         customer_id: &str,
     ) -> Result<HashMap<String, FieldState>, StoreError> {
         Ok(lock(&self.fields)
-            .iter()
-            .filter(|((c, _), _)| c == customer_id)
-            .map(|((_, f), s)| (f.clone(), s.clone()))
-            .collect())
+            .get(customer_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn put_field_state(
@@ -64,7 +63,10 @@ impl FieldStateStore for MemorySyncStore {
         field: &str,
         state: &FieldState,
     ) -> Result<(), StoreError> {
-        lock(&self.fields).insert((customer_id.to_string(), field.to_string()), state.clone());
+        lock(&self.fields)
+            .entry(customer_id.to_string())
+            .or_default()
+            .insert(field.to_string(), state.clone());
         Ok(())
     }
 }
@@ -78,7 +80,22 @@ impl SyncLog for MemorySyncStore {
 
 impl ConflictQueue for MemorySyncStore {
     async fn put_conflict(&self, conflict: &ConflictRecord) -> Result<(), StoreError> {
-        lock(&self.conflicts).push(conflict.clone());
+        let mut all = lock(&self.conflicts);
+        // The same conflict recorded again replaces itself, as the table's
+        // key (customer, field, HubSpot time) does.
+        all.retain(|c| {
+            (&c.customer_id, &c.field, c.hubspot_occurred_at)
+                != (
+                    &conflict.customer_id,
+                    &conflict.field,
+                    conflict.hubspot_occurred_at,
+                )
+        });
+        all.push(conflict.clone());
         Ok(())
+    }
+
+    async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
+        Ok(lock(&self.conflicts).clone())
     }
 }

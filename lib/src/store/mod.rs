@@ -145,3 +145,35 @@ pub trait EventLog: Send + Sync {
         lease_owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// An event recorded but never queued, with the queue body kept on its
+/// record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckEvent {
+    pub dedup_key: String,
+    pub message: String,
+    pub lease_until_ms: i64,
+}
+
+/// What the nightly sweep needs of the event log: records left RECEIVED
+/// whose lease lapsed long ago (HubSpot stopped retrying them).
+pub trait StuckEvents: Send + Sync {
+    /// One page of records RECEIVED with a lease that lapsed before
+    /// `lapsed_before_ms`; the key to continue from, if any.
+    fn stuck_page(
+        &self,
+        lapsed_before_ms: i64,
+        start: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<StuckEvent>, Option<String>), StoreError>> + Send;
+
+    /// Takes the lease of a stuck record for `owner` (the run), only if it
+    /// is still RECEIVED with a lapsed lease: a late HubSpot retry or a
+    /// second sweep cannot queue it too.
+    fn take_stuck(
+        &self,
+        dedup_key: &str,
+        owner: &str,
+        lapsed_before_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

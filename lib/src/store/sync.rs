@@ -113,4 +113,8 @@ pub trait ConflictQueue: Send + Sync {
         &self,
         conflict: &ConflictRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every conflict still waiting for a person.
+    fn open_conflicts(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ConflictRecord>, StoreError>> + Send;
 }

@@ -1,0 +1,184 @@
+//! What a run talks to, as ports: the real clients and AWS adapters
+//! implement them, unit tests use in-memory doubles.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hubspot::crm::{BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotError};
+use crate::store::StoreError;
+use crate::sync::ports::WarpApi;
+use crate::warp::{Page, WarpClient, WarpError};
+
+/// WARP's customers: the consumer's calls plus the list a run pages through.
+pub trait WarpCustomers: WarpApi {
+    fn list_page(
+        &self,
+        page: u32,
+        per_page: u32,
+    ) -> impl Future<Output = Result<Page, WarpError>> + Send;
+}
+
+impl WarpCustomers for WarpClient {
+    fn list_page(
+        &self,
+        page: u32,
+        per_page: u32,
+    ) -> impl Future<Output = Result<Page, WarpError>> + Send {
+        WarpClient::list_page(self, page, per_page)
+    }
+}
+
+/// Rate-limit figures of the HubSpot client, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateStats {
+    /// Calls the limiter held back, and for how long in all.
+    pub waits: u64,
+    pub waited_ms: u64,
+    /// 429 answers received (each waited out and retried).
+    pub throttled: u64,
+}
+
+/// HubSpot's companies, as a run reads and repairs them.
+pub trait HubspotCompanies: Send + Sync {
+    fn list_page(
+        &self,
+        properties: &[&str],
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<CompanyPage, HubspotError>> + Send;
+    fn batch_read(
+        &self,
+        ids: &[String],
+        properties: &[&str],
+    ) -> impl Future<Output = Result<BatchRead, HubspotError>> + Send;
+    fn batch_update(
+        &self,
+        inputs: &[CompanyUpdate],
+    ) -> impl Future<Output = Result<BatchUpdate, HubspotError>> + Send;
+    /// Totals since the client was built.
+    fn rate_stats(&self) -> RateStats;
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    /// Ended early on purpose (HubSpot's daily limit): the report says why.
+    Stopped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Completed => "COMPLETED",
+            Self::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "RUNNING" => Some(Self::Running),
+            "COMPLETED" => Some(Self::Completed),
+            "STOPPED" => Some(Self::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// The run record: one per run id, checkpointed after every page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    /// The manual run's selection (ids or BANs); `None`: everyone.
+    pub customers: Option<Vec<String>>,
+    pub scheduled_ms: Option<i64>,
+    pub started_ms: i64,
+    pub updated_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub invocations: u32,
+    /// Where the next invocation picks up.
+    pub cursor: super::run::Cursor,
+    /// Totals so far (summed from the report's pieces).
+    pub counters: super::report::Counters,
+    pub stop_reason: Option<String>,
+    pub report_json_key: Option<String>,
+    pub report_html_key: Option<String>,
+}
+
+/// What claiming a run found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This invocation holds the run (new, resumed or continued).
+    Held(RunRecord),
+    /// The run already finished: a second delivery does nothing.
+    Finished(RunRecord),
+    /// Another invocation holds the run right now.
+    Busy(RunRecord),
+}
+
+pub trait RunStore: Send + Sync {
+    /// Creates the run from `fresh` (a continuation has none: the run must
+    /// exist), or takes it over when its lease lapsed or was released, in
+    /// one conditional write.
+    fn claim(
+        &self,
+        run_id: &str,
+        fresh: Option<&RunRecord>,
+        owner: &str,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Saves progress; fails when `owner` no longer holds the lease.
+    fn checkpoint(
+        &self,
+        record: &RunRecord,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+}
+
+/// Where reports and their pieces are kept (S3).
+pub trait ReportStore: Send + Sync {
+    fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Keys under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// Starts the next invocation of a run that ran short of time.
+pub trait Continuation: Send + Sync {
+    fn continue_run(&self, run_id: &str) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Tells a person (SNS) when a run needs one.
+pub trait Alerts: Send + Sync {
+    fn publish(
+        &self,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// No alert topic configured.
+pub struct NoAlerts;
+
+impl Alerts for NoAlerts {
+    async fn publish(&self, _subject: &str, _message: &str) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -11,7 +11,7 @@ LOCAL_AWS_PORT  ?= 5000
 LOCAL_AWS       := http://127.0.0.1:$(LOCAL_AWS_PORT)
 RESOURCE_PREFIX ?= hubspot-warp
 INVOKE_PORT     ?= 9000
-FUNCTIONS       := webhook-receiver sync-consumer
+FUNCTIONS       := webhook-receiver sync-consumer nightly-reconciler
 
 # Every local command talks to the moto server, never to real AWS.
 LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
@@ -24,6 +24,8 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	WEBHOOK_EVENTS_TABLE=$(RESOURCE_PREFIX)-webhook-events \
 	LINKS_TABLE=$(RESOURCE_PREFIX)-links FIELD_STATE_TABLE=$(RESOURCE_PREFIX)-field-state \
 	SYNC_LOG_TABLE=$(RESOURCE_PREFIX)-sync-log CONFLICTS_TABLE=$(RESOURCE_PREFIX)-conflicts \
+	RUNS_TABLE=$(RESOURCE_PREFIX)-runs REPORTS_BUCKET=$(RESOURCE_PREFIX)-reports \
+	AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$(INVOKE_PORT) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \

@@ -34,6 +34,7 @@ fn sam_template_matches_local_resources() {
         "FieldStateTable",
         "SyncLogTable",
         "ConflictsTable",
+        "RunsTable",
     ]
     .iter()
     .zip(resources::TABLES)
@@ -80,6 +81,13 @@ fn sam_template_matches_local_resources() {
     assert_eq!(
         queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
         Some(u64::from(resources::MAX_RECEIVE_COUNT))
+    );
+    assert!(
+        sub(&r["ReportsBucket"]["Properties"]["BucketName"]).starts_with(&format!(
+            "${{ResourcePrefix}}-{}",
+            resources::REPORTS_SUFFIX
+        )),
+        "reports bucket name"
     );
     let dlq = &r["SyncDeadLetterQueue"]["Properties"];
     assert_eq!(
@@ -137,4 +145,45 @@ fn consumer_environment_and_trigger() {
     // The queue's visibility timeout stays six times the function's timeout.
     let timeout = f["Timeout"].as_u64().expect("timeout");
     assert_eq!(u64::from(resources::SYNC_VISIBILITY_TIMEOUT_S), 6 * timeout);
+}
+
+#[test]
+fn reconciler_environment_and_schedule() {
+    let t = template();
+    let f = &t["Resources"]["NightlyReconcilerFunction"]["Properties"];
+    let vars = &f["Environment"]["Variables"];
+    for name in [
+        "WEBHOOK_EVENTS_TABLE",
+        "LINKS_TABLE",
+        "FIELD_STATE_TABLE",
+        "SYNC_LOG_TABLE",
+        "CONFLICTS_TABLE",
+        "RUNS_TABLE",
+        "REPORTS_BUCKET",
+        "SYNC_QUEUE_URL",
+        "WARP_API_URL",
+        "WARP_API_TOKEN_ARN",
+        "HUBSPOT_API_URL",
+        "HUBSPOT_ACCESS_TOKEN_ARN",
+        "HUBSPOT_RATE_LIMIT_PER_10S",
+        "RECONCILE_TIMEZONE",
+    ] {
+        assert!(!vars[name].is_null(), "template does not set {name}");
+    }
+    let schedule = &f["Events"]["Nightly"];
+    assert_eq!(schedule["Type"].as_str(), Some("ScheduleV2"));
+    assert_eq!(
+        schedule["Properties"]["ScheduleExpression"].as_str(),
+        Some("cron(0 2 * * ? *)")
+    );
+    // The payload carries the scheduled time, which is the run's id.
+    let input: serde_json::Value =
+        serde_json::from_str(schedule["Properties"]["Input"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+    let request: hubwarp::reconcile::ReconcileRequest =
+        serde_json::from_value(input).unwrap_or_default();
+    assert_eq!(
+        request.scheduled_time.as_deref(),
+        Some("<aws.scheduler.scheduled-time>")
+    );
 }

@@ -20,6 +20,10 @@ pub const LINKS_SUFFIX: &str = "links";
 pub const FIELD_STATE_SUFFIX: &str = "field-state";
 pub const SYNC_LOG_SUFFIX: &str = "sync-log";
 pub const CONFLICTS_SUFFIX: &str = "conflicts";
+pub const RUNS_SUFFIX: &str = "runs";
+/// The reports bucket; in AWS the account and region follow it, as bucket
+/// names are global.
+pub const REPORTS_SUFFIX: &str = "reports";
 
 /// A table's name suffix, hash key, range key and TTL attribute.
 pub struct TableSpec {
@@ -59,6 +63,12 @@ pub const TABLES: &[TableSpec] = &[
         suffix: CONFLICTS_SUFFIX,
         hash: "customer_id",
         range: Some("conflict"),
+        ttl: None,
+    },
+    TableSpec {
+        suffix: RUNS_SUFFIX,
+        hash: hubwarp::store::runs::KEY,
+        range: None,
         ttl: None,
     },
 ];
@@ -103,6 +113,14 @@ impl Names {
         }
     }
 
+    pub fn runs_table(&self) -> String {
+        self.table(RUNS_SUFFIX)
+    }
+
+    pub fn reports_bucket(&self) -> String {
+        format!("{}-{REPORTS_SUFFIX}", self.prefix)
+    }
+
     pub fn sync_queue(&self) -> String {
         format!("{}-{SYNC_QUEUE_SUFFIX}", self.prefix)
     }
@@ -140,11 +158,25 @@ pub async fn ensure(aws: &SdkConfig, names: &Names) -> Result<Resources, SetupEr
         ensure_table(aws, &names.table(spec.suffix), spec).await?;
     }
     let (sync_queue_url, sync_dlq_url) = ensure_sync_queues(aws, names).await?;
+    ensure_bucket(aws, &names.reports_bucket()).await?;
     Ok(Resources {
         names: names.clone(),
         sync_queue_url,
         sync_dlq_url,
     })
+}
+
+async fn ensure_bucket(aws: &SdkConfig, bucket: &str) -> Result<(), SetupError> {
+    let s3 = hubwarp::store::reports::s3_client(aws);
+    if s3.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(bucket, e))
 }
 
 async fn ensure_table(aws: &SdkConfig, table: &str, spec: &TableSpec) -> Result<(), SetupError> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hubwarp::mapping::{MappingError, MappingSet};
+use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::settings::{Env, SettingError};
 use hubwarp::store::SyncTables;
@@ -32,19 +32,6 @@ pub struct Config {
     pub http_timeout: Duration,
 }
 
-fn mappings(env: &Env) -> Result<MappingSet, SettingError> {
-    let name = "MAPPING_FILE";
-    let loaded = match env.optional(name) {
-        None => MappingSet::default_mapping(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| SettingError::malformed(name, format!("cannot read {path}: {e}")))?;
-            MappingSet::parse(&text)
-        }
-    };
-    loaded.map_err(|e: MappingError| SettingError::malformed(name, e))
-}
-
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let url = |name: &str| -> Result<String, SettingError> {
@@ -65,7 +52,7 @@ impl Config {
                 .optional_url("HUBSPOT_API_URL")?
                 .unwrap_or_else(|| "https://api.hubapi.com".into()),
             hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
-            mappings: mappings(env)?,
+            mappings: MappingSet::from_setting(env)?,
             sync_log_retention_days: env.parse_in_range("SYNC_LOG_RETENTION_DAYS", 90, 1..=3650)?,
             http_timeout: Duration::from_millis(env.parse_in_range(
                 "HTTP_TIMEOUT_MS",

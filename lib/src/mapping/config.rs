@@ -87,6 +87,23 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl MappingSet {
+    /// The mapping named by `MAPPING_FILE` (a TOML path), or the shipped
+    /// default; a bad file fails naming the setting and the line.
+    pub fn from_setting(env: &crate::settings::Env) -> Result<Self, crate::settings::SettingError> {
+        use crate::settings::SettingError;
+        let name = "MAPPING_FILE";
+        let loaded = match env.optional(name) {
+            None => Self::default_mapping(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    SettingError::malformed(name, format!("cannot read {path}: {e}"))
+                })?;
+                Self::parse(&text)
+            }
+        };
+        loaded.map_err(|e| SettingError::malformed(name, e))
+    }
+
     /// The shipped default mapping.
     pub fn default_mapping() -> Result<Self, MappingError> {
         Self::parse(DEFAULT_MAPPING)

@@ -120,3 +120,6 @@ mod tests {
         assert_eq!(empty.run_id(0), Err(RequestError::EmptyCustomers));
     }
 }
+
+#[cfg(test)]
+mod run_tests;

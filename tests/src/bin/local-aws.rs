@@ -1,4 +1,4 @@
-//! Creates, idempotently, every table and queue the functions use on the
+//! Creates, idempotently, every table, queue and bucket the functions use on the
 //! local AWS endpoint (AWS_ENDPOINT_URL), and prints the settings that
 //! point the functions at them.
 //!
@@ -29,5 +29,12 @@ async fn main() -> Result<(), String> {
     println!("WEBHOOK_EVENTS_TABLE={}", r.names.events_table());
     println!("SYNC_QUEUE_URL={}", r.sync_queue_url);
     println!("SYNC_DLQ_URL={}", r.sync_dlq_url);
+    let t = r.names.sync_tables();
+    println!("LINKS_TABLE={}", t.links);
+    println!("FIELD_STATE_TABLE={}", t.field_state);
+    println!("SYNC_LOG_TABLE={}", t.sync_log);
+    println!("CONFLICTS_TABLE={}", t.conflicts);
+    println!("RUNS_TABLE={}", r.names.runs_table());
+    println!("REPORTS_BUCKET={}", r.names.reports_bucket());
     Ok(())
 }

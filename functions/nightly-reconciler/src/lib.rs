@@ -1,0 +1,179 @@
+//! nightly-reconciler: at 02:00 (EventBridge Scheduler), every WARP customer
+//! against its HubSpot company, drift repaired both ways, a run report.
+
+pub mod config;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use hubwarp::http::{RetryPolicy, Token};
+use hubwarp::hubspot::crm::HubspotClient;
+use hubwarp::queue::SqsQueue;
+use hubwarp::reconcile::ReconcileRequest;
+use hubwarp::reconcile::ports::{Alerts, Continuation};
+use hubwarp::reconcile::run::{Outcome, Reconciler};
+use hubwarp::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore};
+use hubwarp::warp::WarpClient;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::info;
+
+pub use config::Config;
+pub use hubwarp::startup::StartupError;
+
+/// The reconciler as deployed.
+pub type AwsReconciler = Reconciler<
+    WarpClient,
+    HubspotClient,
+    DynamoSyncStore,
+    DynamoEventLog,
+    SqsQueue,
+    DynamoRunStore,
+    S3ReportStore,
+>;
+
+/// Continues a run in a fresh invocation of this same function
+/// (asynchronous: Lambda queues it and retries it on failure).
+pub struct LambdaContinuation {
+    pub client: aws_sdk_lambda::Client,
+    pub function_name: String,
+}
+
+impl Continuation for LambdaContinuation {
+    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
+        let payload = serde_json::to_vec(&ReconcileRequest {
+            continue_run: Some(run_id.to_string()),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+        self.client
+            .invoke()
+            .function_name(&self.function_name)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_lambda::error::DisplayErrorContext(e).to_string())?;
+        Ok(())
+    }
+}
+
+/// Alerts on SNS when `ALERT_TOPIC_ARN` is set; nothing otherwise.
+pub struct SnsAlerts {
+    pub client: aws_sdk_sns::Client,
+    pub topic_arn: Option<String>,
+}
+
+impl Alerts for SnsAlerts {
+    async fn publish(&self, subject: &str, message: &str) -> Result<(), String> {
+        let Some(topic) = &self.topic_arn else {
+            return Ok(());
+        };
+        // SNS caps e-mail subjects at 100 characters.
+        let subject: String = subject.chars().take(100).collect();
+        self.client
+            .publish()
+            .topic_arn(topic)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+        Ok(())
+    }
+}
+
+/// Everything one cold start builds once.
+pub struct Function {
+    pub reconciler: AwsReconciler,
+    pub continuation: LambdaContinuation,
+    pub alerts: SnsAlerts,
+}
+
+/// Builds the reconciler: tokens read once, clients created once.
+pub async fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Function, StartupError> {
+    let warp_token = config.warp_token.resolve(aws).await?;
+    let hubspot_token = config.hubspot_token.resolve(aws).await?;
+    let ddb = hubwarp::aws::dynamodb(aws);
+    let reconciler = Reconciler {
+        warp: WarpClient::new(
+            &config.warp_api_url,
+            Token::new(warp_token),
+            config.http_timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| StartupError::Http(e.to_string()))?,
+        hubspot: HubspotClient::new(
+            &config.hubspot_api_url,
+            Token::new(hubspot_token),
+            config.http_timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| StartupError::Http(e.to_string()))?,
+        store: DynamoSyncStore::new(
+            ddb.clone(),
+            config.tables.clone(),
+            std::time::Duration::from_secs(90 * 24 * 3600),
+        ),
+        events: DynamoEventLog::new(ddb.clone(), &config.events_table),
+        queue: SqsQueue::new(hubwarp::aws::sqs(aws), &config.sync_queue_url),
+        runs: DynamoRunStore::new(ddb, &config.runs_table),
+        reports: S3ReportStore::new(
+            hubwarp::store::reports::s3_client(aws),
+            &config.reports_bucket,
+        ),
+        mappings: config.mappings.clone(),
+        settings: config.run.clone(),
+    };
+    Ok(Function {
+        reconciler,
+        continuation: LambdaContinuation {
+            client: match &config.lambda_endpoint {
+                // The shared config points every client at the local AWS;
+                // Lambda alone is served elsewhere (cargo lambda watch).
+                Some(url) => aws_sdk_lambda::Client::from_conf(
+                    aws_sdk_lambda::config::Builder::from(aws)
+                        .endpoint_url(url)
+                        .build(),
+                ),
+                None => aws_sdk_lambda::Client::new(aws),
+            },
+            function_name: config.function_name.clone(),
+        },
+        alerts: SnsAlerts {
+            client: aws_sdk_sns::Client::new(aws),
+            topic_arn: config.alert_topic_arn.clone(),
+        },
+    })
+}
+
+/// One invocation. The answer names the run and its report's keys; a
+/// failure is returned as an error so the platform retries it, and the
+/// retry resumes from the last checkpoint.
+pub async fn handle(
+    function: &Function,
+    event: LambdaEvent<Value>,
+) -> Result<Outcome, lambda_runtime::Error> {
+    let request: ReconcileRequest = serde_json::from_value(event.payload)
+        .map_err(|e| format!("the payload is not a reconcile request: {e}"))?;
+    let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+    let outcome = function
+        .reconciler
+        .invoke(
+            &request,
+            deadline_ms,
+            &function.continuation,
+            &function.alerts,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(request_id = %event.context.request_id, error = %e, "reconcile invocation failed");
+            e.to_string()
+        })?;
+    info!(
+        request_id = %event.context.request_id,
+        run_id = %outcome.run_id,
+        status = %outcome.status,
+        "reconcile invocation"
+    );
+    Ok(outcome)
+}

@@ -7,6 +7,7 @@ pub mod hubspot_sandbox;
 pub mod local;
 pub mod moto;
 pub mod resources;
+pub mod seed;
 pub mod warp_sandbox;
 
 /// Serves `app` on `addr` on a task of the current runtime; the sandboxes'

@@ -158,35 +158,3 @@ impl HubspotClient {
     }
 }
 
-// TEMPORARY (replaced by the batch client on the hubspot-contract branch).
-#[derive(Debug, Clone, Default)]
-pub struct CompanyPage {
-    pub results: Vec<Company>,
-    pub next_after: Option<String>,
-}
-#[derive(Debug, Clone, Default)]
-pub struct BatchRead {
-    pub found: Vec<Company>,
-    pub missing: Vec<String>,
-}
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CompanyUpdate {
-    pub id: String,
-    pub properties: std::collections::BTreeMap<String, String>,
-}
-#[derive(Debug, Clone, Default)]
-pub struct BatchUpdate {
-    pub updated: Vec<Company>,
-    pub failed: Vec<BatchFailure>,
-}
-#[derive(Debug, Clone, Default)]
-pub struct BatchFailure {
-    pub ids: Vec<String>,
-    pub category: String,
-    pub message: String,
-}
-impl HubspotError {
-    pub fn is_daily_limit(&self) -> bool {
-        false
-    }
-}

@@ -3,6 +3,7 @@
 
 mod consumer;
 mod fixtures_in_events;
+mod hubspot_client;
 mod receiver;
 mod sandboxes;
 mod sdk_crosscheck;

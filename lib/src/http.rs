@@ -43,7 +43,7 @@ impl RetryPolicy {
     }
 
     /// Full jitter: a random wait up to the exponential step.
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let step = self
             .base_delay
             .saturating_mul(1u32 << attempt.min(16))

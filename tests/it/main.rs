@@ -3,7 +3,9 @@
 
 mod consumer;
 mod fixtures_in_events;
+mod hubspot_client;
 mod receiver;
+mod reconciler;
 mod sandboxes;
 mod sdk_crosscheck;
 mod secrets;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
+use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox, Route, Throttle};
 use integration_tests::warp_sandbox::{Calls, Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -770,4 +770,396 @@ async fn hubspot_rate_limit_answers_429_with_its_headers_then_clears() {
     assert_eq!(hubspot.calls(), 3);
     hubspot.reset_calls();
     assert_eq!(hubspot.calls(), 0);
+}
+
+async fn hubspot_post(hubspot: &HubspotSandbox, path: &str, body: Value) -> Answer {
+    send(
+        reqwest::Client::new()
+            .post(format!("{}{path}", hubspot.base_url))
+            .bearer_auth(HUBSPOT_SANDBOX_TOKEN)
+            .json(&body),
+    )
+    .await
+}
+
+/// Companies 1..=n, named `Company n`, `warp_tier` GOLD on even ones.
+fn seed_numbered(hubspot: &HubspotSandbox, n: u64) {
+    for i in 1..=n {
+        let mut props = properties(&[("name", &format!("Company {i}"))]);
+        if i % 2 == 0 {
+            props.insert("warp_tier".into(), json!("GOLD"));
+        }
+        hubspot.upsert_company(&i.to_string(), props);
+    }
+}
+
+fn ids(body: &Value) -> Vec<&str> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn hubspot_lists_by_id_ten_by_default_with_paging_only_before_the_last_page() {
+    let hubspot = HubspotSandbox::start().await;
+    // Inserted out of order; listed numerically (2 before 10).
+    for i in [10u64, 2, 1, 25, 3, 11, 12, 13, 14, 15, 16, 17] {
+        hubspot.upsert_company(&i.to_string(), properties(&[("name", "x")]));
+    }
+    let first = hubspot_get(&hubspot, "/crm/v3/objects/companies").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        ids(&first.body),
+        ["1", "2", "3", "10", "11", "12", "13", "14", "15", "16"]
+    );
+    let after = first.body["paging"]["next"]["after"].as_str().unwrap();
+    assert_eq!(after, "17");
+    let link = first.body["paging"]["next"]["link"].as_str().unwrap();
+    assert!(link.contains("after=17"), "{link}");
+
+    let last = hubspot_get(
+        &hubspot,
+        &format!("/crm/v3/objects/companies?limit=10&after={after}"),
+    )
+    .await;
+    assert_eq!(ids(&last.body), ["17", "25"]);
+    assert_eq!(last.body.get("paging"), None, "no paging on the last page");
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "after=abc",
+        "archived=maybe",
+    ] {
+        let answer = hubspot_get(&hubspot, &format!("/crm/v3/objects/companies?{bad}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(answer.body["category"], "VALIDATION_ERROR", "{bad}");
+    }
+    let exact = hubspot_get(&hubspot, "/crm/v3/objects/companies?limit=12").await;
+    assert_eq!(ids(&exact.body).len(), 12);
+    assert_eq!(exact.body.get("paging"), None);
+    assert_eq!(hubspot.call_counts().list, 8);
+}
+
+#[tokio::test]
+async fn hubspot_answers_null_for_asked_properties_the_company_lacks() {
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.upsert_company("1", properties(&[("name", "A")]));
+    hubspot.define_property("renewal_month");
+    let answer = hubspot_get(
+        &hubspot,
+        "/crm/v3/objects/companies/1?properties=name,city,renewal_month,no_such_property",
+    )
+    .await;
+    let props = &answer.body["properties"];
+    assert_eq!(props["name"], "A");
+    assert_eq!(props["city"], Value::Null);
+    assert_eq!(props["renewal_month"], Value::Null);
+    assert!(props.get("city").is_some() && props.get("no_such_property").is_none());
+
+    let history = hubspot_get(
+        &hubspot,
+        "/crm/v3/objects/companies/1?properties=name&propertiesWithHistory=name",
+    )
+    .await;
+    let entries = history.body["propertiesWithHistory"]["name"]
+        .as_array()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["value"], "A");
+    assert!(entries[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn hubspot_batch_read_answers_207_naming_the_missing_ids() {
+    let hubspot = HubspotSandbox::start().await;
+    seed_numbered(&hubspot, 3);
+    let all = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/read",
+        json!({"inputs": [{"id": "1"}, {"id": "3"}], "properties": ["name", "warp_tier"], "propertiesWithHistory": []}),
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(all.body["status"], "COMPLETE");
+    assert_eq!(ids(&all.body), ["1", "3"]);
+    assert_eq!(
+        all.body["results"][0]["properties"]["warp_tier"],
+        Value::Null
+    );
+    assert_eq!(all.body.get("errors"), None);
+
+    let some = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/read",
+        json!({"inputs": [{"id": "2"}, {"id": "404"}, {"id": "405"}], "properties": ["name"]}),
+    )
+    .await;
+    assert_eq!(some.status, StatusCode::MULTI_STATUS);
+    assert_eq!(ids(&some.body), ["2"]);
+    assert_eq!(some.body["numErrors"], 1);
+    let error = &some.body["errors"][0];
+    assert_eq!(error["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(error["context"]["ids"], json!(["404", "405"]));
+
+    let inputs = |n: usize| {
+        (0..n)
+            .map(|i| json!({"id": i.to_string()}))
+            .collect::<Vec<_>>()
+    };
+    let too_many = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/read",
+        json!({"inputs": inputs(101), "properties": []}),
+    )
+    .await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    assert_eq!(too_many.body["category"], "VALIDATION_ERROR");
+    let with_history = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/read",
+        json!({"inputs": inputs(51), "properties": [], "propertiesWithHistory": ["name"]}),
+    )
+    .await;
+    assert_eq!(with_history.status, StatusCode::BAD_REQUEST);
+    let by_property = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/read",
+        json!({"inputs": [{"id": "Company 2"}], "properties": ["name"], "idProperty": "name"}),
+    )
+    .await;
+    assert_eq!(ids(&by_property.body), ["2"]);
+    // Request bodies are kept for contract checks.
+    assert_eq!(hubspot.request_bodies(Route::BatchRead).len(), 5);
+}
+
+#[tokio::test]
+async fn hubspot_batch_update_sets_clears_and_dates_the_change() {
+    let hubspot = HubspotSandbox::start().await;
+    seed_numbered(&hubspot, 2);
+    let before = hubspot.company("2").unwrap();
+    let answer = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/update",
+        json!({"inputs": [
+            {"id": "2", "properties": {"city": "Lyon", "warp_tier": "", "name": null, "numberofemployees": 12}},
+            {"id": "999", "properties": {"city": "Nowhere"}},
+        ]}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::MULTI_STATUS);
+    assert_eq!(answer.body["errors"][0]["context"]["ids"], json!(["999"]));
+    let updated = &answer.body["results"][0];
+    assert_eq!(updated["properties"]["city"], "Lyon");
+    assert_eq!(updated["properties"]["warp_tier"], Value::Null);
+    assert_eq!(updated["properties"]["numberofemployees"], "12");
+
+    let after = hubspot.company("2").unwrap();
+    assert_eq!(after["name"], "Company 2", "null changes nothing");
+    assert_eq!(after["warp_tier"], Value::Null, "\"\" clears");
+    assert!(after["hs_lastmodifieddate"].as_str() > before["hs_lastmodifieddate"].as_str());
+    assert_eq!(updated["updatedAt"], after["hs_lastmodifieddate"]);
+    let read = hubspot_get(
+        &hubspot,
+        "/crm/v3/objects/companies/2?properties=warp_tier,city",
+    )
+    .await;
+    assert_eq!(read.body["properties"]["warp_tier"], Value::Null);
+
+    // Invalid properties refuse the whole batch.
+    for (props, code) in [
+        (json!({"no_such_property": "x"}), "PROPERTY_DOESNT_EXIST"),
+        (json!({"hs_object_id": "7"}), "READ_ONLY_VALUE"),
+        (json!({"city": {"nested": true}}), "INVALID_PROPERTY_VALUE"),
+    ] {
+        let refused = hubspot_post(
+            &hubspot,
+            "/crm/v3/objects/companies/batch/update",
+            json!({"inputs": [{"id": "1", "properties": {"city": "Kept out"}}, {"id": "2", "properties": props}]}),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{code}");
+        assert_eq!(refused.body["errors"][0]["code"], code);
+    }
+    assert_eq!(hubspot.company("1").unwrap().get("city"), None);
+    let duplicate = hubspot_post(
+        &hubspot,
+        "/crm/v3/objects/companies/batch/update",
+        json!({"inputs": [{"id": "1", "properties": {}}, {"id": "1", "properties": {}}]}),
+    )
+    .await;
+    assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn hubspot_search_filters_sorts_pages_and_stops_at_ten_thousand() {
+    let hubspot = HubspotSandbox::start().await;
+    seed_numbered(&hubspot, 30);
+    let search = |body: Value| hubspot_post(&hubspot, "/crm/v3/objects/companies/search", body);
+
+    let gold_above_20 = search(json!({
+        "filterGroups": [{"filters": [
+            {"propertyName": "warp_tier", "operator": "EQ", "value": "gold"},
+            {"propertyName": "hs_object_id", "operator": "GT", "value": "20"},
+        ]}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+        "properties": ["name"], "limit": 3, "after": "0",
+    }))
+    .await;
+    assert_eq!(gold_above_20.body["total"], 5);
+    assert_eq!(ids(&gold_above_20.body), ["30", "28", "26"]);
+    assert_eq!(gold_above_20.body["paging"]["next"]["after"], "3");
+    let rest = search(json!({
+        "filterGroups": [{"filters": [
+            {"propertyName": "warp_tier", "operator": "EQ", "value": "gold"},
+            {"propertyName": "hs_object_id", "operator": "GT", "value": "20"},
+        ]}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+        "limit": 3, "after": "3",
+    }))
+    .await;
+    assert_eq!(ids(&rest.body), ["24", "22"]);
+    assert_eq!(rest.body.get("paging"), None);
+
+    // OR of groups, IN, NOT_HAS_PROPERTY, numeric LTE.
+    let either = search(json!({
+        "filterGroups": [
+            {"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": ["3", "5"]}]},
+            {"filters": [
+                {"propertyName": "warp_tier", "operator": "NOT_HAS_PROPERTY"},
+                {"propertyName": "hs_object_id", "operator": "LTE", "value": "9"},
+                {"propertyName": "hs_object_id", "operator": "GTE", "value": "8"},
+            ]},
+        ],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "limit": 10,
+    }))
+    .await;
+    assert_eq!(ids(&either.body), ["3", "5", "9"]);
+    let neq = search(json!({"filterGroups": [{"filters": [
+        {"propertyName": "warp_tier", "operator": "HAS_PROPERTY"},
+        {"propertyName": "hs_object_id", "operator": "LT", "value": "5"},
+        {"propertyName": "name", "operator": "NEQ", "value": "Company 2"},
+    ]}], "limit": 10}))
+    .await;
+    assert_eq!(ids(&neq.body), ["4"]);
+    let by_date = search(json!({"filterGroups": [{"filters": [
+        {"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": "0"},
+    ]}], "limit": 0}))
+    .await;
+    assert_eq!(by_date.body["total"], 30, "epoch ms against ISO dates");
+
+    for (body, why) in [
+        (json!({"limit": 201}), "limit over 200"),
+        (json!({"limit": 200, "after": "9801"}), "past 10,000"),
+        (json!({"limit": 1, "after": "10000"}), "past 10,000"),
+        (
+            json!({"filterGroups": [{"filters": [{"propertyName": "a", "operator": "LIKE", "value": "x"}]}]}),
+            "operator",
+        ),
+        (
+            json!({"filterGroups": [{"filters": [{"propertyName": "a", "operator": "EQ"}]}]}),
+            "no value",
+        ),
+        (json!({"after": "abc"}), "cursor"),
+    ] {
+        let answer = search(body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{why}");
+        assert_eq!(answer.body["category"], "VALIDATION_ERROR", "{why}");
+    }
+    let last_allowed = search(json!({"limit": 200, "after": "9800"})).await;
+    assert_eq!(last_allowed.status, StatusCode::OK);
+    assert_eq!(hubspot.call_counts().search, 12);
+}
+
+#[tokio::test]
+async fn hubspot_enforces_a_rolling_ten_second_window_search_excluded() {
+    let hubspot = HubspotSandbox::start().await;
+    seed_numbered(&hubspot, 1);
+    hubspot.set_ten_secondly_limit(Some(3));
+    for remaining in ["2", "1", "0"] {
+        let ok = hubspot_get(&hubspot, "/crm/v3/objects/companies/1").await;
+        assert_eq!(ok.status, StatusCode::OK);
+        assert_eq!(ok.header("x-hubspot-ratelimit-max"), Some("3"));
+        assert_eq!(ok.header("x-hubspot-ratelimit-remaining"), Some(remaining));
+        assert_eq!(
+            ok.header("x-hubspot-ratelimit-interval-milliseconds"),
+            Some("10000")
+        );
+        assert_eq!(ok.header("x-hubspot-ratelimit-daily"), Some("250000"));
+        assert!(ok.header("x-hubspot-ratelimit-daily-remaining").is_some());
+    }
+    let refused = hubspot_get(&hubspot, "/crm/v3/objects/companies").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["policyName"], "TEN_SECONDLY_ROLLING");
+    assert_eq!(refused.body["category"], "RATE_LIMITS");
+    assert_eq!(refused.header("x-hubspot-ratelimit-remaining"), Some("0"));
+    // Search is exempt from the window, and has no window headers; it has
+    // its own secondly limit.
+    hubspot.set_search_per_second(Some(1));
+    let search = hubspot_post(&hubspot, "/crm/v3/objects/companies/search", json!({})).await;
+    assert_eq!(search.status, StatusCode::OK);
+    assert_eq!(search.header("x-hubspot-ratelimit-max"), None);
+    let second = hubspot_post(&hubspot, "/crm/v3/objects/companies/search", json!({})).await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        second.body["message"],
+        "You have reached your secondly limit."
+    );
+    assert_eq!(second.body["policyName"], "SECONDLY");
+    assert_eq!(hubspot.call_counts().rate_limited, 2);
+}
+
+#[tokio::test]
+async fn hubspot_scripted_faults_run_in_order_across_routes() {
+    let hubspot = HubspotSandbox::start().await;
+    seed_numbered(&hubspot, 1);
+    hubspot.throttle_next(Throttle::Secondly, 1);
+    hubspot.throttle_next(Throttle::Daily, 1);
+    hubspot.fail_next(503, 1);
+    let secondly = hubspot_post(&hubspot, "/crm/v3/objects/companies/search", json!({})).await;
+    assert_eq!(secondly.body["policyName"], "SECONDLY");
+    assert_eq!(secondly.header("retry-after"), Some("1"));
+    let daily = hubspot_get(&hubspot, "/crm/v3/objects/companies/1").await;
+    assert_eq!(daily.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(daily.body["policyName"], "DAILY");
+    assert_eq!(daily.body["message"], "You have reached your daily limit.");
+    assert_eq!(daily.header("retry-after"), None);
+    let unavailable = hubspot_get(&hubspot, "/crm/v3/objects/companies").await;
+    assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(unavailable.body["correlationId"].is_string());
+    assert_eq!(
+        hubspot_get(&hubspot, "/crm/v3/objects/companies/1")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let counts = hubspot.call_counts();
+    assert_eq!(
+        (
+            counts.total,
+            counts.get,
+            counts.list,
+            counts.search,
+            counts.rate_limited,
+            counts.server_errors
+        ),
+        (4, 2, 1, 1, 2, 1)
+    );
+    let wrong_method = send(
+        reqwest::Client::new()
+            .delete(format!(
+                "{}/crm/v3/objects/companies/search",
+                hubspot.base_url
+            ))
+            .bearer_auth(HUBSPOT_SANDBOX_TOKEN),
+    )
+    .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.body["category"].is_string());
+    assert_eq!(hubspot.received(Route::Other).len(), 1);
 }

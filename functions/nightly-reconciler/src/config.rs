@@ -1,6 +1,9 @@
 //! The reconciler's settings, read once per cold start.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use hubwarp::hubspot::rate::RateLimiter;
 
 use hubwarp::mapping::MappingSet;
 use hubwarp::reconcile::run::RunSettings;
@@ -30,6 +33,10 @@ pub struct Config {
     /// or `HUBSPOT_ACCESS_TOKEN_ARN`).
     pub hubspot_api_url: String,
     pub hubspot_token: SecretSource,
+    /// One limiter for every HubSpot call of a run
+    /// (`HUBSPOT_RATE_LIMIT_PER_10S`: 100, 190 or 250, the plan's budget;
+    /// `HUBSPOT_SEARCH_RATE_LIMIT_PER_S`).
+    pub hubspot_rate: Arc<RateLimiter>,
     /// The field mappings (`MAPPING_FILE`; default: the shipped mapping).
     pub mappings: MappingSet,
     /// SNS topic told when a run needs a person (`ALERT_TOPIC_ARN`, optional).
@@ -94,6 +101,7 @@ impl Config {
                 .optional_url("HUBSPOT_API_URL")?
                 .unwrap_or_else(|| "https://api.hubapi.com".into()),
             hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
+            hubspot_rate: Arc::new(RateLimiter::from_env(env)?),
             mappings: MappingSet::from_setting(env)?,
             alert_topic_arn,
             function_name: env
@@ -171,6 +179,7 @@ mod tests {
             ("RECONCILE_PAGE_SIZE", "500"),
             ("ALERT_TOPIC_ARN", "alerts"),
             ("SWEEP_AFTER_MINUTES", "0"),
+            ("HUBSPOT_RATE_LIMIT_PER_10S", "150"),
         ] {
             let e = with(&[(name, value)], "").unwrap_err().to_string();
             assert!(e.contains(name), "{e}");

@@ -108,7 +108,8 @@ pub async fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Funct
             config.http_timeout,
             RetryPolicy::default(),
         )
-        .map_err(|e| StartupError::Http(e.to_string()))?,
+        .map_err(|e| StartupError::Http(e.to_string()))?
+        .with_limiter(config.hubspot_rate.clone()),
         store: DynamoSyncStore::new(
             ddb.clone(),
             config.tables.clone(),

@@ -2,5 +2,6 @@
 //! client joins them with the consumer and the reconciler).
 
 pub mod crm;
+pub mod rate;
 pub mod signature;
 pub mod webhook;

@@ -202,6 +202,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
                 .collect(),
             archived: false,
+            updated_at: None,
         }
     }
 

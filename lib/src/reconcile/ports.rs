@@ -5,7 +5,9 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hubspot::crm::{BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotError};
+use crate::hubspot::crm::{
+    BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
+};
 use crate::store::StoreError;
 use crate::sync::ports::WarpApi;
 use crate::warp::{Page, WarpClient, WarpError};
@@ -58,6 +60,41 @@ pub trait HubspotCompanies: Send + Sync {
     ) -> impl Future<Output = Result<BatchUpdate, HubspotError>> + Send;
     /// Totals since the client was built.
     fn rate_stats(&self) -> RateStats;
+}
+
+impl HubspotCompanies for HubspotClient {
+    fn list_page(
+        &self,
+        properties: &[&str],
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<CompanyPage, HubspotError>> + Send {
+        HubspotClient::list_page(self, properties, after, limit)
+    }
+
+    fn batch_read(
+        &self,
+        ids: &[String],
+        properties: &[&str],
+    ) -> impl Future<Output = Result<BatchRead, HubspotError>> + Send {
+        HubspotClient::batch_read(self, ids, properties)
+    }
+
+    fn batch_update(
+        &self,
+        inputs: &[CompanyUpdate],
+    ) -> impl Future<Output = Result<BatchUpdate, HubspotError>> + Send {
+        HubspotClient::batch_update(self, inputs)
+    }
+
+    fn rate_stats(&self) -> RateStats {
+        let c = self.calls();
+        RateStats {
+            waits: c.rate_limit_waits,
+            waited_ms: c.waited_ms,
+            throttled: c.rate_limited_429s,
+        }
+    }
 }
 
 /// Where a run stands.

@@ -208,12 +208,15 @@ impl Hubspot {
             id: id.to_string(),
             properties: c.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             archived: false,
+            updated_at: None,
         }
     }
 }
 
 fn daily() -> HubspotError {
-    HubspotError::Transient("DAILY".into())
+    HubspotError::DailyLimit {
+        retry_at_ms: 1_764_028_800_000,
+    }
 }
 
 impl HubspotCompanies for Hubspot {
@@ -577,21 +580,30 @@ async fn a_failed_invocation_resumes_from_its_checkpoint() {
 #[tokio::test]
 async fn the_daily_limit_stops_the_run_cleanly_with_a_report() {
     let r = reconciler(12, 5);
+    drift(&r);
     *lock(&r.hubspot.daily_after) = Some(2);
-    // The fake's DAILY is a plain transient error: the client marks the
-    // real one (see tests/it); here a transient read failure fails the
-    // invocation, to be retried from its checkpoint.
-    let e = r
-        .invoke(&scheduled(), FAR, &Handovers::default(), &NoAlerts)
-        .await;
-    assert!(e.is_err());
+    let outcome = run(&r, &scheduled()).await;
+    assert_eq!(outcome.status, "stopped", "{outcome:?}");
+    let rep = report(&r, &outcome);
+    assert!(
+        rep.stop_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("daily")
+    );
+    assert_eq!(
+        rep.summary.pairs_compared, 10,
+        "two pages done before the cap"
+    );
     let record = r
         .runs
         .get("nightly-20261125T070000Z")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.cursor.customer_pages, 2, "two pages done and kept");
+    assert_eq!(record.status, super::ports::RunStatus::Stopped);
+    // A second delivery of the night does not start over.
+    assert_eq!(run(&r, &scheduled()).await.status, "already ran");
 }
 
 #[tokio::test]

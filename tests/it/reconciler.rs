@@ -1,0 +1,497 @@
+//! The nightly reconciler against DynamoDB, SQS and S3 on moto and both
+//! sandboxes: drift repaired both ways, dry runs, the run id rule, a run
+//! split over invocations, HubSpot's rate limits, unmatched records and
+//! the sweep of stuck events.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hubwarp::mapping::MappingSet;
+use hubwarp::reconcile::ReconcileRequest;
+use hubwarp::reconcile::ports::{Continuation, ReportStore, RunStatus, RunStore};
+use hubwarp::reconcile::report::Report;
+use hubwarp::reconcile::run::Outcome;
+use hubwarp::secrets::SecretSource;
+use hubwarp::store::sync::{ConflictQueue, LinkStore};
+use integration_tests::fixtures::Signing;
+use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox, Throttle};
+use integration_tests::seed;
+use integration_tests::warp_sandbox::{SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use lambda_runtime::{Context, LambdaEvent};
+use nightly_reconciler::{Config, Function};
+use serde_json::{Map, Value, json};
+
+use crate::utils::{Harness, Options};
+
+const SCHEDULED: &str = "2026-11-25T07:00:00Z";
+
+/// Records handovers; the test plays Lambda and invokes again.
+#[derive(Default)]
+struct Handovers(Mutex<Vec<String>>);
+
+impl Continuation for Handovers {
+    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(run_id.to_string());
+        Ok(())
+    }
+}
+
+struct Rig {
+    h: Harness,
+    warp: WarpSandbox,
+    hubspot: HubspotSandbox,
+    f: Function,
+}
+
+fn far() -> i64 {
+    hubwarp::time::now_ms() + 15 * 60_000
+}
+
+impl Rig {
+    async fn new(test: &str, customers: usize) -> Self {
+        Self::with(
+            test,
+            customers,
+            MappingSet::default_mapping().unwrap(),
+            None,
+            100,
+        )
+        .await
+    }
+
+    async fn with(
+        test: &str,
+        customers: usize,
+        mappings: MappingSet,
+        budget: Option<Duration>,
+        page_size: u32,
+    ) -> Self {
+        let h = Harness::with(test, Options::default()).await;
+        let warp = WarpSandbox::start().await;
+        let hubspot = HubspotSandbox::start().await;
+        for n in 0..customers {
+            let c = warp.insert(demo_customer(n));
+            let id = seed::company_id_of(&c).unwrap();
+            hubspot.upsert_company(&id, seed::company_properties(&c, &mappings));
+        }
+        let mut run = hubwarp::reconcile::run::RunSettings {
+            page_size,
+            invocation_budget: budget,
+            reserve: Duration::ZERO,
+            ..Default::default()
+        };
+        run.timezone = chrono_tz::America::New_York;
+        let config = Config {
+            events_table: h.res.names.events_table(),
+            tables: h.res.names.sync_tables(),
+            runs_table: h.res.names.runs_table(),
+            reports_bucket: h.res.names.reports_bucket(),
+            sync_queue_url: h.res.sync_queue_url.clone(),
+            warp_api_url: warp.base_url.clone(),
+            warp_token: SecretSource::Inline {
+                setting: "WARP_API_TOKEN".into(),
+                value: SANDBOX_TOKEN.into(),
+            },
+            hubspot_api_url: hubspot.base_url.clone(),
+            hubspot_token: SecretSource::Inline {
+                setting: "HUBSPOT_ACCESS_TOKEN".into(),
+                value: HUBSPOT_SANDBOX_TOKEN.into(),
+            },
+            hubspot_rate: std::sync::Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
+            mappings,
+            alert_topic_arn: None,
+            function_name: "nightly-reconciler".into(),
+            lambda_endpoint: None,
+            http_timeout: Duration::from_secs(5),
+            run,
+        };
+        let f = nightly_reconciler::build(&config, &h.aws).await.unwrap();
+        Self {
+            h,
+            warp,
+            hubspot,
+            f,
+        }
+    }
+
+    async fn invoke(&self, request: &ReconcileRequest) -> Outcome {
+        self.f
+            .reconciler
+            .invoke(request, far(), &Handovers::default(), &self.f.alerts)
+            .await
+            .unwrap_or_else(|e| panic!("invocation failed: {e}"))
+    }
+
+    /// Invokes until the run ends, as Lambda would after each handover.
+    async fn run_to_end(&self, request: &ReconcileRequest) -> (Outcome, u32) {
+        let handovers = Handovers::default();
+        let mut outcome = self
+            .f
+            .reconciler
+            .invoke(request, far(), &handovers, &self.f.alerts)
+            .await
+            .unwrap();
+        let mut n = 1;
+        while outcome.status == "continued" {
+            let run_id = handovers.0.lock().unwrap().pop().unwrap();
+            let next = ReconcileRequest {
+                continue_run: Some(run_id),
+                ..Default::default()
+            };
+            outcome = self
+                .f
+                .reconciler
+                .invoke(&next, far(), &handovers, &self.f.alerts)
+                .await
+                .unwrap();
+            n += 1;
+            assert!(n < 200, "the run never ends");
+        }
+        (outcome, n)
+    }
+
+    async fn report(&self, outcome: &Outcome) -> Report {
+        let key = outcome.report_json_key.as_deref().expect("a report");
+        let body = self.f.reconciler.reports.get(key).await.unwrap().unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn customer(&self, n: usize) -> Value {
+        self.warp
+            .customer(demo_customer(n)["id"].as_str().unwrap())
+            .unwrap()
+    }
+
+    fn company(&self, n: usize) -> Map<String, Value> {
+        let id = seed::company_id_of(&demo_customer(n)).unwrap();
+        self.hubspot.company(&id).unwrap()
+    }
+
+    fn company_id(n: usize) -> String {
+        seed::company_id_of(&demo_customer(n)).unwrap()
+    }
+
+    /// Drift in each direction, on customers 1, 2 and 3.
+    fn drift(&self) {
+        // WARP-owned, edited in WARP (no webhook exists for it).
+        let id1 = demo_customer(1)["id"].as_str().unwrap().to_string();
+        self.warp.edit(&id1, json!({"status": "SUSPENDED"}));
+        // HubSpot-owned, edited in HubSpot and its webhook lost.
+        let mut p = Map::new();
+        p.insert("warp_payment_terms".into(), json!("NET90"));
+        self.hubspot.upsert_company(&Self::company_id(2), p);
+        // WARP-owned, edited in HubSpot: WARP's value repairs it.
+        let mut p = Map::new();
+        p.insert("warp_current_balance".into(), json!("0"));
+        self.hubspot.upsert_company(&Self::company_id(3), p);
+    }
+}
+
+fn scheduled() -> ReconcileRequest {
+    ReconcileRequest {
+        scheduled_time: Some(SCHEDULED.into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn drift_in_each_direction_is_repaired_and_a_second_run_writes_nothing() {
+    let r = Rig::new("rec_drift", 6).await;
+    r.drift();
+    let outcome = r.invoke(&scheduled()).await;
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    assert_eq!(r.company(1)["warp_status"], "SUSPENDED");
+    assert_eq!(r.customer(2)["payment_terms"], "NET90");
+    let balance = hubwarp::mapping::ValueType::Decimal
+        .warp_to_hubspot(&r.customer(3)["current_balance"])
+        .unwrap();
+    assert_eq!(r.company(3)["warp_current_balance"], balance);
+    let report = r.report(&outcome).await;
+    assert_eq!(report.summary.pairs_compared, 6);
+    assert_eq!(report.summary.fixed_in_warp, 1);
+    assert_eq!(report.summary.fixed_in_hubspot, 2);
+    assert_eq!(report.summary.hubspot_calls.batch_update, 1);
+    assert_eq!(report.summary.hubspot_calls.batch_read, 1);
+    // The HTML page sits beside the JSON, and the run record names both.
+    let html_key = outcome.report_html_key.clone().unwrap();
+    let html =
+        r.f.reconciler
+            .reports
+            .get(&html_key)
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(String::from_utf8_lossy(&html).contains("fixed in WARP"));
+    let record =
+        r.f.reconciler
+            .runs
+            .get(&outcome.run_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+    assert_eq!(record.report_html_key, Some(html_key));
+    // Every pair is linked now, for the consumer as well.
+    let link =
+        r.f.reconciler
+            .store
+            .link(&Rig::company_id(2))
+            .await
+            .unwrap();
+    assert!(link.is_some());
+
+    let puts = r.warp.calls().put;
+    let updates = r.hubspot.call_counts().batch_update;
+    let again = r.invoke(&ReconcileRequest::default()).await;
+    let report = r.report(&again).await;
+    assert_eq!(report.summary.pairs_in_sync, 6, "{:?}", report.differences);
+    assert_eq!(r.warp.calls().put, puts, "no WARP write");
+    assert_eq!(
+        r.hubspot.call_counts().batch_update,
+        updates,
+        "no HubSpot write"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing_and_still_reports() {
+    let r = Rig::new("rec_dry", 4).await;
+    r.drift();
+    let outcome = r
+        .invoke(&ReconcileRequest {
+            dry_run: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(r.warp.calls().put, 0);
+    assert_eq!(r.hubspot.call_counts().batch_update, 0);
+    assert_eq!(r.company(1)["warp_status"], "ACTIVE");
+    let report = r.report(&outcome).await;
+    assert!(report.dry_run);
+    assert_eq!(report.writes.len(), 3);
+    assert!(report.writes.iter().all(|w| w.status == "dry-run"));
+    assert!(
+        r.f.reconciler
+            .store
+            .link(&Rig::company_id(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "no link written"
+    );
+}
+
+#[tokio::test]
+async fn the_scheduler_event_fixture_runs_once_per_night() {
+    let r = Rig::new("rec_once", 3).await;
+    let path = integration_tests::workspace_root().join("events/reconcile-scheduled.json");
+    let payload: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut ctx = Context::default();
+    ctx.deadline = far() as u64;
+    let first = nightly_reconciler::handle(&r.f, LambdaEvent::new(payload.clone(), ctx.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.status, "completed");
+    r.drift();
+    // A repeated delivery (or a repeated 02:00 on a daylight-saving night
+    // carries the same scheduled time) does nothing.
+    let second = nightly_reconciler::handle(&r.f, LambdaEvent::new(payload, ctx.clone()))
+        .await
+        .unwrap();
+    assert_eq!(second.status, "already ran");
+    assert_eq!(second.run_id, first.run_id);
+    assert_eq!(r.warp.calls().put, 0);
+
+    let dry: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            integration_tests::workspace_root().join("events/reconcile-manual-dry-run.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let manual = nightly_reconciler::handle(&r.f, LambdaEvent::new(dry, ctx))
+        .await
+        .unwrap();
+    assert!(manual.run_id.starts_with("manual-") && manual.dry_run);
+}
+
+#[tokio::test]
+async fn a_run_forced_across_invocations_ends_like_one() {
+    let mappings = MappingSet::default_mapping().unwrap();
+    let one = Rig::with("rec_one", 12, mappings.clone(), None, 5).await;
+    let split = Rig::with("rec_split", 12, mappings, Some(Duration::ZERO), 5).await;
+    one.drift();
+    split.drift();
+    let (a, n) = one.run_to_end(&scheduled()).await;
+    assert_eq!(n, 1);
+    let (b, n) = split.run_to_end(&scheduled()).await;
+    assert!(n >= 3, "{n} invocations");
+    let (ra, rb) = (one.report(&a).await, split.report(&b).await);
+    assert_eq!(rb.invocations, n);
+    assert_eq!(ra.summary, rb.summary);
+    assert_eq!(ra.differences, rb.differences);
+    assert_eq!(ra.writes.len(), rb.writes.len());
+    for n in 0..12 {
+        let (x, y) = (one.customer(n), split.customer(n));
+        for f in ["status", "payment_terms", "current_balance", "tier"] {
+            assert_eq!(x[f], y[f], "customer {n} {f}");
+        }
+        let (x, y) = (one.company(n), split.company(n));
+        for p in ["warp_status", "warp_payment_terms", "warp_current_balance"] {
+            assert_eq!(x.get(p), y.get(p), "company {n} {p}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_429_storm_slows_the_run_and_loses_nothing() {
+    let r = Rig::new("rec_storm", 5).await;
+    r.drift();
+    r.hubspot.throttle_next(Throttle::TenSecondly, 12);
+    let outcome = r.invoke(&ReconcileRequest::default()).await;
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    let report = r.report(&outcome).await;
+    assert!(report.summary.throttled >= 12, "{:?}", report.summary);
+    assert_eq!(report.summary.errors, 0);
+    assert_eq!(r.company(1)["warp_status"], "SUSPENDED");
+    assert_eq!(r.customer(2)["payment_terms"], "NET90");
+}
+
+#[tokio::test]
+async fn hubspots_daily_limit_ends_the_run_cleanly_with_a_report() {
+    let r = Rig::new("rec_daily", 5).await;
+    r.drift();
+    r.hubspot.throttle_next(Throttle::Daily, 1);
+    let outcome = r.invoke(&scheduled()).await;
+    assert_eq!(outcome.status, "stopped", "{outcome:?}");
+    let report = r.report(&outcome).await;
+    assert!(
+        report
+            .stop_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("daily"),
+        "{:?}",
+        report.stop_reason
+    );
+    let record =
+        r.f.reconciler
+            .runs
+            .get(&outcome.run_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(record.status, RunStatus::Stopped);
+    assert_eq!(r.warp.calls().put, 0, "nothing was decided without HubSpot");
+}
+
+#[tokio::test]
+async fn a_manual_conflict_is_reported_and_left_alone() {
+    let text = hubwarp::mapping::config::DEFAULT_MAPPING.replace(
+        "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"HUBSPOT_WINS\"",
+        "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"MANUAL\"",
+    );
+    let r = Rig::with(
+        "rec_manual",
+        3,
+        MappingSet::parse(&text).unwrap(),
+        None,
+        100,
+    )
+    .await;
+    let mut p = Map::new();
+    p.insert("warp_credit_limit".into(), json!("123456"));
+    r.hubspot.upsert_company(&Rig::company_id(1), p);
+    let before = r.customer(1)["credit_limit"].clone();
+    let outcome = r.invoke(&ReconcileRequest::default()).await;
+    assert_eq!(r.customer(1)["credit_limit"], before);
+    assert_eq!(r.company(1)["warp_credit_limit"], "123456");
+    let report = r.report(&outcome).await;
+    assert_eq!(report.summary.conflicts_for_review, 1);
+    assert_eq!(report.open_conflicts.len(), 1);
+    let open = r.f.reconciler.store.open_conflicts().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].hubspot_value, "123456");
+}
+
+#[tokio::test]
+async fn unmatched_each_side_and_an_exact_ban_match_linked() {
+    let r = Rig::new("rec_unmatched", 3).await;
+    // WARP customer 10 has no company id; a HubSpot company carries its BAN.
+    let mut lonely = demo_customer(10);
+    lonely["external_ids"] = json!({"hubspot_company_id": null});
+    let lonely = r.warp.insert(lonely);
+    let mut props = seed::company_properties(&lonely, &MappingSet::default_mapping().unwrap());
+    props.insert("name".into(), json!("Renamed in HubSpot"));
+    r.hubspot.upsert_company("777000", props);
+    // WARP customer 11 has no company anywhere.
+    let mut alone = demo_customer(11);
+    alone["external_ids"] = json!({"hubspot_company_id": null});
+    r.warp.insert(alone);
+    // A company whose warp_ban no WARP customer has.
+    let mut p = Map::new();
+    p.insert("warp_ban".into(), json!("ZT-00000000"));
+    r.hubspot.upsert_company("888000", p);
+
+    let outcome = r.invoke(&ReconcileRequest::default()).await;
+    let report = r.report(&outcome).await;
+    assert_eq!(report.linked.len(), 1, "{:?}", report.linked);
+    let linked = r.warp.customer(lonely["id"].as_str().unwrap()).unwrap();
+    assert_eq!(linked["external_ids"]["hubspot_company_id"], "777000");
+    assert!(r.f.reconciler.store.link("777000").await.unwrap().is_some());
+    assert_eq!(
+        report.unmatched_warp.len(),
+        1,
+        "{:?}",
+        report.unmatched_warp
+    );
+    assert_eq!(
+        report.unmatched_warp[0].customer_id.as_deref(),
+        demo_customer(11)["id"].as_str()
+    );
+    assert_eq!(report.unmatched_hubspot.len(), 1);
+    assert_eq!(
+        report.unmatched_hubspot[0].company_id.as_deref(),
+        Some("888000")
+    );
+    assert_eq!(
+        report.summary.pairs_compared, 4,
+        "the new pair is reconciled too"
+    );
+}
+
+#[tokio::test]
+async fn a_stuck_received_event_is_swept_onto_the_queue_once() {
+    let r = Rig::new("rec_sweep", 1).await;
+    // A delivery whose SQS send failed: recorded RECEIVED, lease released,
+    // and HubSpot never retried.
+    let broken = r.h.receiver(Options {
+        queue_url: Some(format!("{}-missing", r.h.res.sync_queue_url)),
+        ..Options::default()
+    });
+    let body = json!([{
+        "eventId": 1, "subscriptionId": 2, "portalId": 3, "appId": 4,
+        "occurredAt": 1_764_000_000_000i64, "subscriptionType": "company.propertyChange",
+        "attemptNumber": 0, "objectId": 18_476_215_990u64, "propertyName": "name",
+        "propertyValue": "Swept Inc", "changeSource": "CRM_UI"
+    }])
+    .to_string();
+    let (status, _) = Harness::deliver_with(&broken, &r.h.event(&body, Signing::V1)).await;
+    assert_eq!(status, 503);
+    assert!(r.h.drain_queue().await.is_empty());
+
+    let outcome = r.invoke(&ReconcileRequest::default()).await;
+    assert_eq!(r.report(&outcome).await.summary.swept, 1);
+    let queued = r.h.drain_queue().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0]["event"]["propertyValue"], "Swept Inc");
+    let records = r.h.records().await;
+    assert_eq!(crate::utils::s(&records[0], "status"), "QUEUED");
+
+    let again = r.invoke(&ReconcileRequest::default()).await;
+    assert_eq!(r.report(&again).await.summary.swept, 0);
+    assert!(r.h.drain_queue().await.is_empty(), "swept once");
+}

@@ -1,0 +1,254 @@
+//! The sandbox's portal: companies ordered by id, the properties the portal
+//! defines, each property's history, and how HubSpot renders an object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::warp_sandbox::{now_ms, rfc3339};
+
+/// Always returned, asked for or not, as HubSpot does; never writable.
+pub(super) const SYSTEM_PROPERTIES: [&str; 3] =
+    ["hs_object_id", "createdate", "hs_lastmodifieddate"];
+
+/// What HubSpot returns when no `properties` are asked for.
+pub(super) const DEFAULT_PROPERTIES: [&str; 2] = ["name", "domain"];
+
+/// Defined in every portal: a subset of HubSpot's standard company
+/// properties, and the custom ones the bridge's install creates
+/// (lib/mappings/default.toml names them). A property outside these and
+/// never written is unknown, as on HubSpot: ignored on reads, refused on
+/// writes.
+const PORTAL_PROPERTIES: [&str; 27] = [
+    "name",
+    "domain",
+    "website",
+    "phone",
+    "address",
+    "address2",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "industry",
+    "description",
+    "numberofemployees",
+    "annualrevenue",
+    "lifecyclestage",
+    "hubspot_owner_id",
+    "type",
+    "timezone",
+    "warp_ban",
+    "warp_status",
+    "warp_credit_limit",
+    "warp_current_balance",
+    "warp_services",
+    "warp_payment_terms",
+    "warp_tier",
+    "warp_contact_email",
+    "warp_last_synced_at",
+];
+
+/// Companies in id order: numerically for numeric ids (as HubSpot's list
+/// and its `hs_object_id` sort go), others after them by text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct IdKey {
+    non_numeric: bool,
+    number: u128,
+    text: String,
+}
+
+impl IdKey {
+    pub(super) fn new(id: &str) -> Self {
+        let number = id.parse::<u128>().ok();
+        Self {
+            non_numeric: number.is_none(),
+            number: number.unwrap_or(0),
+            text: id.to_string(),
+        }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.text
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stored {
+    /// Values are strings, or null for a property without a value.
+    pub properties: Map<String, Value>,
+    /// Per property, newest first, as `ValueWithTimestamp`.
+    history: BTreeMap<String, Vec<Value>>,
+}
+
+impl Stored {
+    pub(super) fn value(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).and_then(Value::as_str)
+    }
+}
+
+pub(super) struct Portal {
+    pub companies: BTreeMap<IdKey, Stored>,
+    defined: BTreeSet<String>,
+    last_ms: i64,
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        Self {
+            companies: BTreeMap::new(),
+            defined: PORTAL_PROPERTIES
+                .iter()
+                .chain(SYSTEM_PROPERTIES.iter())
+                .map(|p| p.to_string())
+                .collect(),
+            last_ms: 0,
+        }
+    }
+}
+
+/// How asked-for properties are shown.
+pub(super) struct Asked<'a> {
+    pub properties: &'a [String],
+    pub with_history: &'a [String],
+}
+
+impl Portal {
+    /// Write times that strictly increase, so `hs_lastmodifieddate` orders
+    /// every write even within one millisecond.
+    fn stamp(&mut self) -> String {
+        self.last_ms = now_ms().max(self.last_ms + 1);
+        rfc3339(self.last_ms, true)
+    }
+
+    pub(super) fn define(&mut self, name: &str) {
+        self.defined.insert(name.to_string());
+    }
+
+    pub(super) fn is_defined(&self, name: &str) -> bool {
+        self.defined.contains(name)
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&Stored> {
+        self.companies.get(&IdKey::new(id))
+    }
+
+    /// The company whose unique property `name` is `value` (`idProperty`).
+    pub(super) fn find_by(&self, name: &str, value: &str) -> Option<(&IdKey, &Stored)> {
+        self.companies
+            .iter()
+            .find(|(_, c)| c.value(name) == Some(value))
+    }
+
+    /// Seeds or merges, as `HubspotSandbox::upsert_company` documents.
+    pub(super) fn upsert(&mut self, id: &str, properties: Map<String, Value>) {
+        let now = self.stamp();
+        for name in properties.keys() {
+            self.define(name);
+        }
+        let company = self.companies.entry(IdKey::new(id)).or_default();
+        company
+            .properties
+            .entry("createdate")
+            .or_insert_with(|| now.clone().into());
+        company
+            .properties
+            .insert("hs_lastmodifieddate".into(), now.clone().into());
+        for (name, value) in properties {
+            let value = as_property_value(value);
+            record(&mut company.history, &name, &value, &now, "IMPORT");
+            company.properties.insert(name, value);
+        }
+        company.properties.insert("hs_object_id".into(), id.into());
+    }
+
+    /// An API write: each value set (null clears), then a new
+    /// `hs_lastmodifieddate`. The caller has checked the company exists.
+    pub(super) fn update(&mut self, key: &IdKey, changes: Vec<(String, Value)>) {
+        let now = self.stamp();
+        if let Some(company) = self.companies.get_mut(key) {
+            for (name, value) in changes {
+                record(&mut company.history, &name, &value, &now, "INTEGRATION");
+                company.properties.insert(name, value);
+            }
+            company
+                .properties
+                .insert("hs_lastmodifieddate".into(), now.into());
+        }
+    }
+
+    /// A `SimplePublicObject`: system properties always; asked ones that
+    /// the portal defines, `null` when the company has no value; unknown
+    /// ones left out.
+    pub(super) fn render(&self, id: &str, company: &Stored, asked: &Asked<'_>) -> Value {
+        let mut properties = Map::new();
+        for name in SYSTEM_PROPERTIES {
+            if let Some(v) = company.properties.get(name) {
+                properties.insert(name.into(), v.clone());
+            }
+        }
+        for name in asked.properties {
+            if properties.contains_key(name) {
+                continue;
+            }
+            match company.properties.get(name) {
+                Some(v) => {
+                    properties.insert(name.clone(), v.clone());
+                }
+                None if self.is_defined(name) => {
+                    properties.insert(name.clone(), Value::Null);
+                }
+                None => {}
+            }
+        }
+        let mut object = json!({
+            "id": id,
+            "properties": properties,
+            "createdAt": company.properties.get("createdate").cloned().unwrap_or(Value::Null),
+            "updatedAt": company.properties.get("hs_lastmodifieddate").cloned().unwrap_or(Value::Null),
+            "archived": false,
+        });
+        if !asked.with_history.is_empty() {
+            let history: Map<String, Value> = asked
+                .with_history
+                .iter()
+                .filter(|name| self.is_defined(name) || company.history.contains_key(*name))
+                .map(|name| {
+                    let entries = company.history.get(name).cloned().unwrap_or_default();
+                    (name.clone(), Value::Array(entries))
+                })
+                .collect();
+            object["propertiesWithHistory"] = Value::Object(history);
+        }
+        object
+    }
+}
+
+fn record(
+    history: &mut BTreeMap<String, Vec<Value>>,
+    name: &str,
+    value: &Value,
+    timestamp: &str,
+    source: &str,
+) {
+    if SYSTEM_PROPERTIES.contains(&name) {
+        return;
+    }
+    history.entry(name.to_string()).or_default().insert(
+        0,
+        json!({
+            "value": value.as_str().unwrap_or(""),
+            "timestamp": timestamp,
+            "sourceType": source,
+        }),
+    );
+}
+
+/// HubSpot's wire type is text: numbers and booleans become their text,
+/// null stays a property without a value.
+pub(super) fn as_property_value(value: Value) -> Value {
+    match value {
+        Value::String(_) | Value::Null => value,
+        other => Value::String(other.to_string()),
+    }
+}

@@ -4,7 +4,14 @@
 //! `warp_ban`.
 //!
 //! Usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]
-//! (defaults: 9100, P+1, 50)
+//!                     [--drift F] [--hubspot-limit-per-10s L]
+//! (defaults: 9100, P+1, 50, 0, none)
+//!
+//! Each company carries every mapped property with its customer's value
+//! (the pairs agree), except that `--drift F` makes a fraction F of the
+//! pairs differ: alternately a WARP-side edit of a WARP-owned field and a
+//! HubSpot-side edit of a HubSpot-owned one. `--hubspot-limit-per-10s`
+//! makes the HubSpot sandbox enforce a rolling ten-secondly limit.
 //!
 //! Prints `WARP_API_URL=http://127.0.0.1:P` and
 //! `HUBSPOT_API_URL=http://127.0.0.1:P+1` once both accept connections, so a
@@ -12,16 +19,20 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use hubwarp::mapping::MappingSet;
 use integration_tests::hubspot_sandbox::HubspotSandbox;
+use integration_tests::seed;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
-const USAGE: &str =
-    "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]   (defaults: 9100, P+1, 50)";
+const USAGE: &str = "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N] [--drift F] \
+     [--hubspot-limit-per-10s L]   (defaults: 9100, P+1, 50, 0, none)";
 
 struct Args {
     port: u16,
     hubspot_port: Option<u16>,
     customers: usize,
+    drift: f64,
+    hubspot_limit: Option<u32>,
 }
 
 /// `--name value` or `--name=value`; anything else is a usage error. None
@@ -31,6 +42,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         port: 9100,
         hubspot_port: None,
         customers: 50,
+        drift: 0.0,
+        hubspot_limit: None,
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -47,6 +60,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--port" => parsed.port = number(&name, &value)?,
             "--hubspot-port" => parsed.hubspot_port = Some(number(&name, &value)?),
             "--customers" => parsed.customers = number(&name, &value)?,
+            "--drift" => parsed.drift = number(&name, &value)?,
+            "--hubspot-limit-per-10s" => parsed.hubspot_limit = Some(number(&name, &value)?),
             _ => return Err(format!("unknown argument {name}\n{USAGE}")),
         }
     }
@@ -83,18 +98,40 @@ async fn run() -> Result<(), String> {
     let hubspot = HubspotSandbox::start_on(hubspot_addr)
         .await
         .map_err(|e| format!("cannot listen on {hubspot_addr}: {e}"))?;
+    let mappings = MappingSet::default_mapping().map_err(|e| e.to_string())?;
+    // Every 1/F-th pair drifts (deterministic, spread over the book).
+    let every = (args.drift > 0.0).then(|| (1.0 / args.drift).round().max(1.0) as usize);
+    let mut drifted = 0;
     for n in 1..=args.customers {
         let customer = sandbox.insert(demo_customer(n));
-        let mut props = serde_json::Map::new();
-        props.insert("warp_ban".into(), customer["ban"].clone());
-        props.insert("name".into(), customer["company_name"].clone());
-        if let Some(id) = customer
-            .pointer("/external_ids/hubspot_company_id")
-            .and_then(|v| v.as_str())
-        {
-            hubspot.upsert_company(id, props);
+        let Some(id) = seed::company_id_of(&customer) else {
+            continue;
+        };
+        let mut props = seed::company_properties(&customer, &mappings);
+        if every.is_some_and(|e| n % e == 0) {
+            drifted += 1;
+            if drifted % 2 == 0 {
+                // A WARP-side edit no webhook announces.
+                let cid = customer["id"].as_str().unwrap_or_default();
+                let status = if customer["status"] == "CLOSED" {
+                    "ACTIVE"
+                } else {
+                    "CLOSED"
+                };
+                sandbox.edit(cid, serde_json::json!({ "status": status }));
+            } else {
+                // A HubSpot edit whose webhook was lost.
+                let tier = if customer["tier"] == "PLATINUM" {
+                    "BRONZE"
+                } else {
+                    "PLATINUM"
+                };
+                props.insert("warp_tier".into(), tier.into());
+            }
         }
+        hubspot.upsert_company(&id, props);
     }
+    hubspot.set_ten_secondly_limit(args.hubspot_limit);
     // One write for both lines, and no panic if the reader has gone: a
     // reader that stops after the first line must not kill the sandbox.
     let lines = format!(

@@ -4,6 +4,7 @@
 mod consumer;
 mod fixtures_in_events;
 mod hubspot_client;
+mod hubspot_contract;
 mod receiver;
 mod reconciler;
 mod sandboxes;

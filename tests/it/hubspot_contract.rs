@@ -1,0 +1,610 @@
+//! The HubSpot sandbox's answers, and the client's requests, against
+//! HubSpot's own OpenAPI document (tests/contracts/hubspot/companies.v3.json):
+//! every answer matches the schema of its operation and status (`default`,
+//! the `Error` schema, for every error), and every request body the client
+//! sends matches the operation's `requestBody` schema. So the client tests,
+//! which run against the sandbox, hold against HubSpot as HubSpot documents
+//! itself.
+//!
+//! OpenAPI 3.0 schemas are read as JSON Schema 2020-12: `nullable: true`
+//! allows null, `$ref`s point into the same file, formats (`uuid`,
+//! `date-time`) are checked. Two documented relaxations, each with a test
+//! that fails when HubSpot's file changes so it is no longer needed (see
+//! tests/contracts/hubspot/SOURCES.md).
+
+use std::time::Duration;
+
+use hubwarp::http::{RetryPolicy, Token};
+use hubwarp::hubspot::crm::{
+    CompanyUpdate, Filter, FilterGroup, HubspotClient, Operator, SearchRequest, Sort,
+};
+use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox, Route, Throttle};
+use reqwest::StatusCode;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+const CURRENT: (&str, &str) = (
+    "companies.v3.json",
+    "2b5afcbb2def04de0ebd728c512b1c40db7f9a1afbac555b5e88bf196872663e",
+);
+const NULLABLE: (&str, &str) = (
+    "companies.v3.2026-04-03-nullable.json",
+    "1c290018a564a10f2d0f8234aa9ab3be220ae20b6539074cf2167d83a3c0cdcf",
+);
+const OBJECT_SCHEMAS: [&str; 2] = ["SimplePublicObject", "SimplePublicObjectWithAssociations"];
+
+const LIST: &str = "/crm/v3/objects/companies";
+const BY_ID: &str = "/crm/v3/objects/companies/{companyId}";
+const BATCH_READ: &str = "/crm/v3/objects/companies/batch/read";
+const BATCH_UPDATE: &str = "/crm/v3/objects/companies/batch/update";
+const SEARCH: &str = "/crm/v3/objects/companies/search";
+
+/// A vendored file, checked to be the one SOURCES.md describes.
+fn load((name, sha256): (&str, &str)) -> Value {
+    let path = integration_tests::workspace_root()
+        .join("tests/contracts/hubspot")
+        .join(name);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        hex(&Sha256::digest(&bytes)),
+        sha256,
+        "{name} is no longer the file SOURCES.md describes"
+    );
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// OpenAPI 3.0 schema -> JSON Schema 2020-12: `nullable` into the type,
+/// component `$ref`s into `$defs`.
+fn convert(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                match map.get("type").cloned() {
+                    Some(Value::String(t)) => {
+                        map.insert("type".into(), json!([t, "null"]));
+                    }
+                    _ => {
+                        let inner = Value::Object(std::mem::take(map));
+                        map.insert("anyOf".into(), json!([inner, {"type": "null"}]));
+                    }
+                }
+            }
+            if let Some(Value::String(r)) = map.get_mut("$ref")
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                *r = format!("#/$defs/{name}");
+            }
+            map.values_mut().for_each(convert);
+        }
+        Value::Array(items) => items.iter_mut().for_each(convert),
+        _ => {}
+    }
+}
+
+/// The property map of an object schema.
+fn property_values(doc: &Value, object: &str) -> Value {
+    doc["components"]["schemas"][object]["properties"]["properties"]["additionalProperties"].clone()
+}
+
+struct Contract {
+    doc: Value,
+    defs: Value,
+}
+
+impl Contract {
+    fn load() -> Self {
+        Self::from_document(load(CURRENT), true)
+    }
+
+    fn from_document(doc: Value, relaxed: bool) -> Self {
+        let mut schemas = doc["components"]["schemas"].clone();
+        if relaxed {
+            // 1. HubSpot answers null for asked-for properties without a
+            //    value; the nullable copy declared it (asserted below).
+            for object in OBJECT_SCHEMAS {
+                schemas[object]["properties"]["properties"]["additionalProperties"]["nullable"] =
+                    json!(true);
+            }
+            // 2. Sorts are objects; HubSpot ignores strings.
+            schemas["PublicObjectSearchRequest"]["properties"]["sorts"]["items"] = json!({
+                "type": "object",
+                "required": ["propertyName"],
+                "additionalProperties": false,
+                "properties": {
+                    "propertyName": {"type": "string"},
+                    "direction": {"type": "string", "enum": ["ASCENDING", "DESCENDING"]},
+                },
+            });
+        }
+        convert(&mut schemas);
+        Self { doc, defs: schemas }
+    }
+
+    fn validator(&self, schema: &Value) -> jsonschema::Validator {
+        let mut schema = schema.clone();
+        convert(&mut schema);
+        let mut root = Map::new();
+        root.insert("$defs".into(), self.defs.clone());
+        if let Value::Object(s) = schema {
+            root.extend(s);
+        }
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&Value::Object(root))
+            .unwrap()
+    }
+
+    /// Follows `#/components/...` references of the document itself.
+    fn resolve<'a>(&'a self, mut node: &'a Value) -> &'a Value {
+        while let Some(r) = node.get("$ref").and_then(Value::as_str) {
+            let pointer = r.trim_start_matches('#');
+            node = self.doc.pointer(pointer).unwrap_or_else(|| panic!("{r}"));
+        }
+        node
+    }
+
+    fn operation(&self, method: &str, path: &str) -> &Value {
+        let op = &self.doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not in the document");
+        op
+    }
+
+    /// The schema of `status` for the operation: its own entry, else
+    /// `default` for errors (a success must be listed).
+    fn response_schema(&self, method: &str, path: &str, status: u16) -> Value {
+        let responses = &self.operation(method, path)["responses"];
+        let response = match responses.get(status.to_string()) {
+            Some(r) => r,
+            None if status >= 400 => &responses["default"],
+            None => panic!("{method} {path} does not document {status}"),
+        };
+        let response = self.resolve(response);
+        let content = response["content"].as_object().unwrap();
+        let (_, media) = content.iter().next().unwrap();
+        media["schema"].clone()
+    }
+
+    fn request_schema(&self, method: &str, path: &str) -> Value {
+        self.resolve(&self.operation(method, path)["requestBody"])["content"]["application/json"]
+            ["schema"]
+            .clone()
+    }
+
+    fn errors(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        self.validator(schema)
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
+    fn check_answer(&self, method: &str, path: &str, answer: &Answer) {
+        let schema = self.response_schema(method, path, answer.status.as_u16());
+        let errors = self.errors(&schema, &answer.body);
+        assert!(
+            errors.is_empty(),
+            "{method} {path} answered {} off-contract: {errors:#?}\n{}",
+            answer.status,
+            answer.body
+        );
+    }
+
+    fn check_request(&self, method: &str, path: &str, body: &Value) {
+        let errors = self.errors(&self.request_schema(method, path), body);
+        assert!(
+            errors.is_empty(),
+            "the client sent {method} {path} off-contract: {errors:#?}\n{body}"
+        );
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+struct Peer {
+    hubspot: HubspotSandbox,
+    http: reqwest::Client,
+}
+
+impl Peer {
+    async fn start() -> Self {
+        let hubspot = HubspotSandbox::start().await;
+        for n in 1..=5u64 {
+            let mut props = Map::new();
+            props.insert("name".into(), json!(format!("Company {n}")));
+            if n % 2 == 0 {
+                props.insert("warp_tier".into(), json!("GOLD"));
+            }
+            hubspot.upsert_company(&n.to_string(), props);
+        }
+        Self {
+            hubspot,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: &str,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.hubspot.base_url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.json().await.unwrap();
+        Answer { status, body }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, None, HUBSPOT_SANDBOX_TOKEN)
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(body),
+            HUBSPOT_SANDBOX_TOKEN,
+        )
+        .await
+    }
+
+    fn client(&self) -> HubspotClient {
+        HubspotClient::new(
+            &self.hubspot.base_url,
+            Token::new(HUBSPOT_SANDBOX_TOKEN),
+            Duration::from_secs(5),
+            RetryPolicy::none(),
+        )
+        .unwrap()
+    }
+}
+
+#[test]
+fn the_relaxations_are_still_needed_and_still_justified() {
+    let current = load(CURRENT);
+    let nullable = load(NULLABLE);
+    for object in OBJECT_SCHEMAS {
+        assert_eq!(
+            property_values(&current, object).get("nullable"),
+            None,
+            "{object}"
+        );
+        assert_eq!(
+            property_values(&nullable, object),
+            json!({"type": "string", "nullable": true, "example": null}),
+            "{object}"
+        );
+    }
+    assert_eq!(
+        current["components"]["schemas"]["PublicObjectSearchRequest"]["properties"]["sorts"]["items"]
+            ["type"],
+        "string"
+    );
+}
+
+#[test]
+fn the_validator_catches_what_the_contract_forbids() {
+    let strict = Contract::from_document(load(CURRENT), false);
+    let relaxed = Contract::load();
+    let object = json!({
+        "id": "1", "archived": false,
+        "createdAt": "2025-10-14T09:00:00.000Z", "updatedAt": "2025-10-14T09:00:00.000Z",
+        "properties": {"name": "A", "city": null},
+    });
+    let schema = json!({"$ref": "#/components/schemas/SimplePublicObject"});
+    assert!(
+        !strict.errors(&schema, &object).is_empty(),
+        "null is off the current file"
+    );
+    assert_eq!(relaxed.errors(&schema, &object), Vec::<String>::new());
+    let mut bad_date = object.clone();
+    bad_date["updatedAt"] = json!("yesterday");
+    assert!(!relaxed.errors(&schema, &bad_date).is_empty());
+    // The nullable copy, read as it is, takes the null without relaxing.
+    let nullable = Contract::from_document(load(NULLABLE), false);
+    assert_eq!(nullable.errors(&schema, &object), Vec::<String>::new());
+
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let ok =
+        json!({"category": "X", "message": "m", "correlationId": uuid::Uuid::new_v4().to_string()});
+    assert_eq!(relaxed.errors(&error, &ok), Vec::<String>::new());
+    assert!(
+        !relaxed
+            .errors(&error, &json!({"category": "X", "message": "m"}))
+            .is_empty()
+    );
+    let mut not_uuid = ok.clone();
+    not_uuid["correlationId"] = json!("not-a-uuid");
+    assert!(!relaxed.errors(&error, &not_uuid).is_empty());
+
+    let search = relaxed.request_schema("post", SEARCH);
+    let mut body = json!({"filterGroups": [], "sorts": ["hs_object_id"], "properties": [], "limit": 1, "after": "0"});
+    assert!(
+        !relaxed.errors(&search, &body).is_empty(),
+        "string sorts are ignored by HubSpot"
+    );
+    body["sorts"] = json!([{"propertyName": "hs_object_id", "direction": "ASCENDING"}]);
+    assert_eq!(relaxed.errors(&search, &body), Vec::<String>::new());
+    body.as_object_mut().unwrap().remove("after");
+    assert!(
+        !relaxed.errors(&search, &body).is_empty(),
+        "after is required"
+    );
+}
+
+#[tokio::test]
+async fn list_get_and_errors_of_reads_match_the_document() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    let middle = peer
+        .get(&format!("{LIST}?limit=2&properties=name,warp_tier"))
+        .await;
+    assert!(middle.body["paging"]["next"]["after"].is_string());
+    contract.check_answer("get", LIST, &middle);
+    let last = peer
+        .get(&format!(
+            "{LIST}?limit=2&after=5&propertiesWithHistory=name"
+        ))
+        .await;
+    assert_eq!(last.body.get("paging"), None);
+    contract.check_answer("get", LIST, &last);
+    let one = peer
+        .get(&format!(
+            "{LIST}/2?properties=name,warp_tier,city&propertiesWithHistory=warp_tier"
+        ))
+        .await;
+    assert_eq!(one.body["properties"]["city"], Value::Null);
+    contract.check_answer("get", BY_ID, &one);
+
+    for (path, template, status) in [
+        (format!("{LIST}?limit=0"), LIST, 400),
+        (format!("{LIST}?after=nope"), LIST, 400),
+        (format!("{LIST}/404404"), BY_ID, 404),
+        (
+            "/crm/v3/objects/companies/1/nothing/here".to_string(),
+            BY_ID,
+            404,
+        ),
+    ] {
+        let answer = peer.get(&path).await;
+        assert_eq!(answer.status.as_u16(), status, "{path}");
+        contract.check_answer("get", template, &answer);
+    }
+    let unauthorized = peer
+        .send(
+            reqwest::Method::GET,
+            &format!("{LIST}/1"),
+            None,
+            "pat-na1-wrong",
+        )
+        .await;
+    assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
+    contract.check_answer("get", BY_ID, &unauthorized);
+    let wrong_method = peer
+        .send(
+            reqwest::Method::PUT,
+            &format!("{LIST}/1"),
+            None,
+            HUBSPOT_SANDBOX_TOKEN,
+        )
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    contract.check_answer("get", BY_ID, &wrong_method);
+}
+
+#[tokio::test]
+async fn batch_answers_200_207_and_400_match_the_document() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    let read = |ids: &[&str]| {
+        json!({
+            "inputs": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            "properties": ["name", "warp_tier"], "propertiesWithHistory": [],
+        })
+    };
+    let all = peer.post(BATCH_READ, read(&["1", "2"])).await;
+    assert_eq!(all.status, StatusCode::OK);
+    contract.check_answer("post", BATCH_READ, &all);
+    let some = peer.post(BATCH_READ, read(&["1", "77", "78"])).await;
+    assert_eq!(some.status, StatusCode::MULTI_STATUS);
+    contract.check_answer("post", BATCH_READ, &some);
+    let ids: Vec<String> = (0..101).map(|n| n.to_string()).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let too_many = peer.post(BATCH_READ, read(&refs)).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    contract.check_answer("post", BATCH_READ, &too_many);
+
+    let update = |id: &str, props: Value| json!({"inputs": [{"id": id, "properties": props}]});
+    let updated = peer
+        .post(
+            BATCH_UPDATE,
+            update("3", json!({"city": "Lyon", "warp_tier": ""})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK);
+    contract.check_answer("post", BATCH_UPDATE, &updated);
+    let partly = peer
+        .post(
+            BATCH_UPDATE,
+            json!({"inputs": [
+                {"id": "4", "properties": {"city": "Oslo"}},
+                {"id": "999", "properties": {"city": "Nowhere"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(partly.status, StatusCode::MULTI_STATUS);
+    contract.check_answer("post", BATCH_UPDATE, &partly);
+    for body in [
+        update("1", json!({"not_a_property": "x"})),
+        update("1", json!({"createdate": "x"})),
+        json!({"inputs": "nope"}),
+    ] {
+        let refused = peer.post(BATCH_UPDATE, body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        contract.check_answer("post", BATCH_UPDATE, &refused);
+    }
+}
+
+#[tokio::test]
+async fn search_answers_and_its_400s_match_the_document() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    let paged = peer
+        .post(
+            SEARCH,
+            json!({"filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "1"}]}],
+                   "sorts": [{"propertyName": "name", "direction": "DESCENDING"}],
+                   "properties": ["name", "warp_tier"], "limit": 2, "after": "0"}),
+        )
+        .await;
+    assert_eq!(paged.body["total"], 4);
+    assert!(paged.body["paging"]["next"]["after"].is_string());
+    contract.check_answer("post", SEARCH, &paged);
+    let whole = peer.post(SEARCH, json!({"limit": 200})).await;
+    assert_eq!(whole.body.get("paging"), None);
+    contract.check_answer("post", SEARCH, &whole);
+    for body in [
+        json!({"limit": 100, "after": "9950"}),
+        json!({"limit": 201}),
+        json!({"filterGroups": [{"filters": [{"propertyName": "x", "operator": "SOUNDS_LIKE", "value": "y"}]}]}),
+    ] {
+        let refused = peer.post(SEARCH, body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        contract.check_answer("post", SEARCH, &refused);
+    }
+}
+
+#[tokio::test]
+async fn every_429_and_5xx_is_in_the_error_shape() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    for kind in [Throttle::TenSecondly, Throttle::Secondly, Throttle::Daily] {
+        peer.hubspot.throttle_next(kind, 1);
+        let answer = peer.get(&format!("{LIST}/1")).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        contract.check_answer("get", BY_ID, &answer);
+    }
+    // The enforced limits too.
+    peer.hubspot.set_ten_secondly_limit(Some(1));
+    assert_eq!(peer.get(LIST).await.status, StatusCode::OK);
+    let window = peer.get(LIST).await;
+    assert_eq!(window.status, StatusCode::TOO_MANY_REQUESTS);
+    contract.check_answer("get", LIST, &window);
+    peer.hubspot.set_search_per_second(Some(1));
+    assert_eq!(peer.post(SEARCH, json!({})).await.status, StatusCode::OK);
+    let secondly = peer.post(SEARCH, json!({})).await;
+    assert_eq!(secondly.status, StatusCode::TOO_MANY_REQUESTS);
+    contract.check_answer("post", SEARCH, &secondly);
+
+    peer.hubspot.fail_next(502, 1);
+    let failed = peer.post(BATCH_READ, json!({"inputs": []})).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
+    contract.check_answer("post", BATCH_READ, &failed);
+}
+
+#[tokio::test]
+async fn the_clients_request_bodies_match_the_document() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    let c = peer.client();
+    let ids: Vec<String> = ["1", "2", "404"].map(String::from).to_vec();
+    c.batch_read(&ids, &["name", "warp_tier"]).await.unwrap();
+    c.batch_read(&ids[..1], &[]).await.unwrap();
+    c.batch_update(&[
+        CompanyUpdate {
+            id: "1".into(),
+            properties: [
+                ("city".to_string(), "Lyon".to_string()),
+                ("warp_tier".to_string(), String::new()),
+            ]
+            .into(),
+        },
+        CompanyUpdate {
+            id: "404".into(),
+            properties: [("city".to_string(), "X".to_string())].into(),
+        },
+    ])
+    .await
+    .unwrap();
+    c.search_page(&SearchRequest {
+        filter_groups: vec![
+            FilterGroup {
+                filters: vec![
+                    Filter::eq("warp_tier", "GOLD"),
+                    Filter::between("hs_object_id", "1", "10"),
+                    Filter::is_in("name", vec!["Company 2".into(), "Company 4".into()]),
+                ],
+            },
+            FilterGroup {
+                filters: vec![
+                    Filter::not_has_property("warp_tier"),
+                    Filter::compare("name", Operator::ContainsToken, "*pany*"),
+                ],
+            },
+        ],
+        sorts: vec![Sort::ascending("name")],
+        properties: vec!["name".into()],
+        limit: 3,
+        after: None,
+        query: Some("Company".into()),
+    })
+    .await
+    .unwrap();
+    c.search_page(&SearchRequest::default()).await.unwrap();
+    let mut cursor = c.search_all(vec![Filter::has_property("name")], vec!["name".into()]);
+    while cursor.next_page(&c).await.unwrap().is_some() {}
+
+    for (route, template) in [
+        (Route::BatchRead, BATCH_READ),
+        (Route::BatchUpdate, BATCH_UPDATE),
+        (Route::Search, SEARCH),
+    ] {
+        let bodies = peer.hubspot.request_bodies(route);
+        assert!(!bodies.is_empty(), "{template}");
+        for body in bodies {
+            contract.check_request("post", template, &body);
+        }
+    }
+    assert_eq!(peer.hubspot.request_bodies(Route::Search).len(), 3);
+}
+
+#[tokio::test]
+async fn the_client_always_passes_limit_on_list() {
+    // HubSpot's default page is 10: a missing limit costs ten times the calls.
+    let peer = Peer::start().await;
+    let c = peer.client();
+    for limit in [0, 1, 50, 100, 1_000] {
+        c.list_page(&["name"], None, limit).await.unwrap();
+    }
+    c.list_page(&[], Some("3"), 2).await.unwrap();
+    let limits: Vec<String> = peer
+        .hubspot
+        .received(Route::List)
+        .into_iter()
+        .map(|r| {
+            let query = r.query.unwrap_or_default();
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("limit="))
+                .unwrap_or("(none)")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(limits, ["1", "1", "50", "100", "100", "2"]);
+}

@@ -548,3 +548,72 @@ async fn the_committed_sqs_batch_fixture_runs_through_the_consumer() {
         "bad value not applied"
     );
 }
+
+#[tokio::test]
+async fn hubspots_daily_limit_holds_messages_back_until_it_resets() {
+    let s = SyncHarness::new("dailyhold", 2).await;
+    s.hubspot
+        .throttle_next(integration_tests::hubspot_sandbox::Throttle::Daily, 1);
+    let changes = [SyncHarness::change(0, 900, "warp_credit_limit", "7777", T)];
+    assert_eq!(s.h.deliver(&body(&changes), Signing::V1).await.0, 200);
+    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
+    let url = &s.h.res.sync_queue_url;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    let mut event = SqsEvent::default();
+    event.records = received
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.event_source_arn = Some(arn.clone());
+            r
+        })
+        .collect();
+    let response = sync_consumer::handle_holding(
+        &s.consumer,
+        Some(&sqs),
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "handed back, not dropped"
+    );
+    // Past the 1 s visibility the receive used, the message stays hidden:
+    // it waits for the daily cap instead of burning its receives.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let again = sqs
+        .receive_message()
+        .queue_url(url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(again.is_empty(), "held back until the cap resets");
+    assert_eq!(s.hubspot.call_counts().total, 1, "one call, then none");
+}

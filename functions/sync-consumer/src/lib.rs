@@ -68,11 +68,31 @@ where
     W: hubwarp::sync::ports::WarpApi,
     H: hubwarp::sync::ports::CompanyDirectory,
 {
+    handle_holding(consumer, None, event).await
+}
+
+/// As [`handle`]; when HubSpot's daily cap is why messages go back, they
+/// are also made invisible until it resets (at most SQS's 12 hours), so
+/// they neither burn their receives towards the DLQ nor HubSpot's calls.
+pub async fn handle_holding<E, S, W, H>(
+    consumer: &Consumer<E, S, W, H>,
+    sqs: Option<&aws_sdk_sqs::Client>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error>
+where
+    E: hubwarp::store::EventLog,
+    S: hubwarp::store::sync::LinkStore
+        + hubwarp::store::sync::FieldStateStore
+        + hubwarp::store::sync::SyncLog
+        + hubwarp::store::sync::ConflictQueue,
+    W: hubwarp::sync::ports::WarpApi,
+    H: hubwarp::sync::ports::CompanyDirectory,
+{
     let started = std::time::Instant::now();
-    let messages: Vec<QueuedMessage> = event
-        .payload
-        .records
-        .into_iter()
+    let records = event.payload.records;
+    let messages: Vec<QueuedMessage> = records
+        .iter()
+        .cloned()
         .map(|r| QueuedMessage {
             message_id: r.message_id.unwrap_or_default(),
             body: r.body.unwrap_or_default(),
@@ -93,6 +113,9 @@ where
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "sync batch"
     );
+    if let (Some(sqs), Some(until)) = (sqs, report.hold_until_ms) {
+        hold(sqs, &records, &report.retry, until).await;
+    }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
         .retry
@@ -104,4 +127,62 @@ where
         })
         .collect();
     Ok(response)
+}
+
+/// SQS's longest visibility timeout.
+const MAX_HOLD_S: i64 = 12 * 3600;
+
+async fn hold(
+    sqs: &aws_sdk_sqs::Client,
+    records: &[aws_lambda_events::event::sqs::SqsMessage],
+    retry: &[String],
+    until_ms: i64,
+) {
+    let seconds = ((until_ms - hubwarp::time::now_ms()) / 1000).clamp(1, MAX_HOLD_S) as i32;
+    for r in records
+        .iter()
+        .filter(|r| r.message_id.as_ref().is_some_and(|id| retry.contains(id)))
+    {
+        let (Some(arn), Some(handle)) = (&r.event_source_arn, &r.receipt_handle) else {
+            continue;
+        };
+        let result = async {
+            let url = queue_url(sqs, arn).await?;
+            sqs.change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .visibility_timeout(seconds)
+                .send()
+                .await
+                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            Ok::<_, String>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                info!(message_id = ?r.message_id, hold_s = seconds, "held until HubSpot's daily cap resets")
+            }
+            // The message still comes back after the queue's own
+            // visibility timeout: only the wait is lost, never the event.
+            Err(e) => {
+                tracing::warn!(message_id = ?r.message_id, error = %e, "could not hold the message back")
+            }
+        }
+    }
+}
+
+/// The queue URL of an SQS ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
+async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, String> {
+    let mut parts = arn.rsplitn(3, ':');
+    let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
+        return Err(format!("not an SQS queue ARN: {arn}"));
+    };
+    sqs.get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
+        .queue_url
+        .ok_or_else(|| "GetQueueUrl answered no URL".to_string())
 }

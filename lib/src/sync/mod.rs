@@ -52,12 +52,24 @@ pub struct BatchReport {
     pub duplicates: usize,
     /// Message ids to hand back to SQS (`batchItemFailures`).
     pub retry: Vec<String>,
+    /// HubSpot's daily cap is reached until then (epoch ms): the messages
+    /// handed back should wait until it resets instead of coming back
+    /// every visibility timeout and running out of receives.
+    pub hold_until_ms: Option<i64>,
 }
 
 /// Customers of one batch applied at once.
 const CUSTOMERS_IN_FLIGHT: usize = 4;
 
 impl BatchReport {
+    /// Notes HubSpot's daily cap when that is why a message goes back.
+    fn hold(&mut self, e: &Transient) {
+        if let Transient::Hubspot(crate::hubspot::crm::HubspotError::DailyLimit { retry_at_ms }) = e
+        {
+            self.hold_until_ms = Some(self.hold_until_ms.unwrap_or(0).max(*retry_at_ms));
+        }
+    }
+
     /// Adds another report's counts (not its retry list).
     fn add(&mut self, other: &BatchReport) {
         self.applied_fields += other.applied_fields;
@@ -159,6 +171,7 @@ where
         for item in &lifecycle {
             if let Err(e) = self.lifecycle(item, &mut report).await {
                 warn!(dedup_key = %item.message.dedup_key, error = %e, "lifecycle event not applied; retry");
+                report.hold(&e);
                 retry[item.index] = true;
             }
         }
@@ -203,6 +216,7 @@ where
                 }
                 Err(e) => {
                     warn!(company_id = company, error = %e, "company not resolved; retry");
+                    report.hold(&e);
                     for item in items {
                         retry[item.index] = true;
                     }

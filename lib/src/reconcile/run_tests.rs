@@ -709,3 +709,55 @@ async fn a_stuck_event_is_swept_onto_the_queue_once() {
     assert_eq!(report(&r, &again).summary.swept, 0);
     assert_eq!(r.queue.bodies().len(), 1, "queued once");
 }
+
+/// Records what would go to SNS.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(String, String)>>);
+
+impl super::ports::Alerts for Recorded {
+    async fn publish(&self, subject: &str, message: &str) -> Result<(), String> {
+        lock(&self.0).push((subject.to_string(), message.to_string()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_person_is_alerted_only_when_the_run_needs_one() {
+    let r = reconciler(3, 100);
+    let alerts = Recorded::default();
+    r.invoke(
+        &ReconcileRequest::default(),
+        FAR,
+        &Handovers::default(),
+        &alerts,
+    )
+    .await
+    .unwrap();
+    assert!(lock(&alerts.0).is_empty(), "all in sync: no alert");
+
+    r.hubspot.upsert(
+        "7000",
+        &[("warp_ban", "ZT-UNKNOWN")],
+        "2025-11-19T00:00:00Z",
+    );
+    r.invoke(
+        &ReconcileRequest::default(),
+        FAR,
+        &Handovers::default(),
+        &alerts,
+    )
+    .await
+    .unwrap();
+    let sent = lock(&alerts.0).clone();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].0.contains("needs review"), "{:?}", sent[0]);
+    assert!(
+        sent[0].1.contains("1 unmatched in HubSpot"),
+        "{:?}",
+        sent[0]
+    );
+    assert!(
+        sent[0].1.contains("report.html"),
+        "the alert names the report"
+    );
+}

@@ -771,18 +771,8 @@ where
                         hubspot_occurred_at: prev.max(modified_at),
                         warp_updated_at: after.updated_at_ms,
                     };
-                    if let Err(e) = self
-                        .store
-                        .put_field_state(&customer.id, &b.field, &state)
-                        .await
-                    {
-                        piece.error(
-                            Some(&ids.0),
-                            Some(&ids.2),
-                            "writing field state",
-                            error_chain(&e),
-                        );
-                    }
+                    self.remember(piece, &customer.id, &company.id, &b.field, &state)
+                        .await;
                 }
             }
         }
@@ -793,18 +783,8 @@ where
                     hubspot_occurred_at: modified_at,
                     warp_updated_at: customer.updated_at_ms,
                 };
-                if let Err(e) = self
-                    .store
-                    .put_field_state(&customer.id, &b.field, &state)
-                    .await
-                {
-                    piece.error(
-                        Some(&ids.0),
-                        Some(&ids.2),
-                        "writing field state",
-                        error_chain(&e),
-                    );
-                }
+                self.remember(piece, &customer.id, &company.id, &b.field, &state)
+                    .await;
             }
             for m in &plan.manual {
                 let record = ConflictRecord {
@@ -936,18 +916,8 @@ where
                         hubspot_occurred_at: Some(now),
                         warp_updated_at: p.warp_updated_at,
                     };
-                    if let Err(e) = self
-                        .store
-                        .put_field_state(&p.customer_id, &b.field, &state)
-                        .await
-                    {
-                        piece.error(
-                            Some(&p.customer_id),
-                            Some(&p.company_id),
-                            "writing field state",
-                            error_chain(&e),
-                        );
-                    }
+                    self.remember(piece, &p.customer_id, &p.company_id, &b.field, &state)
+                        .await;
                 }
             }
             info!(
@@ -958,6 +928,26 @@ where
             );
         }
         Ok(())
+    }
+
+    /// Writes a field's new baseline; a failure is reported, not fatal:
+    /// the field is decided without it (or with the older one) next time.
+    async fn remember(
+        &self,
+        piece: &mut Piece,
+        customer_id: &str,
+        company_id: &str,
+        field: &str,
+        state: &FieldState,
+    ) {
+        if let Err(e) = self.store.put_field_state(customer_id, field, state).await {
+            piece.error(
+                Some(customer_id),
+                Some(company_id),
+                "writing field state",
+                error_chain(&e),
+            );
+        }
     }
 
     // --- phase 2 ------------------------------------------------------

@@ -34,6 +34,8 @@ struct Warp {
     customers: Mutex<Vec<Value>>,
     puts: Mutex<u32>,
     clock: Mutex<i64>,
+    /// A WARP user's edit that lands between the run's read and its write.
+    edit_before_next_put: Mutex<Option<(String, Value)>>,
 }
 
 impl Warp {
@@ -131,6 +133,9 @@ impl WarpApi for Warp {
         body: &Map<String, Value>,
         if_match: Option<&str>,
     ) -> Result<Customer, WarpError> {
+        if let Some((who, patch)) = lock(&self.edit_before_next_put).take() {
+            self.edit(&who, patch);
+        }
         let current = self.customer(id);
         if current.is_null() {
             return Err(WarpError::NotFound);
@@ -759,5 +764,33 @@ async fn a_person_is_alerted_only_when_the_run_needs_one() {
     assert!(
         sent[0].1.contains("report.html"),
         "the alert names the report"
+    );
+}
+
+#[tokio::test]
+async fn a_412_reads_the_customer_again_and_decides_again() {
+    let r = reconciler(3, 100);
+    drift(&r);
+    // While the run writes customer 2's tier, someone changes its email in
+    // WARP: the PUT meets a 412, the run reads again and decides again.
+    *lock(&r.warp.edit_before_next_put) = Some((
+        "cust-2".into(),
+        json!({"contact": {"email": "new@example.com"}}),
+    ));
+    let outcome = run(&r, &ReconcileRequest::default()).await;
+    let c = r.warp.customer("cust-2");
+    assert_eq!(c["tier"], "PLATINUM", "HubSpot's edit still applied");
+    assert_eq!(
+        c["contact"]["email"], "new@example.com",
+        "the WARP edit kept"
+    );
+    let rep = report(&r, &outcome);
+    assert_eq!(rep.summary.errors, 0, "{:?}", rep.errors);
+    assert_eq!(rep.summary.warp_calls.get, 1, "one read after the 412");
+    // The email now differs: no baseline, LATEST_WINS, WARP newer: HubSpot
+    // takes WARP's email in the same run.
+    assert_eq!(
+        r.hubspot.property("1002", "warp_contact_email").as_deref(),
+        Some("new@example.com")
     );
 }

@@ -318,6 +318,30 @@ async fn the_scheduler_event_fixture_runs_once_per_night() {
     assert!(manual.run_id.starts_with("manual-") && manual.dry_run);
 }
 
+/// `cargo lambda watch` gives every invocation the deadline 600000 (ten
+/// minutes after the epoch): read literally, the run would hand over after
+/// its first page to an invoke watch cannot serve. It runs in one.
+#[tokio::test]
+async fn a_deadline_already_past_runs_the_whole_run_in_one_invocation() {
+    let r = Rig::with(
+        "rec_watch_deadline",
+        6,
+        MappingSet::default_mapping().unwrap(),
+        None,
+        2,
+    )
+    .await;
+    r.drift();
+    let mut ctx = Context::default();
+    ctx.deadline = 600_000;
+    let outcome = nightly_reconciler::handle(&r.f, LambdaEvent::new(json!({}), ctx))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    assert_eq!(r.report(&outcome).await.invocations, 1);
+    assert_eq!(r.company(1)["warp_status"], "SUSPENDED");
+}
+
 #[tokio::test]
 async fn a_run_forced_across_invocations_ends_like_one() {
     let mappings = MappingSet::default_mapping().unwrap();

@@ -140,8 +140,8 @@ rss: local-up
 		cargo run --quiet -p integration-tests --bin rss-probe
 
 demo: local-up sandboxes
-	@echo "demo: receiver and consumer (the nightly reconciler joins in a later issue)"
-	cargo build --quiet -p webhook-receiver -p sync-consumer
+	@echo "demo: receiver, consumer and nightly reconciler"
+	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		cargo run --quiet -p integration-tests --bin demo
 

@@ -84,10 +84,19 @@ local-up: venv
 	fi
 	@$(LOCAL_ENV) cargo run --quiet -p integration-tests --bin local-aws -- $(RESOURCE_PREFIX) | tee $(LOCAL)/resources.env
 
+# The servers local-down stops, among those local-up and sandboxes started
+# (`make demo` names only the ones it started itself). It waits for each to
+# exit, so a next local-up does not find a server on its way out.
+LOCAL_SERVERS ?= moto sandboxes
+
 local-down:
-	@for p in moto sandboxes; do \
+	@for p in $(LOCAL_SERVERS); do \
 		if [ -f $(LOCAL)/$$p.pid ]; then \
-			kill $$(cat $(LOCAL)/$$p.pid) 2>/dev/null && echo "stopped $$p (pid $$(cat $(LOCAL)/$$p.pid))"; \
+			pid=$$(cat $(LOCAL)/$$p.pid); \
+			if kill $$pid 2>/dev/null; then \
+				for i in $$(seq 1 50); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+				echo "stopped $$p (pid $$pid)"; \
+			fi; \
 			rm -f $(LOCAL)/$$p.pid; \
 		fi; \
 	done
@@ -139,9 +148,30 @@ rss: local-up
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		cargo run --quiet -p integration-tests --bin rss-probe
 
-demo: local-up sandboxes
-	@echo "demo: receiver and consumer (the nightly reconciler joins in a later issue)"
-	cargo build --quiet -p webhook-receiver -p sync-consumer
+# The demo stops what it started, however it ends (success, failure, Ctrl-C):
+# moto and the sandboxes if they were not running before (a pid file of a
+# live process says they were), and cargo lambda watch's process group if
+# the demo died without stopping it (.local/watch.pid outlives it then).
+demo: venv
+	@mkdir -p $(LOCAL); \
+	running() { [ -f $(LOCAL)/$$1.pid ] && kill -0 $$(cat $(LOCAL)/$$1.pid) 2>/dev/null; }; \
+	before=""; for p in moto sandboxes; do running $$p && before="$$before $$p"; done; \
+	stop() { \
+		code=$$?; mine=""; \
+		for p in moto sandboxes; do case " $$before " in *" $$p "*) ;; *) mine="$$mine $$p";; esac; done; \
+		if [ -f $(LOCAL)/watch.pid ]; then \
+			kill -TERM -- -$$(cat $(LOCAL)/watch.pid) 2>/dev/null && echo "stopped cargo lambda watch"; \
+			rm -f $(LOCAL)/watch.pid; \
+		fi; \
+		$(MAKE) --no-print-directory local-down LOCAL_SERVERS="$$mine"; \
+		exit $$code; \
+	}; \
+	trap stop EXIT; trap 'exit 130' INT TERM; \
+	set -e; \
+	$(MAKE) --no-print-directory local-up; \
+	$(MAKE) --no-print-directory sandboxes; \
+	echo "demo: receiver, consumer and nightly reconciler"; \
+	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler; \
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		cargo run --quiet -p integration-tests --bin demo
 

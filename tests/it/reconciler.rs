@@ -44,6 +44,7 @@ struct Rig {
     warp: WarpSandbox,
     hubspot: HubspotSandbox,
     f: Function,
+    config: Config,
 }
 
 fn far() -> i64 {
@@ -114,6 +115,7 @@ impl Rig {
             warp,
             hubspot,
             f,
+            config,
         }
     }
 
@@ -318,6 +320,30 @@ async fn the_scheduler_event_fixture_runs_once_per_night() {
     assert!(manual.run_id.starts_with("manual-") && manual.dry_run);
 }
 
+/// `cargo lambda watch` gives every invocation the deadline 600000 (ten
+/// minutes after the epoch): read literally, the run would hand over after
+/// its first page to an invoke watch cannot serve. It runs in one.
+#[tokio::test]
+async fn a_deadline_already_past_runs_the_whole_run_in_one_invocation() {
+    let r = Rig::with(
+        "rec_watch_deadline",
+        6,
+        MappingSet::default_mapping().unwrap(),
+        None,
+        2,
+    )
+    .await;
+    r.drift();
+    let mut ctx = Context::default();
+    ctx.deadline = 600_000;
+    let outcome = nightly_reconciler::handle(&r.f, LambdaEvent::new(json!({}), ctx))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    assert_eq!(r.report(&outcome).await.invocations, 1);
+    assert_eq!(r.company(1)["warp_status"], "SUSPENDED");
+}
+
 #[tokio::test]
 async fn a_run_forced_across_invocations_ends_like_one() {
     let mappings = MappingSet::default_mapping().unwrap();
@@ -344,6 +370,109 @@ async fn a_run_forced_across_invocations_ends_like_one() {
             assert_eq!(x.get(p), y.get(p), "company {n} {p}");
         }
     }
+}
+
+/// One invoke as received: function, `X-Amz-Invocation-Type`, payload.
+type Invoke = (String, Option<String>, Value);
+
+/// Lambda's Invoke API as far as a handover needs it: records each invoke
+/// and answers 202 at once, as Lambda does for an asynchronous one.
+#[derive(Clone, Default)]
+struct LambdaInvokes(std::sync::Arc<Mutex<Vec<Invoke>>>);
+
+impl LambdaInvokes {
+    async fn serve(&self) -> String {
+        async fn invoke(
+            axum::extract::State(log): axum::extract::State<LambdaInvokes>,
+            axum::extract::Path(name): axum::extract::Path<String>,
+            headers: axum::http::HeaderMap,
+            body: axum::body::Bytes,
+        ) -> axum::http::StatusCode {
+            let kind = headers
+                .get("x-amz-invocation-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let payload = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            log.0.lock().unwrap().push((name, kind, payload));
+            axum::http::StatusCode::ACCEPTED
+        }
+        let app = axum::Router::new()
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                axum::routing::post(invoke),
+            )
+            .with_state(self.clone());
+        let (url, _server) = integration_tests::serve(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            app,
+            "Lambda",
+        )
+        .await
+        .unwrap();
+        url
+    }
+
+    fn take(&self) -> Vec<Invoke> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The handover as deployed, over the wire: the function invokes itself
+/// asynchronously (`Event`) at `AWS_ENDPOINT_URL_LAMBDA` with
+/// `{"continue_run": id}`, and each delivery of that payload carries the
+/// run on. The demo cannot show this under `cargo lambda watch`, which
+/// ignores the invocation type and answers only when the function does.
+#[tokio::test]
+async fn a_run_hands_over_through_asynchronous_invokes_of_itself() {
+    let r = Rig::with(
+        "rec_self_invoke",
+        6,
+        MappingSet::default_mapping().unwrap(),
+        Some(Duration::ZERO),
+        2,
+    )
+    .await;
+    r.drift();
+    let lambda = LambdaInvokes::default();
+    let mut config = r.config.clone();
+    config.lambda_endpoint = Some(lambda.serve().await);
+    let f = nightly_reconciler::build(&config, &r.h.aws).await.unwrap();
+    let mut ctx = Context::default();
+    ctx.deadline = far() as u64;
+    let mut payload = json!({ "scheduled_time": SCHEDULED });
+    let mut invocations = 0;
+    let outcome = loop {
+        invocations += 1;
+        assert!(invocations < 50, "the run never ends");
+        let outcome = nightly_reconciler::handle(&f, LambdaEvent::new(payload, ctx.clone()))
+            .await
+            .unwrap();
+        let mut invokes = lambda.take();
+        if outcome.status != "continued" {
+            assert!(invokes.is_empty(), "{invokes:?}");
+            break outcome;
+        }
+        assert_eq!(invokes.len(), 1, "one handover per invocation");
+        let (name, kind, next) = invokes.remove(0);
+        assert_eq!(name, "nightly-reconciler");
+        assert_eq!(kind.as_deref(), Some("Event"));
+        let asked: ReconcileRequest = serde_json::from_value(next.clone()).unwrap();
+        assert_eq!(
+            asked,
+            ReconcileRequest {
+                continue_run: Some(outcome.run_id.clone()),
+                ..Default::default()
+            }
+        );
+        payload = next;
+    };
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    assert!(invocations >= 3, "{invocations} invocations");
+    let report = r.report(&outcome).await;
+    assert_eq!(report.invocations, invocations);
+    assert_eq!(report.summary.pairs_compared, 6);
+    assert_eq!(r.company(1)["warp_status"], "SUSPENDED");
+    assert_eq!(r.customer(2)["payment_terms"], "NET90");
 }
 
 #[tokio::test]

@@ -13,15 +13,64 @@ use crate::workspace_root;
 pub type Result<T> = std::result::Result<T, String>;
 
 /// `cargo lambda watch`, stopped with its whole process group on drop.
+///
+/// It runs in a process group of its own, so a Ctrl-C on the terminal does
+/// not reach it; its pid is kept in `.local/watch.pid` while it runs, for
+/// `make demo` to stop it when this process dies without dropping it.
 pub struct Watch(Child);
+
+fn watch_pid_file() -> std::path::PathBuf {
+    workspace_root().join(".local/watch.pid")
+}
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        // cargo lambda watch runs each function in a process group of its
+        // own (watchexec's grouped commands), out of reach of the signal to
+        // watch's group; it stops them itself on the way out, and these are
+        // stopped here should one outlive it.
+        let functions = children_of(self.0.id());
         let _ = Command::new("kill")
             .args(["-s", "TERM", "--", &format!("-{}", self.0.id())])
             .status();
         let _ = self.0.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for pid in functions {
+            if alive(pid) {
+                let _ = Command::new("kill")
+                    .args(["-s", "TERM", "--", &format!("-{pid}")])
+                    .status();
+            }
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_file(watch_pid_file());
     }
+}
+
+/// The ppid and state fields of `/proc/PID/stat` (after the command name,
+/// which may hold spaces and parentheses).
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+/// Running (a zombie has ended; its parent just has not reaped it yet).
+fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, state)| state != 'Z')
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat(pid).is_some_and(|(ppid, _)| ppid == parent))
+        .collect()
 }
 
 pub fn start_watch(port: u16, public_url: &str, release: bool) -> Result<Watch> {
@@ -53,6 +102,9 @@ pub fn start_watch(port: u16, public_url: &str, release: bool) -> Result<Watch> 
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start cargo lambda watch (make venv?): {e}"))?;
+    // Held from here on, so every way out below stops the process group.
+    let watch = Watch(child);
+    let _ = std::fs::write(watch_pid_file(), watch.0.id().to_string());
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -63,7 +115,7 @@ pub fn start_watch(port: u16, public_url: &str, release: bool) -> Result<Watch> 
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(Watch(child))
+    Ok(watch)
 }
 
 pub struct Sender {

@@ -147,6 +147,32 @@ pub async fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Funct
     })
 }
 
+/// Lambda's longest timeout: the time allowed when the runtime gives no
+/// usable deadline.
+pub const NO_DEADLINE_BUDGET_MS: i64 = 15 * 60 * 1000;
+
+/// The invocation's deadline in epoch ms. Lambda always gives one still
+/// ahead; `cargo lambda watch` (1.9.2) answers every invocation with the
+/// constant `Lambda-Runtime-Deadline-Ms: 600000`, ten minutes after the
+/// epoch. Taken literally, every local invocation would be out of time after
+/// its first step and hand over to a nested invoke that watch cannot serve
+/// while this one waits for it. A deadline already past when the invocation
+/// starts is therefore no deadline: the run allows itself Lambda's longest
+/// timeout from now.
+pub fn effective_deadline(deadline_ms: u64, now_ms: i64) -> i64 {
+    match i64::try_from(deadline_ms) {
+        Ok(given) if given > now_ms => given,
+        Err(_) => i64::MAX,
+        Ok(given) => {
+            info!(
+                given,
+                "the runtime's deadline has already passed (a local emulator's constant); allowing Lambda's longest timeout"
+            );
+            now_ms + NO_DEADLINE_BUDGET_MS
+        }
+    }
+}
+
 /// One invocation. The answer names the run and its report's keys; a
 /// failure is returned as an error so the platform retries it, and the
 /// retry resumes from the last checkpoint.
@@ -156,7 +182,7 @@ pub async fn handle(
 ) -> Result<Outcome, lambda_runtime::Error> {
     let request: ReconcileRequest = serde_json::from_value(event.payload)
         .map_err(|e| format!("the payload is not a reconcile request: {e}"))?;
-    let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+    let deadline_ms = effective_deadline(event.context.deadline, hubwarp::time::now_ms());
     let outcome = function
         .reconciler
         .invoke(
@@ -177,4 +203,25 @@ pub async fn handle(
         "reconcile invocation"
     );
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_already_past_is_no_deadline() {
+        let now = 1_795_000_000_000;
+        assert_eq!(effective_deadline(now as u64 + 60_000, now), now + 60_000);
+        // cargo lambda watch's constant.
+        assert_eq!(
+            effective_deadline(600_000, now),
+            now + NO_DEADLINE_BUDGET_MS
+        );
+        assert_eq!(
+            effective_deadline(now as u64, now),
+            now + NO_DEADLINE_BUDGET_MS
+        );
+        assert_eq!(effective_deadline(u64::MAX, now), i64::MAX);
+    }
 }

@@ -228,24 +228,30 @@ impl RateLimiter {
         self.lock().get(lane).interval
     }
 
-    /// Waits for a place in `lane`; returns it and how long it waited.
+    /// Waits for a place in `lane`; returns it and how long it waited
+    /// (zero when a place was free at once, so only real waits count).
     pub async fn acquire(&self, lane: Lane) -> (Permit<'_>, Duration) {
         let started = Instant::now();
+        let mut waited = false;
         loop {
             // Created before the check: a place freed in between still wakes it.
             let freed = self.freed.notified();
             let wait = match self.lock().get(lane).try_take(Instant::now()) {
                 Ok(()) => {
-                    return (
-                        Permit {
-                            limiter: self,
-                            lane,
-                        },
-                        started.elapsed(),
-                    );
+                    let permit = Permit {
+                        limiter: self,
+                        lane,
+                    };
+                    let waited = if waited {
+                        started.elapsed()
+                    } else {
+                        Duration::ZERO
+                    };
+                    return (permit, waited);
                 }
                 Err(wait) => wait,
             };
+            waited = true;
             match wait {
                 Some(deadline) => {
                     tokio::select! {

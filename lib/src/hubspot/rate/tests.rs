@@ -204,6 +204,17 @@ async fn zero_remaining_with_our_own_log_full_adds_no_pause() {
     assert_eq!(Instant::now() - start, Duration::from_secs(11));
 }
 
+/// On the real clock: a place free at once is no wait, however many
+/// nanoseconds taking it took (every request used to count as a wait).
+#[tokio::test]
+async fn a_free_place_is_no_wait() {
+    let limiter = RateLimiter::new(100, 4);
+    for lane in [Lane::General, Lane::Search] {
+        let (_p, waited) = limiter.acquire(lane).await;
+        assert_eq!(waited, Duration::ZERO);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_pause_holds_every_caller() {
     let limiter = Arc::new(RateLimiter::new(100, 4));

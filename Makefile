@@ -29,7 +29,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
-	release size rss coldstart clean-local sandboxes
+	release size rss coldstart clean-local sandboxes reconcile-bench
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
@@ -40,6 +40,7 @@ help:
 	@echo "make watch       cargo lambda watch with the local settings"
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
+	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
 	@echo "make release     release build of the functions with cargo lambda"
 	@echo "make size / rss  release binary sizes / receiver memory after 1000 invocations"
 	@echo "make coldstart   time from exec to the first runtime API call, release build"
@@ -66,6 +67,14 @@ test: lint
 
 bench:
 	cargo bench -p hubwarp --bench intake
+
+# The nightly reconciler over $(CUSTOMERS) pairs (1% drifted) against the
+# sandboxes in a child process, HubSpot's limit enforced at 190 per 10 s:
+# calls against the goal, wall time against the limit's floor, peak RSS.
+# Fails when a goal is missed. A 100,000 run takes about two minutes.
+CUSTOMERS ?= 100000
+reconcile-bench:
+	cargo run --release -p integration-tests --bin reconcile-bench -- --customers $(CUSTOMERS)
 
 # --- local AWS ---------------------------------------------------------------
 

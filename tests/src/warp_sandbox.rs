@@ -16,6 +16,7 @@
 //! - `If-Match: *` matches any existing customer;
 //! - faults apply before authentication, as a gateway's throttling would.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -570,7 +571,14 @@ impl Shared {
 }
 
 struct Inner {
+    /// In list order (insertion order).
     customers: Vec<Map<String, Value>>,
+    /// Positions in `customers` by `id`, and by `ban` (the first customer
+    /// in list order with it). A scan per lookup made seeding quadratic:
+    /// 100,000 customers took longer than the run they were seeded for.
+    /// `id` and `ban` are read-only to PUT, so only `upsert` moves them.
+    by_id: HashMap<String, usize>,
+    by_ban: HashMap<String, usize>,
     calls: Calls,
     fault: Fault,
     clock: Clock,
@@ -580,6 +588,8 @@ impl Default for Inner {
     fn default() -> Self {
         Self {
             customers: Vec::new(),
+            by_id: HashMap::new(),
+            by_ban: HashMap::new(),
             calls: Calls::default(),
             fault: Fault::None,
             clock: Clock::default(),
@@ -587,25 +597,62 @@ impl Default for Inner {
     }
 }
 
+fn text<'a>(customer: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+    customer.get(field).and_then(Value::as_str)
+}
+
 impl Inner {
     fn position(&self, id: &str) -> Option<usize> {
-        self.customers
-            .iter()
-            .position(|c| c.get("id").and_then(Value::as_str) == Some(id))
+        self.by_id.get(id).copied()
     }
 
     fn by_ban(&self, ban: &str) -> Option<&Map<String, Value>> {
-        self.customers
-            .iter()
-            .find(|c| c.get("ban").and_then(Value::as_str) == Some(ban))
+        self.by_ban.get(ban).map(|&i| &self.customers[i])
     }
 
     fn upsert(&mut self, customer: Map<String, Value>) {
-        let id = customer.get("id").and_then(Value::as_str).unwrap_or("");
-        match self.position(id) {
-            Some(i) => self.customers[i] = customer,
-            None => self.customers.push(customer),
+        let id = text(&customer, "id").map(str::to_string);
+        let ban = text(&customer, "ban").map(str::to_string);
+        let index = match id.as_deref().and_then(|id| self.position(id)) {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.customers[i], customer);
+                if let Some(old_ban) = text(&old, "ban")
+                    && ban.as_deref() != Some(old_ban)
+                {
+                    self.unindex_ban(old_ban, i);
+                }
+                i
+            }
+            None => {
+                self.customers.push(customer);
+                let i = self.customers.len() - 1;
+                if let Some(id) = id {
+                    self.by_id.insert(id, i);
+                }
+                i
+            }
+        };
+        if let Some(ban) = ban {
+            // The first in list order keeps the BAN, as a scan would find it.
+            let first = self.by_ban.entry(ban).or_insert(index);
+            *first = (*first).min(index);
         }
+    }
+
+    /// Customer `index` no longer has `ban`: the next one in list order with
+    /// it, if any, takes the index (a rare replacement; a scan is fine).
+    fn unindex_ban(&mut self, ban: &str, index: usize) {
+        if self.by_ban.get(ban) != Some(&index) {
+            return;
+        }
+        match self
+            .customers
+            .iter()
+            .position(|c| text(c, "ban") == Some(ban))
+        {
+            Some(next) => self.by_ban.insert(ban.to_string(), next),
+            None => self.by_ban.remove(ban),
+        };
     }
 
     /// Applies a checked patch to customer `index` as one write.

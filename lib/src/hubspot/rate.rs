@@ -75,9 +75,10 @@ impl Window {
         }
     }
 
-    /// Takes a place, or says until when (`None`: until an in-flight
-    /// request ends) there is none.
-    fn try_take(&mut self, now: Instant) -> Result<(), Option<Instant>> {
+    /// Takes a place and says how many are taken now, this one included;
+    /// or says until when (`None`: until an in-flight request ends) there
+    /// is none.
+    fn try_take(&mut self, now: Instant) -> Result<u32, Option<Instant>> {
         if let Some(until) = self.paused_until {
             if now < until {
                 return Err(Some(until));
@@ -86,17 +87,29 @@ impl Window {
         }
         if !self.is_full(now) {
             self.in_flight += 1;
-            Ok(())
+            Ok(self.taken())
         } else {
             Err(self.done.front().map(|&t| t + self.interval))
         }
     }
 
     fn is_full(&mut self, now: Instant) -> bool {
+        self.purge(now);
+        self.taken() >= self.budget
+    }
+
+    /// Lets go of the answers older than the interval.
+    fn purge(&mut self, now: Instant) {
         while self.done.front().is_some_and(|&t| t + self.interval <= now) {
             self.done.pop_front();
         }
-        self.in_flight as usize + self.done.len() >= self.budget as usize
+    }
+
+    /// Places in use: requests in flight and answers of the last interval
+    /// (as of the last purge).
+    fn taken(&self) -> u32 {
+        self.in_flight
+            .saturating_add(u32::try_from(self.done.len()).unwrap_or(u32::MAX))
     }
 
     fn release(&mut self, now: Instant) {
@@ -165,6 +178,16 @@ pub struct RateLimiter {
 pub struct Permit<'a> {
     limiter: &'a RateLimiter,
     lane: Lane,
+    taken: u32,
+}
+
+impl Permit<'_> {
+    /// Places of the lane's window in use when this one was given, itself
+    /// included: what [`RateLimiter::observe_answer`] compares HubSpot's
+    /// `Remaining` with.
+    pub fn taken(&self) -> u32 {
+        self.taken
+    }
 }
 
 impl Drop for Permit<'_> {
@@ -228,24 +251,31 @@ impl RateLimiter {
         self.lock().get(lane).interval
     }
 
-    /// Waits for a place in `lane`; returns it and how long it waited.
+    /// Waits for a place in `lane`; returns it and how long it waited
+    /// (zero when a place was free at once, so only real waits count).
     pub async fn acquire(&self, lane: Lane) -> (Permit<'_>, Duration) {
         let started = Instant::now();
+        let mut waited = false;
         loop {
             // Created before the check: a place freed in between still wakes it.
             let freed = self.freed.notified();
             let wait = match self.lock().get(lane).try_take(Instant::now()) {
-                Ok(()) => {
-                    return (
-                        Permit {
-                            limiter: self,
-                            lane,
-                        },
-                        started.elapsed(),
-                    );
+                Ok(taken) => {
+                    let permit = Permit {
+                        limiter: self,
+                        lane,
+                        taken,
+                    };
+                    let waited = if waited {
+                        started.elapsed()
+                    } else {
+                        Duration::ZERO
+                    };
+                    return (permit, waited);
                 }
                 Err(wait) => wait,
             };
+            waited = true;
             match wait {
                 Some(deadline) => {
                     tokio::select! {
@@ -273,6 +303,26 @@ impl RateLimiter {
     pub fn observe(&self, lane: Lane, headers: RateHeaders) {
         let mut lanes = self.lock();
         let window = lanes.get(lane);
+        let now = Instant::now();
+        window.purge(now);
+        let ours = window.taken();
+        Self::learn(window, lane, headers, ours, now);
+    }
+
+    /// [`RateLimiter::observe`] for the answer to a request whose permit
+    /// said `taken`. HubSpot's `Remaining` is as of when it received the
+    /// request, so it is compared with our log as of when the request
+    /// left: by the time the answer is read, our log may already have let
+    /// an old entry go that HubSpot still counted, and a window we fill
+    /// ourselves would look shared. (It did: a run at full budget paused
+    /// ten seconds for nothing every few windows.)
+    pub fn observe_answer(&self, lane: Lane, headers: RateHeaders, taken: u32) {
+        let mut lanes = self.lock();
+        Self::learn(lanes.get(lane), lane, headers, taken, Instant::now());
+    }
+
+    /// `ours`: the places our own requests held in HubSpot's window.
+    fn learn(window: &mut Window, lane: Lane, headers: RateHeaders, ours: u32, now: Instant) {
         if let Some(max) = headers.max.filter(|&m| m > 0 && m < window.budget) {
             warn!(
                 lane = ?lane,
@@ -282,10 +332,10 @@ impl RateLimiter {
             );
             window.budget = max;
         }
-        if headers.remaining == Some(0) && !window.is_full(Instant::now()) {
+        if headers.remaining == Some(0) && ours < window.budget {
             let wait = headers.interval.unwrap_or(window.interval);
-            debug!(lane = ?lane, wait_ms = wait.as_millis() as u64, "HubSpot says no requests remain in its window; pausing");
-            window.pause_until(Instant::now() + wait);
+            debug!(lane = ?lane, wait_ms = wait.as_millis() as u64, ours, "HubSpot says no requests remain in its window; pausing");
+            window.pause_until(now + wait);
         }
     }
 

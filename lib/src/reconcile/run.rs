@@ -304,6 +304,11 @@ where
         let mut paired: Option<HashSet<String>> = None;
         let mut steps = 0u32;
         loop {
+            if run.cursor.phase != Phase::Companies {
+                // The sweep and the report do without phase 2's index (an
+                // id per pair).
+                paired = None;
+            }
             if run.cursor.phase == Phase::Finish {
                 return self.finish(&ctx, run, &owner, None, alerts).await;
             }
@@ -415,14 +420,21 @@ where
             .map_err(store("writing a report piece"))
     }
 
-    async fn pieces(&self, run_id: &str, phase: &str) -> Result<Vec<Piece>, RunFailure> {
+    /// Hands the pieces under `phase` to `each` in order, one read at a
+    /// time: neither caller needs them all at once, and together they grow
+    /// with the book (a thousand pieces at 100,000 pairs).
+    async fn for_each_piece(
+        &self,
+        run_id: &str,
+        phase: &str,
+        mut each: impl FnMut(Piece),
+    ) -> Result<(), RunFailure> {
         let prefix = format!("{}{run_id}/pieces/{phase}", self.settings.report_prefix);
         let keys = self
             .reports
             .list(&prefix)
             .await
             .map_err(store("listing report pieces"))?;
-        let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let body = self
                 .reports
@@ -431,22 +443,33 @@ where
                 .map_err(store("reading a report piece"))?
                 .unwrap_or_default();
             match serde_json::from_slice::<Piece>(&body) {
-                Ok(p) => out.push(p),
+                Ok(p) => each(p),
                 Err(e) => warn!(key, error = %e, "report piece unreadable; left out"),
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The pieces the report is assembled from, without their paired
+    /// companies: the report has no use for them, and at 100,000 pairs they
+    /// are most of what the pieces hold.
+    async fn report_pieces(&self, run_id: &str) -> Result<Vec<Piece>, RunFailure> {
+        let mut pieces = Vec::new();
+        self.for_each_piece(run_id, "", |mut p| {
+            p.paired_companies = Vec::new();
+            pieces.push(p);
+        })
+        .await?;
+        Ok(pieces)
     }
 
     /// The companies phase 1 paired, from its pieces (a resumed run has
-    /// lost its memory but not its pieces).
+    /// lost its memory but not its pieces). Only the ids are kept.
     async fn paired_index(&self, run_id: &str) -> Result<HashSet<String>, RunFailure> {
-        Ok(self
-            .pieces(run_id, "1-")
-            .await?
-            .into_iter()
-            .flat_map(|p| p.paired_companies)
-            .collect())
+        let mut paired = HashSet::new();
+        self.for_each_piece(run_id, "1-", |p| paired.extend(p.paired_companies))
+            .await?;
+        Ok(paired)
     }
 
     fn properties(&self) -> Vec<&str> {
@@ -1173,7 +1196,7 @@ where
             invocations: run.invocations,
             timezone: self.settings.timezone,
         };
-        let report = report::assemble(&facts, self.pieces(&run.run_id, "").await?, open);
+        let report = report::assemble(&facts, self.report_pieces(&run.run_id).await?, open);
         let base = format!("{}{}/report", self.settings.report_prefix, run.run_id);
         let (json_key, html_key) = (format!("{base}.json"), format!("{base}.html"));
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();

@@ -5,6 +5,7 @@
 //!
 //! Usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]
 //!                     [--drift F] [--hubspot-limit-per-10s L]
+//!                     [--exit-with-stdin]
 //! (defaults: 9100, P+1, 50, 0, none)
 //!
 //! Each company carries every mapped property with its customer's value
@@ -12,6 +13,10 @@
 //! pairs differ: alternately a WARP-side edit of a WARP-owned field and a
 //! HubSpot-side edit of a HubSpot-owned one. `--hubspot-limit-per-10s`
 //! makes the HubSpot sandbox enforce a rolling ten-secondly limit.
+//! `--exit-with-stdin` makes it exit when its stdin closes: a parent that
+//! holds the other end (reconcile-bench) cannot leave it running, even
+//! when the parent is killed outright. Off by default, since a shell's
+//! background job reads an already closed stdin (`make sandboxes`).
 //!
 //! Prints `WARP_API_URL=http://127.0.0.1:P` and
 //! `HUBSPOT_API_URL=http://127.0.0.1:P+1` once both accept connections, so a
@@ -25,7 +30,7 @@ use integration_tests::seed;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
 const USAGE: &str = "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N] [--drift F] \
-     [--hubspot-limit-per-10s L]   (defaults: 9100, P+1, 50, 0, none)";
+     [--hubspot-limit-per-10s L] [--exit-with-stdin]   (defaults: 9100, P+1, 50, 0, none)";
 
 struct Args {
     port: u16,
@@ -33,6 +38,7 @@ struct Args {
     customers: usize,
     drift: f64,
     hubspot_limit: Option<u32>,
+    exit_with_stdin: bool,
 }
 
 /// `--name value` or `--name=value`; anything else is a usage error. None
@@ -44,6 +50,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         customers: 50,
         drift: 0.0,
         hubspot_limit: None,
+        exit_with_stdin: false,
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -52,6 +59,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         };
         if name == "-h" || name == "--help" {
             return Ok(None);
+        }
+        if name == "--exit-with-stdin" && inline.is_none() {
+            parsed.exit_with_stdin = true;
+            continue;
         }
         let value = inline
             .or_else(|| args.next())
@@ -88,6 +99,14 @@ async fn run() -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     };
+    if args.exit_with_stdin {
+        // Before seeding, which takes seconds at 100,000 customers: a
+        // parent gone by then must not leave the sandbox behind.
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     // Loopback only: the sandbox accepts a well-known token.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let sandbox = WarpSandbox::start_on(addr)

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::{HubspotClient, HubspotError};
 use crate::http;
-use crate::hubspot::rate::{Lane, RateHeaders};
+use crate::hubspot::rate::{Lane, Permit, RateHeaders};
 use crate::time::now_ms;
 
 /// A 429 asking for a longer wait than this is not a seconds-long limit:
@@ -167,6 +167,7 @@ impl HubspotClient {
                 }
                 None => None,
             };
+            let taken = permit.as_ref().map(Permit::taken);
             self.shared.sent(kind);
             let received = receive(
                 build()
@@ -178,7 +179,7 @@ impl HubspotClient {
             // The answer is in (or the call failed): HubSpot has counted it.
             drop(permit);
 
-            match self.step(lane, received) {
+            match self.step(lane, received, taken) {
                 Step::Done(answer) => return Ok(answer),
                 Step::Fatal(error) => return Err(error),
                 Step::Throttled { policy, wait } => {
@@ -238,7 +239,14 @@ impl HubspotClient {
         Ok(())
     }
 
-    fn step(&self, lane: Lane, received: Result<Received, reqwest::Error>) -> Step {
+    /// `taken`: the places of the limiter's window in use when the request
+    /// left (with a limiter).
+    fn step(
+        &self,
+        lane: Lane,
+        received: Result<Received, reqwest::Error>,
+        taken: Option<u32>,
+    ) -> Step {
         let r = match received {
             Ok(r) => r,
             Err(e) => {
@@ -259,8 +267,10 @@ impl HubspotClient {
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             return self.throttled(lane, &r, headers);
         }
-        if let Some(limiter) = &self.limiter {
-            limiter.observe(lane, headers);
+        match (&self.limiter, taken) {
+            (Some(limiter), Some(taken)) => limiter.observe_answer(lane, headers, taken),
+            (Some(limiter), None) => limiter.observe(lane, headers),
+            (None, _) => {}
         }
         match r.status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {

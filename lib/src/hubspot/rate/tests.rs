@@ -205,6 +205,56 @@ async fn zero_remaining_with_our_own_log_full_adds_no_pause() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn zero_remaining_for_a_window_we_filled_ourselves_adds_no_pause() {
+    let limiter = RateLimiter::new(3, 4);
+    let start = Instant::now();
+    // Three answers at 0, 0.1 and 0.2 s fill the window.
+    for _ in 0..3 {
+        let (p, _) = limiter.acquire(Lane::General).await;
+        drop(p);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The fourth leaves at 10 s, when the first has aged out, and takes
+    // 0.5 s: when its answer says 0 remaining (HubSpot received it while the
+    // second and third were still in its window), our log has let both go.
+    let (p, waited) = limiter.acquire(Lane::General).await;
+    assert_eq!(Instant::now() - start, Duration::from_secs(10));
+    assert!(waited > Duration::ZERO);
+    let taken = p.taken();
+    assert_eq!(taken, 3, "the window was full when it left");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(p);
+    let zero_left = RateHeaders {
+        max: Some(3),
+        remaining: Some(0),
+        interval: Some(Duration::from_secs(10)),
+    };
+    limiter.observe_answer(Lane::General, zero_left, taken);
+    // HubSpot's 0 was our own doing: the next request goes at once.
+    let (p, waited) = limiter.acquire(Lane::General).await;
+    assert_eq!(waited, Duration::ZERO);
+    assert_eq!(p.taken(), 2);
+    drop(p);
+
+    // The same 0 for a request that left with room to spare is someone
+    // else's spending: the lane waits the interval out.
+    limiter.observe_answer(Lane::General, zero_left, 1);
+    let (_p, waited) = limiter.acquire(Lane::General).await;
+    assert_eq!(waited, Duration::from_secs(10));
+}
+
+/// On the real clock: a place free at once is no wait, however many
+/// nanoseconds taking it took (every request used to count as a wait).
+#[tokio::test]
+async fn a_free_place_is_no_wait() {
+    let limiter = RateLimiter::new(100, 4);
+    for lane in [Lane::General, Lane::Search] {
+        let (_p, waited) = limiter.acquire(lane).await;
+        assert_eq!(waited, Duration::ZERO);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_pause_holds_every_caller() {
     let limiter = Arc::new(RateLimiter::new(100, 4));
     let start = Instant::now();

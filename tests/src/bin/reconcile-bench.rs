@@ -1,0 +1,436 @@
+//! The nightly reconciler over N pairs against the sandboxes, over real
+//! HTTP with the real clients and HubSpot's rate limit enforced: the calls
+//! it makes against the fewest it could, its wall time against the floor
+//! the rate limit sets, and its peak memory.
+//!
+//! `cargo run --release -p integration-tests --bin reconcile-bench [-- --customers N --limit L]`
+//! (defaults 100000 and 190; `--customers 5000` for a quick run).
+//!
+//! The sandboxes run in a child process (`warp-sandbox`, built first), so
+//! their 100,000 customers and companies are not counted in this process's
+//! peak RSS, which then is the reconciler's: its clients, the page in hand
+//! and the in-memory stores (links, field states, run record, report
+//! pieces) that stand in for DynamoDB and S3. Against moto every store call
+//! would cost tens of milliseconds of Python and measure moto instead.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use hubwarp::http::{RetryPolicy, Token};
+use hubwarp::hubspot::crm::HubspotClient;
+use hubwarp::hubspot::rate::RateLimiter;
+use hubwarp::mapping::MappingSet;
+use hubwarp::queue::MemoryQueue;
+use hubwarp::reconcile::ReconcileRequest;
+use hubwarp::reconcile::ports::{Continuation, NoAlerts};
+use hubwarp::reconcile::run::{Reconciler, RunSettings};
+use hubwarp::store::{MemoryEventLog, MemoryReportStore, MemoryRunStore, MemorySyncStore};
+use hubwarp::warp::WarpClient;
+use integration_tests::hubspot_sandbox::HUBSPOT_SANDBOX_TOKEN;
+use integration_tests::warp_sandbox::SANDBOX_TOKEN;
+
+const USAGE: &str = "usage: reconcile-bench [--customers N] [--limit L] [--drift F]   \
+     (defaults: 100000, 190, 0.01)";
+/// HubSpot's batch and page size: the unit of the call goal.
+const PER_CALL: u64 = 100;
+/// The issue's goals: wall time within this of the rate limit's floor, and
+/// peak RSS under this.
+const WALL_GOAL: f64 = 1.15;
+const RSS_GOAL_MIB: f64 = 128.0;
+/// Seeding 100,000 pairs takes seconds; a sandbox silent this long is stuck.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(600);
+
+struct Args {
+    customers: usize,
+    limit: u32,
+    drift: f64,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        customers: 100_000,
+        limit: 190,
+        drift: 0.01,
+    };
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_string(), Some(value.to_string())),
+            None => (arg, None),
+        };
+        if name == "-h" || name == "--help" {
+            return Ok(None);
+        }
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
+        let bad = || format!("{name}: '{value}' is not a valid number\n{USAGE}");
+        match name.as_str() {
+            "--customers" => parsed.customers = value.parse().map_err(|_| bad())?,
+            "--limit" => parsed.limit = value.parse().map_err(|_| bad())?,
+            "--drift" => parsed.drift = value.parse().map_err(|_| bad())?,
+            _ => return Err(format!("unknown argument {name}\n{USAGE}")),
+        }
+    }
+    if parsed.limit == 0 {
+        return Err(format!("--limit must be at least 1\n{USAGE}"));
+    }
+    Ok(Some(parsed))
+}
+
+// --- the sandbox child -------------------------------------------------------
+
+/// The sandbox child. In a static so the panic hook reaches it: release
+/// builds abort on panic (the workspace's profile), and an abort runs no
+/// `Drop`.
+static CHILD: Mutex<Option<Child>> = Mutex::new(None);
+
+/// Kills and reaps the child, once; later calls find nothing to do.
+fn stop_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Stops the child on every way out of `run`: return, `?`, and (in debug
+/// builds, which unwind) panics. The panic hook covers aborting panics, and
+/// `--exit-with-stdin` a bench killed outright: its end of the child's
+/// stdin closes with it.
+struct ChildGuard;
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        stop_child(&mut CHILD.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // try_lock: a panic while the lock is held must not deadlock here;
+        // stdin closing still stops the child then.
+        if let Ok(mut child) = CHILD.try_lock() {
+            stop_child(&mut child);
+        }
+        default(info);
+    }));
+}
+
+/// A port free on loopback right now. The sandbox binds it a moment later;
+/// should another process take it in between, the sandbox says so and the
+/// bench stops.
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free loopback port: {e}"))
+}
+
+/// Builds `warp-sandbox` with this binary's profile, next to this binary.
+fn build_sandbox() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(integration_tests::workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "integration-tests",
+            "--bin",
+            "warp-sandbox",
+        ]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build
+        .status()
+        .map_err(|e| format!("running cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build of warp-sandbox failed ({status})"));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?;
+    let path = exe
+        .parent()
+        .map(|dir| dir.join("warp-sandbox"))
+        .ok_or("this binary has no directory")?;
+    if !path.is_file() {
+        return Err(format!("{} was not built", path.display()));
+    }
+    Ok(path)
+}
+
+/// Spawns the sandboxes, seeded with `args.customers` pairs, and waits for
+/// their URLs (WARP, HubSpot).
+fn start_sandboxes(args: &Args, exe: &Path) -> Result<(String, String), String> {
+    let (port, hubspot_port) = (free_port()?, free_port()?);
+    let mut child = Command::new(exe)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--hubspot-port",
+            &hubspot_port.to_string(),
+            "--customers",
+            &args.customers.to_string(),
+            "--drift",
+            &args.drift.to_string(),
+            "--hubspot-limit-per-10s",
+            &args.limit.to_string(),
+            "--exit-with-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().ok_or("the sandbox has no stdout")?;
+    // The child's stdin stays in `child`, open until the child is stopped.
+    *CHILD.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
+
+    // A thread reads the lines, so the wait can time out.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let (mut warp, mut hubspot) = (None, None);
+    while hubspot.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix("WARP_API_URL=") {
+                    warp = Some(url.trim().to_string());
+                } else if let Some(url) = line.strip_prefix("HUBSPOT_API_URL=") {
+                    hubspot = Some(url.trim().to_string());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the sandboxes did not start within {} s",
+                    STARTUP_TIMEOUT.as_secs()
+                ));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = CHILD
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                    .and_then(|c| c.wait().ok());
+                return Err(format!(
+                    "the sandboxes exited before they were ready ({})",
+                    status.map_or("no status".into(), |s| s.to_string())
+                ));
+            }
+        }
+    }
+    let warp = warp.ok_or("the sandbox printed no WARP_API_URL")?;
+    Ok((warp, hubspot.unwrap_or_default()))
+}
+
+// --- the run -----------------------------------------------------------------
+
+/// The run has no invocation budget and a deadline a day away: it never
+/// hands over, and a handover would be a finding, not a step.
+struct NeverContinued;
+
+impl Continuation for NeverContinued {
+    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
+        Err(format!(
+            "run {run_id} asked for a second invocation; the bench runs in one"
+        ))
+    }
+}
+
+/// `VmHWM`: this process's peak resident set, in kB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    // Quiet by default: the figures are the output. RUST_LOG=debug shows
+    // the run's and the limiter's logs (JSON lines) to find out why.
+    if std::env::var_os("RUST_LOG").is_some() {
+        hubwarp::telemetry::init();
+    }
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("reconcile-bench: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = {
+        let _child = ChildGuard;
+        tokio::runtime::Runtime::new()
+            .map_err(|e| format!("starting tokio: {e}"))
+            .and_then(|rt| rt.block_on(run(&args)))
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        // The figures are printed; a missed goal fails `make reconcile-bench`.
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("reconcile-bench: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the bench; `Ok(true)` when every goal is met.
+async fn run(args: &Args) -> Result<bool, String> {
+    let exe = build_sandbox()?;
+    let seeding = Instant::now();
+    let (warp_url, hubspot_url) = start_sandboxes(args, &exe)?;
+    let seeded = seeding.elapsed();
+
+    let timeout = Duration::from_secs(30);
+    let reconciler = Reconciler {
+        warp: WarpClient::new(
+            &warp_url,
+            Token::new(SANDBOX_TOKEN),
+            timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())?,
+        hubspot: HubspotClient::new(
+            &hubspot_url,
+            Token::new(HUBSPOT_SANDBOX_TOKEN),
+            timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())?
+        .with_limiter(Arc::new(RateLimiter::new(args.limit, 4))),
+        store: MemorySyncStore::new(),
+        events: MemoryEventLog::new(),
+        queue: MemoryQueue::new(),
+        runs: MemoryRunStore::default(),
+        reports: MemoryReportStore::default(),
+        mappings: MappingSet::default_mapping().map_err(|e| e.to_string())?,
+        settings: RunSettings {
+            invocation_budget: None,
+            ..RunSettings::default()
+        },
+    };
+    let deadline = hubwarp::time::now_ms() + 86_400_000;
+    let started = Instant::now();
+    let outcome = reconciler
+        .invoke(
+            &ReconcileRequest::default(),
+            deadline,
+            &NeverContinued,
+            &NoAlerts,
+        )
+        .await
+        .map_err(|e| format!("the run failed: {e}"))?;
+    let wall = started.elapsed().as_secs_f64();
+    if outcome.status != "completed" {
+        return Err(format!(
+            "the run ended {}: {}",
+            outcome.status, outcome.message
+        ));
+    }
+    let s = outcome.summary.unwrap_or_default();
+    let calls = reconciler.hubspot.calls();
+    let peak_kb = peak_rss_kb();
+
+    let n = args.customers as u64;
+    // warp-sandbox seeds one company per customer.
+    let m = n;
+    let hubspot_total = calls.requests();
+    let bound = n.div_ceil(PER_CALL) + m.div_ceil(PER_CALL) + s.hubspot_updates.div_ceil(PER_CALL);
+    let floor = hubspot_total as f64 * 10.0 / f64::from(args.limit);
+    let ratio = if floor > 0.0 { wall / floor } else { 0.0 };
+    let peak_mib = peak_kb.map(|kb| kb as f64 / 1024.0);
+
+    let calls_ok = hubspot_total <= bound;
+    let wall_ok = ratio <= WALL_GOAL;
+    let rss_ok = peak_mib.is_some_and(|m| m < RSS_GOAL_MIB);
+    let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
+
+    println!(
+        "customers (N)        {n} in WARP, drift {} (sandboxes seeded in {:.1} s, in a child process)",
+        args.drift,
+        seeded.as_secs_f64()
+    );
+    println!("companies (M)        {m} in HubSpot, one per customer");
+    println!(
+        "pairs                {} compared, {} in sync, {} unmatched in WARP, {} in HubSpot, {} errors",
+        s.pairs_compared, s.pairs_in_sync, s.unmatched_warp, s.unmatched_hubspot, s.errors
+    );
+    println!(
+        "fixes                {} fields in WARP ({} PUTs), {} fields in HubSpot ({} companies updated)",
+        s.fixed_in_warp, s.warp_writes, s.fixed_in_hubspot, s.hubspot_updates
+    );
+    println!(
+        "HubSpot calls        {} list, {} batch_read, {} batch_update, {} other; {} in all",
+        calls.list,
+        calls.batch_read,
+        calls.batch_update,
+        calls.get + calls.search,
+        hubspot_total
+    );
+    println!(
+        "WARP calls           {} list, {} get, {} by BAN, {} PUT; {} in all",
+        s.warp_calls.list,
+        s.warp_calls.get,
+        s.warp_calls.by_ban,
+        s.warp_calls.put,
+        s.warp_calls.total()
+    );
+    println!(
+        "rate limit           {} waits ({:.1} s waited in all), {} answered 429",
+        calls.rate_limit_waits,
+        calls.waited_ms as f64 / 1000.0,
+        calls.rate_limited_429s
+    );
+    println!("wall time            {wall:.1} s (one invocation, claim to report)");
+    println!(
+        "floor                {floor:.1} s = {hubspot_total} HubSpot calls x 10 s / {}",
+        args.limit
+    );
+    println!(
+        "wall / floor         {ratio:.3} (goal <= {WALL_GOAL}) {}",
+        mark(wall_ok)
+    );
+    println!(
+        "HubSpot call goal    {hubspot_total} made <= {bound} = ceil({n}/100) + ceil({m}/100) + ceil({}/100) {}",
+        s.hubspot_updates,
+        mark(calls_ok)
+    );
+    match (peak_kb, peak_mib) {
+        (Some(kb), Some(mib)) => println!(
+            "peak RSS             {mib:.1} MiB (VmHWM {kb} kB; goal < {RSS_GOAL_MIB} MiB) {}",
+            mark(rss_ok)
+        ),
+        _ => println!("peak RSS             unknown (no VmHWM in /proc/self/status) MISSED"),
+    }
+    let all = calls_ok && wall_ok && rss_ok;
+    println!(
+        "reconcile-bench: N={n} M={m} fixes={} | HubSpot calls {hubspot_total}/{bound} {} | wall {wall:.1} s / floor {floor:.1} s = {ratio:.2}x {} | peak RSS {} MiB {} | {}",
+        s.hubspot_updates,
+        mark(calls_ok),
+        mark(wall_ok),
+        peak_mib.map_or("?".into(), |m| format!("{m:.0}")),
+        mark(rss_ok),
+        if all { "all goals met" } else { "GOALS MISSED" }
+    );
+    Ok(all)
+}

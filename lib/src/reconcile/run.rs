@@ -496,7 +496,7 @@ where
                     .warp
                     .list_page(page_no, self.settings.page_size)
                     .await
-                    .map_err(|e| RunFailure::Warp(e))?;
+                    .map_err(RunFailure::Warp)?;
                 piece.counters.warp_calls.list += 1;
                 let last = page.page >= page.total_pages || page.items.is_empty();
                 (page.items, last)

@@ -94,6 +94,10 @@ where
         .iter()
         .cloned()
         .map(|r| QueuedMessage {
+            receive_count: r
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok()),
             message_id: r.message_id.unwrap_or_default(),
             body: r.body.unwrap_or_default(),
         })
@@ -109,12 +113,21 @@ where
         unmatched = report.unmatched,
         failed = report.failed,
         duplicates = report.duplicates,
+        unreadable = report.unreadable.len(),
         retried = report.retry.len(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "sync batch"
     );
     if let (Some(sqs), Some(until)) = (sqs, report.hold_until_ms) {
-        hold(sqs, &records, &report.retry, until).await;
+        // An unreadable message is not waiting for HubSpot: holding it
+        // would only delay its way to the DLQ.
+        let held: Vec<String> = report
+            .retry
+            .iter()
+            .filter(|id| !report.unreadable.iter().any(|u| &u.message_id == *id))
+            .cloned()
+            .collect();
+        hold(sqs, &records, &held, until).await;
     }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report

@@ -142,6 +142,7 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
             .into_iter()
             .filter_map(|(key, event)| {
                 let msg = SyncMessage {
+                    v: SyncMessage::WRITE_VERSION,
                     dedup_key: key.as_str().into(),
                     received_at,
                     event: event.clone(),

@@ -37,6 +37,9 @@ use ports::{CompanyDirectory, WarpApi};
 pub struct QueuedMessage {
     pub message_id: String,
     pub body: String,
+    /// SQS's `ApproximateReceiveCount` when known: the log of an unreadable
+    /// message says how close it is to the DLQ.
+    pub receive_count: Option<u32>,
 }
 
 /// What became of a batch: the messages to retry, and counts for the log.
@@ -50,12 +53,23 @@ pub struct BatchReport {
     pub unmatched: usize,
     pub failed: usize,
     pub duplicates: usize,
+    /// Messages in no format this consumer reads, with the reason: handed
+    /// back, so they end in the DLQ unless the other release's consumer
+    /// reads them first.
+    pub unreadable: Vec<UnreadableNote>,
     /// Message ids to hand back to SQS (`batchItemFailures`).
     pub retry: Vec<String>,
     /// HubSpot's daily cap is reached until then (epoch ms): the messages
     /// handed back should wait until it resets instead of coming back
     /// every visibility timeout and running out of receives.
     pub hold_until_ms: Option<i64>,
+}
+
+/// A message the consumer could not read, and why (never its body).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnreadableNote {
+    pub message_id: String,
+    pub reason: String,
 }
 
 /// Customers of one batch applied at once.
@@ -132,19 +146,32 @@ where
         let mut retry = vec![false; messages.len()];
         let mut items = Vec::new();
         for (index, m) in messages.iter().enumerate() {
-            match serde_json::from_str::<SyncMessage<'_>>(&m.body) {
+            match SyncMessage::read(&m.body) {
                 Ok(msg) => items.push(Item {
                     index,
                     message: SyncMessage {
+                        v: msg.v,
                         dedup_key: msg.dedup_key.into_owned().into(),
                         received_at: msg.received_at,
                         event: msg.event.into_owned(),
                     },
                 }),
                 Err(e) => {
-                    // Nothing can ever read it: acknowledge, with the reason.
-                    warn!(message_id = %m.message_id, error = %e, "message is not a sync message; dropped");
-                    report.failed += 1;
+                    // Never acknowledged: during a deploy or a rollback the
+                    // other release's consumer may read it, and if none
+                    // can, the redrive policy moves it to the DLQ (whose
+                    // alarm fires) after its receives. Logged each time.
+                    warn!(
+                        message_id = %m.message_id,
+                        receive_count = m.receive_count,
+                        reason = %e,
+                        "message not readable; handed back (DLQ after the redrive policy's receives)"
+                    );
+                    report.unreadable.push(UnreadableNote {
+                        message_id: m.message_id.clone(),
+                        reason: e.to_string(),
+                    });
+                    retry[index] = true;
                 }
             }
         }

@@ -187,6 +187,7 @@ fn change(id: u32, company: u32, property: &str, value: &str, at: i64) -> Queued
     QueuedMessage {
         message_id: format!("m{id}"),
         body: body.to_string(),
+        receive_count: Some(1),
     }
 }
 
@@ -345,11 +346,21 @@ async fn a_bad_value_fails_alone() {
         QueuedMessage {
             message_id: "junk".into(),
             body: "not json".into(),
+            receive_count: Some(1),
         },
     ];
     let r = c.handle_batch(&batch).await;
-    assert!(r.retry.is_empty(), "permanent failures are acknowledged");
-    assert_eq!(r.failed, 2);
+    // A refused value is permanent and acknowledged; a message nothing here
+    // can read goes back (towards the DLQ), never dropped.
+    assert_eq!(r.retry, ["junk"]);
+    assert_eq!(r.failed, 1);
+    assert_eq!(r.unreadable.len(), 1);
+    assert_eq!(r.unreadable[0].message_id, "junk");
+    assert!(
+        r.unreadable[0].reason.starts_with("body is not JSON"),
+        "{:?}",
+        r.unreadable
+    );
     assert_eq!(c.warp.customer("cust-0")["credit_limit"], "5000.00");
     assert_eq!(c.warp.customer("cust-1")["credit_limit"], "9000");
 }
@@ -369,6 +380,7 @@ fn lifecycle(id: u32, kind: &str, object: u64, extra: Value) -> QueuedMessage {
     QueuedMessage {
         message_id: format!("l{id}"),
         body: json!({"dedupKey": format!("l{id}"), "receivedAt": T, "event": event}).to_string(),
+        receive_count: None,
     }
 }
 
@@ -448,4 +460,44 @@ async fn a_redelivered_settled_message_is_a_no_op() {
     let r = c.handle_batch(std::slice::from_ref(&m)).await;
     assert_eq!(r.duplicates, 1);
     assert_eq!(c.warp.writes(), 1);
+}
+
+/// `m` rewritten with an explicit format version.
+fn versioned(mut m: QueuedMessage, v: u32) -> QueuedMessage {
+    let mut body: Value = serde_json::from_str(&m.body).unwrap();
+    body["v"] = json!(v);
+    m.body = body.to_string();
+    m
+}
+
+#[tokio::test]
+async fn both_readable_versions_are_applied_and_any_other_goes_back() {
+    let c = consumer(3);
+    let batch = [
+        // The previous release's receiver: no `v`.
+        change(1, 0, "warp_credit_limit", "7100.00", T),
+        // This release's receiver.
+        versioned(change(2, 1, "warp_credit_limit", "7200.00", T), 1),
+        // A later release's receiver, read during a rollback.
+        versioned(change(3, 2, "warp_credit_limit", "7300.00", T), 2),
+        QueuedMessage {
+            message_id: "half".into(),
+            body: r#"{"v":1,"receivedAt":1}"#.into(),
+            receive_count: Some(5),
+        },
+    ];
+    let r = c.handle_batch(&batch).await;
+    assert_eq!(c.warp.customer("cust-0")["credit_limit"], "7100.00");
+    assert_eq!(c.warp.customer("cust-1")["credit_limit"], "7200.00");
+    assert_eq!(c.warp.customer("cust-2")["credit_limit"], "5000.00");
+    assert_eq!(r.applied_fields, 2);
+    assert_eq!(r.retry, ["m3", "half"]);
+    let reasons: Vec<&str> = r.unreadable.iter().map(|u| u.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "format version 2 is not one this consumer reads",
+            "body is not a sync message: missing field `dedupKey` at line 1 column 22"
+        ]
+    );
 }

@@ -70,6 +70,7 @@ async fn main() -> Result<(), String> {
                     "subscriptionType": "company.propertyChange", "objectId": company,
                     "propertyName": p, "propertyValue": value}})
                 .to_string(),
+                receive_count: None,
             }
         })
         .collect();

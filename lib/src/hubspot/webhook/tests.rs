@@ -231,3 +231,169 @@ proptest::proptest! {
         proptest::prop_assert_eq!(a == b, ka == kb);
     }
 }
+
+/// A delivery of every kind HubSpot batches together: a property change, an
+/// association change (no objectId), a contact change, a type HubSpot may
+/// add later, a property change without objectId, one with a bad value.
+const MIXED: &str = r#"[
+ {"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":1700000000000,"subscriptionType":"company.propertyChange",
+  "attemptNumber":0,"objectId":42,"propertyName":"name","propertyValue":"Acme"},
+ {"eventId":2,"subscriptionId":5,"portalId":3,"occurredAt":1700000000001,"subscriptionType":"company.associationChange",
+  "attemptNumber":0,"associationType":"COMPANY_TO_CONTACT","fromObjectId":42,"toObjectId":99,
+  "associationRemoved":true,"isPrimaryAssociation":false},
+ {"eventId":3,"subscriptionId":6,"portalId":3,"occurredAt":1700000000002,"subscriptionType":"contact.propertyChange",
+  "attemptNumber":0,"objectId":7,"propertyName":"email","propertyValue":"a@b.c"},
+ {"eventId":4,"subscriptionId":7,"portalId":3,"occurredAt":1700000000003,"subscriptionType":"company.teleport",
+  "attemptNumber":0,"objectId":42},
+ {"eventId":5,"subscriptionId":2,"portalId":3,"occurredAt":1700000000004,"subscriptionType":"company.propertyChange",
+  "attemptNumber":0,"propertyName":"name","propertyValue":"secret-ish"},
+ {"eventId":6,"subscriptionId":2,"portalId":3,"occurredAt":"soon","subscriptionType":"company.propertyChange",
+  "attemptNumber":0,"objectId":43,"propertyName":"name","propertyValue":"x"}
+]"#;
+
+#[test]
+fn a_mixed_delivery_is_sorted_not_refused() {
+    let d = read_delivery(MIXED.as_bytes()).unwrap();
+    assert_eq!(d.len(), 6);
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].event_id, 1);
+    // Same key as the strict parser gives: keys stay stable.
+    let strict = parse_delivery(PROPERTY_CHANGE.as_bytes()).unwrap();
+    let fast = read_delivery(PROPERTY_CHANGE.as_bytes()).unwrap();
+    assert_eq!(fast.events[0].dedup_key(), strict[0].dedup_key());
+    assert!(matches!(
+        fast.events[0].property_name,
+        Some(Cow::Borrowed(_))
+    ));
+
+    let by_index = |i: usize| d.unhandled.iter().find(|u| u.index == i).unwrap();
+    let assoc = by_index(1);
+    assert_eq!(assoc.disposition, Disposition::Ignored);
+    assert_eq!(
+        assoc.dedup_key,
+        "3:5:2:42:1700000000001:company.associationChange:COMPANY_TO_CONTACT/42/99/removed"
+    );
+    assert!(assoc.reason.contains("association"), "{}", assoc.reason);
+    assert_eq!(assoc.raw, None);
+
+    let contact = by_index(2);
+    assert_eq!(contact.disposition, Disposition::Ignored);
+    assert_eq!(
+        contact.reason,
+        "subscription type contact.propertyChange is not synced"
+    );
+    assert!(
+        contact
+            .dedup_key
+            .starts_with("3:6:3:7:1700000000002:contact.propertyChange:email")
+    );
+    let unknown = by_index(3);
+    assert_eq!(unknown.disposition, Disposition::Ignored);
+    assert!(unknown.reason.contains("company.teleport"));
+
+    let missing = by_index(4);
+    assert_eq!(missing.disposition, Disposition::Unreadable);
+    assert!(missing.reason.contains("objectId"), "{}", missing.reason);
+    assert!(missing.dedup_key.starts_with("unreadable:3:2:"));
+    assert_eq!(missing.dedup_key.len(), "unreadable:3:2:".len() + 64);
+    assert!(missing.raw.as_deref().unwrap().contains("secret-ish"));
+    assert_eq!(missing.summary.event_id, Some(5));
+
+    let bad_value = by_index(5);
+    assert_eq!(bad_value.disposition, Disposition::Unreadable);
+    assert!(
+        bad_value.reason.contains("occurredAt"),
+        "{}",
+        bad_value.reason
+    );
+    for u in &d.unhandled {
+        assert!(
+            !u.reason.contains("soon") && !u.reason.contains("secret-ish"),
+            "values are not echoed: {}",
+            u.reason
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_event_keeps_its_key_across_retries() {
+    let first = read_delivery(MIXED.as_bytes()).unwrap();
+    let retry = MIXED.replace(r#""attemptNumber":0"#, r#""attemptNumber":3"#);
+    let again = read_delivery(retry.as_bytes()).unwrap();
+    let keys = |d: &Delivery<'_>| {
+        d.unhandled
+            .iter()
+            .map(|u| u.dedup_key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&first), keys(&again));
+    // Different content, different key.
+    let other = MIXED.replace("secret-ish", "other");
+    assert_ne!(
+        keys(&first),
+        keys(&read_delivery(other.as_bytes()).unwrap())
+    );
+}
+
+#[test]
+fn validation_failures_are_unreadable_events_not_refusals() {
+    let no_prop = PROPERTY_CHANGE.replace(r#""propertyName":"warp_credit_limit","#, "");
+    let d = read_delivery(no_prop.as_bytes()).unwrap();
+    assert!(d.events.is_empty());
+    assert_eq!(d.unhandled[0].disposition, Disposition::Unreadable);
+    assert_eq!(
+        d.unhandled[0].reason,
+        "propertyChange event without propertyName"
+    );
+    assert_eq!(
+        d.unhandled[0].dedup_key,
+        "3:2:1:42:1700000000000:company.propertyChange:-"
+    );
+}
+
+#[test]
+fn only_a_body_that_is_not_an_array_of_objects_is_refused() {
+    let refused = |b: &str| read_delivery(b.as_bytes()).unwrap_err();
+    assert!(matches!(refused("not json"), PayloadError::Syntax(_)));
+    assert!(matches!(refused(""), PayloadError::Syntax(_)));
+    assert!(matches!(
+        refused(r#"[{"eventId":1"#),
+        PayloadError::Syntax(_)
+    ));
+    assert_eq!(refused(r#"{"eventId":1}"#), PayloadError::NotAnArray);
+    assert_eq!(
+        refused(r#"[{"eventId":1},"x"]"#),
+        PayloadError::Event {
+            index: 1,
+            reason: "not a JSON object".into()
+        }
+    );
+    assert!(read_delivery(b"[]").unwrap().is_empty());
+    let d = read_delivery(br#"[{}]"#).unwrap();
+    assert_eq!(d.unhandled[0].dedup_key.split(':').nth(1), Some("-"));
+}
+
+#[test]
+fn a_huge_unreadable_event_is_kept_bounded() {
+    let big = format!(r#"[{{"portalId":3,"junk":"{}é"}}]"#, "x".repeat(10_000));
+    let d = read_delivery(big.as_bytes()).unwrap();
+    let raw = d.unhandled[0].raw.as_deref().unwrap();
+    assert!(raw.len() <= RAW_EVENT_LIMIT);
+}
+
+proptest::proptest! {
+    #[test]
+    fn reading_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        let _ = read_delivery(&body);
+    }
+
+    #[test]
+    fn reading_an_array_of_arbitrary_objects_never_refuses(
+        objects in proptest::collection::vec(
+            proptest::collection::btree_map("[a-zA-Z]{1,12}", proptest::num::i64::ANY, 0..6), 0..8)
+    ) {
+        let body = serde_json::to_string(&objects).unwrap();
+        let d = read_delivery(body.as_bytes()).unwrap();
+        proptest::prop_assert_eq!(d.len(), objects.len());
+    }
+}

@@ -26,7 +26,7 @@ async fn each_signature_version_is_accepted_and_events_are_queued() {
         assert_eq!(status, StatusCode::OK, "{signing:?}: {report}");
         assert_eq!(
             report,
-            json!({"received":2,"new":2,"duplicate":0,"requeued":0,"failed":0,"in_flight":0})
+            json!({"received":2,"new":2,"duplicate":0,"requeued":0,"failed":0,"in_flight":0,"ignored":0,"unreadable":0})
         );
     }
     let messages = h.drain_queue().await;
@@ -280,8 +280,8 @@ async fn every_rejection_leaves_the_table_and_queue_untouched() {
             StatusCode::BAD_REQUEST,
         ),
         (
-            "event missing objectId",
-            h.event(&good.replace(r#""objectId":5000001,"#, ""), Signing::V1),
+            "array of numbers",
+            h.event("[1,2]", Signing::V1),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -316,15 +316,16 @@ async fn every_rejection_leaves_the_table_and_queue_untouched() {
     let (status, body) = Harness::deliver_with(&strict, &h.event(&good, Signing::V1)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
-    // One event of the body bad: nothing of the body is recorded.
-    let mixed = good.replace(r#""occurredAt":1763700001000"#, r#""occurredAt":"soon""#);
+    // An array with something other than an object in it is not a
+    // delivery: nothing of the body is recorded.
+    let mixed = format!(r#"[{},"x"]"#, &good[1..good.len() - 1]);
     let (status, body) = h.deliver(&mixed, Signing::V1).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["detail"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("event 1:"),
+            .starts_with("event 2:"),
         "{body}"
     );
 
@@ -361,4 +362,90 @@ async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
         log.claim(&new, &other, now_ms(), 0).await.unwrap(),
         hubwarp::store::ClaimOutcome::InFlight { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_mixed_hundred_event_delivery_is_accepted_and_only_property_changes_are_queued() {
+    let h = Harness::new("mixed").await;
+    // What a portal subscribed to several types sends: 70 property changes,
+    // 10 association changes (no objectId), 10 of a type HubSpot added
+    // later, 10 property changes without objectId.
+    let changes: Vec<serde_json::Value> = serde_json::from_str(&property_changes(70, 0)).unwrap();
+    let mut events = changes.clone();
+    for i in 0..10u64 {
+        events.push(json!({"eventId": 200_000 + i, "subscriptionId": 4002, "portalId": 62515,
+            "appId": 1160452, "occurredAt": 1_763_700_000_000u64 + i, "attemptNumber": 0,
+            "subscriptionType": "company.associationChange", "associationType": "COMPANY_TO_CONTACT",
+            "fromObjectId": 5_000_000 + i, "toObjectId": 77 + i, "associationRemoved": i % 2 == 0,
+            "isPrimaryAssociation": false, "changeSource": "CRM_UI"}));
+        events.push(
+            json!({"eventId": 300_000 + i, "subscriptionId": 4003, "portalId": 62515,
+            "occurredAt": 1_763_700_000_000u64 + i, "attemptNumber": 0,
+            "subscriptionType": "company.hologramChange", "objectId": 5_000_000 + i}),
+        );
+    }
+    let mut no_object: Vec<serde_json::Value> =
+        serde_json::from_str(&property_changes(10, 70)).unwrap();
+    for e in &mut no_object {
+        e.as_object_mut().unwrap().remove("objectId");
+    }
+    events.extend(no_object);
+    // Interleaved, as HubSpot batches them.
+    events.sort_by_key(|e| e["occurredAt"].as_u64());
+    assert_eq!(events.len(), 100);
+    let body = serde_json::Value::Array(events).to_string();
+
+    let (status, report) = h.deliver(&body, Signing::V3(now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({"received":100,"new":70,"duplicate":0,"requeued":0,"failed":0,"in_flight":0,"ignored":20,"unreadable":10})
+    );
+    let messages = h.drain_queue().await;
+    let keys = dedup_keys(&messages);
+    assert_eq!(keys.len(), 70);
+    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 70, "each once");
+    assert!(messages.iter().all(
+        |m| m["event"]["subscriptionType"] == "company.propertyChange"
+            && m["event"]["objectId"].is_u64()
+            && m["v"] == 1
+    ));
+
+    let records = h.records().await;
+    assert_eq!(records.len(), 100);
+    let with = |status: &str| {
+        records
+            .iter()
+            .filter(|r| s(r, "status") == status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(with("QUEUED").len(), 70);
+    let ignored = with("IGNORED");
+    assert_eq!(ignored.len(), 20);
+    let unreadable = with("UNREADABLE");
+    assert_eq!(unreadable.len(), 10);
+    for r in ignored.iter().chain(&unreadable) {
+        assert!(!s(r, "reason").is_empty(), "{r:?}");
+        assert!(r.contains_key("expires_at") && !r.contains_key("message"));
+        assert!(!keys.contains(&s(r, "dedup_key").to_string()));
+    }
+    let associations = ignored
+        .iter()
+        .filter(|r| s(r, "subscription_type") == "company.associationChange")
+        .count();
+    assert_eq!(associations, 10);
+    for r in &unreadable {
+        assert!(s(r, "reason").contains("objectId"), "{r:?}");
+        assert!(s(r, "raw_event").contains("warp_credit_limit"));
+    }
+
+    // HubSpot delivers it again: every record is found, nothing queued.
+    let retry = body.replace(r#""attemptNumber":0"#, r#""attemptNumber":1"#);
+    let (status, report) = h.deliver(&retry, Signing::V1).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["duplicate"], 70);
+    assert_eq!(report["ignored"], 20);
+    assert_eq!(report["unreadable"], 10);
+    assert!(h.drain_queue().await.is_empty());
+    assert_eq!(h.records().await.len(), 100);
 }

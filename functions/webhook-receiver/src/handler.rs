@@ -1,17 +1,20 @@
 //! The HTTP side of the receiver: one request in, one precise answer out.
 //!
 //! Statuses are decided here and nowhere else: 405 not POST, 413 body over
-//! the limit, 401 signature missing, bad or stale, 400 body not a HubSpot
-//! event array, 200 once every event is recorded and queued, 503 when AWS
-//! failed (HubSpot retries). Error bodies are `{code, detail}` and never
-//! echo the signature or the payload.
+//! the limit, 401 signature missing, bad or stale, 400 body not a JSON array
+//! of objects, 200 once every event is recorded (and each one the project
+//! acts on, queued), 503 when AWS failed (HubSpot retries). An event inside
+//! the array that the project does not act on or cannot read never fails
+//! the delivery: HubSpot batches every subscribed type together, and a 400
+//! would lose the changes batched with it. Error bodies are `{code, detail}`
+//! and never echo the signature or the payload.
 
 use std::time::Instant;
 
 use hubwarp::hubspot::signature::{
     self, SignatureError, SignatureHeaders, SignedRequest, Verifier,
 };
-use hubwarp::hubspot::webhook::{PayloadError, parse_delivery};
+use hubwarp::hubspot::webhook::{PayloadError, read_delivery};
 use hubwarp::intake::{Intake, IntakeReport};
 use hubwarp::queue::SyncQueue;
 use hubwarp::store::EventLog;
@@ -98,6 +101,8 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
                     new = report.new,
                     duplicate = report.duplicate,
                     requeued = report.requeued,
+                    ignored = report.ignored,
+                    unreadable = report.unreadable,
                     rejected = 0,
                     elapsed_ms,
                     "webhook delivery accepted"
@@ -115,6 +120,8 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
                     new = report.new,
                     duplicate = report.duplicate,
                     requeued = report.requeued,
+                    ignored = report.ignored,
+                    unreadable = report.unreadable,
                     rejected = report.failed + report.in_flight,
                     elapsed_ms,
                     "webhook delivery not accepted"
@@ -165,8 +172,8 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
             .verifier
             .verify(&signed, now_ms())
             .map_err(|e| (e.into(), none.clone()))?;
-        let events = parse_delivery(body).map_err(|e| (e.into(), none.clone()))?;
-        let report = self.intake.accept(&events, request_id).await;
+        let delivery = read_delivery(body).map_err(|e| (e.into(), none.clone()))?;
+        let report = self.intake.accept_delivery(&delivery, request_id).await;
         if report.is_complete() {
             Ok((version, report))
         } else {

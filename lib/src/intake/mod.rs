@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream;
-use tracing::warn;
+use tracing::{info, warn};
 
-use crate::hubspot::webhook::WebhookEvent;
+use crate::hubspot::webhook::{Delivery, Disposition, Unhandled, WebhookEvent};
 use crate::queue::{Outgoing, SyncMessage, SyncQueue};
 use crate::store::{ClaimOutcome, EventLog, Lease, NewEvent};
 use crate::time::now_ms;
@@ -70,6 +70,12 @@ pub struct IntakeReport {
     pub failed: usize,
     /// Held by another delivery that did not finish within the wait.
     pub in_flight: usize,
+    /// Recorded IGNORED (now or by an earlier delivery), never queued:
+    /// events the project does not act on.
+    pub ignored: usize,
+    /// Recorded UNREADABLE (now or by an earlier delivery), never queued:
+    /// events the receiver could not read.
+    pub unreadable: usize,
 }
 
 impl IntakeReport {
@@ -116,6 +122,74 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
 
     pub fn queue(&self) -> &Q {
         &self.queue
+    }
+
+    /// Records a whole delivery: its events queued as [`Intake::accept`]
+    /// does, and the ones the project does not act on or cannot read
+    /// recorded with their status and reason, never queued. A record that
+    /// cannot be written counts as failed, so the delivery is retried.
+    pub async fn accept_delivery(&self, delivery: &Delivery<'_>, request_id: &str) -> IntakeReport {
+        let mut report = self.accept(&delivery.events, request_id).await;
+        report.received += delivery.unhandled.len();
+        if delivery.unhandled.is_empty() {
+            return report;
+        }
+        let received_at = now_ms();
+        let expires_at_s = (received_at / 1000) + self.settings.retention.as_secs() as i64;
+        let futures: Vec<_> = delivery
+            .unhandled
+            .iter()
+            .map(|u| self.record_unhandled(u, received_at, expires_at_s, request_id))
+            .collect();
+        let outcomes: Vec<_> = stream::iter(futures)
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                Some(Disposition::Ignored) => report.ignored += 1,
+                Some(Disposition::Unreadable) => report.unreadable += 1,
+                None => report.failed += 1,
+            }
+        }
+        report
+    }
+
+    /// Records one unhandled event; None when the record could not be
+    /// written (the delivery must be retried, or the event would be lost
+    /// without a trace).
+    async fn record_unhandled(
+        &self,
+        event: &Unhandled,
+        now_ms: i64,
+        expires_at_s: i64,
+        request_id: &str,
+    ) -> Option<Disposition> {
+        match self.log.record_unhandled(event, now_ms, expires_at_s).await {
+            Ok(recorded) => {
+                info!(
+                    request_id,
+                    dedup_key = %event.dedup_key,
+                    index = event.index,
+                    status = event.disposition.as_str(),
+                    reason = %event.reason,
+                    subscription_type = event.summary.subscription_type.as_deref().unwrap_or("-"),
+                    first_time = recorded,
+                    "event recorded, not queued"
+                );
+                Some(event.disposition)
+            }
+            Err(e) => {
+                warn!(
+                    request_id,
+                    dedup_key = %event.dedup_key,
+                    status = event.disposition.as_str(),
+                    error = %error_chain(&e),
+                    "unhandled event not recorded; retry"
+                );
+                None
+            }
+        }
     }
 
     /// Records and queues `events`. `request_id` owns the leases taken, and

@@ -319,3 +319,145 @@ async fn overlapping_deliveries_never_wait_on_each_other_in_a_circle() {
         }
     );
 }
+
+/// A 100-event delivery: 70 property changes, 10 association changes, 10 of
+/// a type HubSpot may add later, 10 property changes without objectId.
+fn mixed_body() -> String {
+    let events: Vec<String> = (0..100)
+        .map(|i| {
+            let at = 1_700_000_000_000u64 + i as u64;
+            match i % 10 {
+                7 => format!(
+                    r#"{{"eventId":{i},"subscriptionId":8,"portalId":9,"occurredAt":{at},"subscriptionType":"company.associationChange","associationType":"COMPANY_TO_CONTACT","fromObjectId":{},"toObjectId":5,"associationRemoved":false}}"#,
+                    100 + i
+                ),
+                8 => format!(
+                    r#"{{"eventId":{i},"subscriptionId":10,"portalId":9,"occurredAt":{at},"subscriptionType":"company.somethingNew","objectId":{}}}"#,
+                    100 + i
+                ),
+                9 => format!(
+                    r#"{{"eventId":{i},"subscriptionId":7,"portalId":9,"occurredAt":{at},"subscriptionType":"company.propertyChange","propertyName":"name","propertyValue":"v{i}"}}"#
+                ),
+                _ => format!(
+                    r#"{{"eventId":{i},"subscriptionId":7,"portalId":9,"occurredAt":{at},"subscriptionType":"company.propertyChange","objectId":{},"propertyName":"name","propertyValue":"v{i}"}}"#,
+                    100 + i
+                ),
+            }
+        })
+        .collect();
+    format!("[{}]", events.join(","))
+}
+
+#[tokio::test]
+async fn a_mixed_delivery_queues_what_it_acts_on_and_records_the_rest() {
+    let intake = intake();
+    let raw = mixed_body();
+    let delivery = crate::hubspot::webhook::read_delivery(raw.as_bytes()).unwrap();
+    let report = intake.accept_delivery(&delivery, "req-1").await;
+    assert_eq!(
+        report,
+        IntakeReport {
+            received: 100,
+            new: 70,
+            ignored: 20,
+            unreadable: 10,
+            ..Default::default()
+        }
+    );
+    assert!(report.is_complete());
+    let bodies = intake.queue().bodies();
+    assert_eq!(bodies.len(), 70);
+    for body in &bodies {
+        let msg: SyncMessage<'_> = serde_json::from_str(body).unwrap();
+        assert_eq!(msg.event.action(), "propertyChange");
+        assert_eq!(msg.v, SyncMessage::WRITE_VERSION);
+    }
+    assert_eq!(intake.log().len(), 100);
+    for u in &delivery.unhandled {
+        let rec = intake.log().get(&u.dedup_key).unwrap();
+        assert_eq!(rec.status, u.disposition.into());
+        assert_eq!(rec.reason.as_deref(), Some(u.reason.as_str()));
+        assert!(rec.message.is_empty(), "never queued");
+    }
+
+    // HubSpot's retry of the whole delivery: nothing new anywhere.
+    let retry = raw.replace(r#""eventId""#, r#""attemptNumber":1,"eventId""#);
+    let delivery = crate::hubspot::webhook::read_delivery(retry.as_bytes()).unwrap();
+    let again = intake.accept_delivery(&delivery, "req-2").await;
+    assert_eq!(
+        again,
+        IntakeReport {
+            received: 100,
+            duplicate: 70,
+            ignored: 20,
+            unreadable: 10,
+            ..Default::default()
+        }
+    );
+    assert_eq!(intake.queue().bodies().len(), 70);
+    assert_eq!(intake.log().len(), 100);
+}
+
+/// The memory log, except that unhandled events cannot be recorded.
+struct NoUnhandled(MemoryEventLog);
+
+impl EventLog for NoUnhandled {
+    async fn claim(
+        &self,
+        event: &NewEvent<'_>,
+        lease: &Lease,
+        now_ms: i64,
+        expires_at_s: i64,
+    ) -> Result<ClaimOutcome, crate::store::StoreError> {
+        self.0.claim(event, lease, now_ms, expires_at_s).await
+    }
+    async fn mark_queued(
+        &self,
+        key: &str,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.0.mark_queued(key, owner, now_ms).await
+    }
+    async fn status(&self, key: &str) -> Result<Option<EventStatus>, crate::store::StoreError> {
+        self.0.status(key).await
+    }
+    async fn settle(
+        &self,
+        key: &str,
+        status: &EventStatus,
+        reason: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        self.0.settle(key, status, reason).await
+    }
+    async fn record_unhandled(
+        &self,
+        _event: &Unhandled,
+        _now_ms: i64,
+        _expires_at_s: i64,
+    ) -> Result<bool, crate::store::StoreError> {
+        Err(crate::store::StoreError::Malformed {
+            table: "events".into(),
+            key: "-".into(),
+            reason: "down".into(),
+        })
+    }
+    async fn release(&self, key: &str, owner: &str) -> Result<(), crate::store::StoreError> {
+        self.0.release(key, owner).await
+    }
+}
+
+#[tokio::test]
+async fn an_unhandled_event_that_cannot_be_recorded_fails_the_delivery() {
+    let intake = Intake::new(
+        NoUnhandled(MemoryEventLog::new()),
+        MemoryQueue::new(),
+        IntakeSettings::default(),
+    );
+    let raw = mixed_body();
+    let delivery = crate::hubspot::webhook::read_delivery(raw.as_bytes()).unwrap();
+    let report = intake.accept_delivery(&delivery, "req-1").await;
+    assert_eq!(report.failed, 30);
+    assert_eq!(report.new, 70);
+    assert!(!report.is_complete(), "answered 5xx: HubSpot retries");
+}

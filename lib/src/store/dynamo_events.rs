@@ -6,11 +6,17 @@
 //! `expires_at` (epoch seconds, the table's TTL attribute), a summary of the
 //! event for operators (`portal_id`, `object_id`, `subscription_type`,
 //! `property_name`, `occurred_at`) and `message`, the queue body.
+//!
+//! An event never queued (IGNORED, UNREADABLE) has `status`, `reason`,
+//! `first_received_at`, `expires_at`, what summary it has (plus
+//! `subscription_id`, `event_id`) and, when UNREADABLE, `raw_event` (cut to
+//! a few KB); no lease and no `message`.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::instrument;
@@ -260,6 +266,62 @@ impl EventLog for DynamoEventLog {
             .send()
             .await;
         self.condition_held(res).map(|_| ())
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key = event.dedup_key))]
+    async fn record_unhandled(
+        &self,
+        event: &crate::hubspot::webhook::Unhandled,
+        now_ms: i64,
+        expires_at_s: i64,
+    ) -> Result<bool, StoreError> {
+        let status: EventStatus = event.disposition.into();
+        let summary = &event.summary;
+        let mut item = HashMap::from([
+            (KEY.to_string(), s(event.dedup_key.as_str())),
+            ("status".to_string(), s(status.as_str())),
+            ("reason".to_string(), s(event.reason.as_str())),
+            ("first_received_at".to_string(), n(now_ms)),
+            (TTL_ATTRIBUTE.to_string(), n(expires_at_s)),
+        ]);
+        for (name, value) in [
+            ("portal_id", summary.portal_id),
+            ("subscription_id", summary.subscription_id),
+            ("event_id", summary.event_id),
+            ("object_id", summary.object_id),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.to_string(), n(v));
+            }
+        }
+        if let Some(at) = summary.occurred_at {
+            item.insert("occurred_at".to_string(), n(at));
+        }
+        if let Some(t) = summary.subscription_type.as_deref() {
+            item.insert("subscription_type".to_string(), s(t));
+        }
+        if let Some(raw) = event.raw.as_deref() {
+            item.insert("raw_event".to_string(), s(raw));
+        }
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(dedup_key)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            // Recorded by an earlier delivery: HubSpot's retry, or the same
+            // event twice in one body.
+            Err(SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.aws_error("PutItem", e)),
+        }
     }
 
     #[instrument(skip_all, fields(table = %self.table, dedup_key))]

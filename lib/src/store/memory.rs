@@ -12,6 +12,10 @@ pub struct MemoryRecord {
     pub lease_until_ms: i64,
     pub message: String,
     pub claims: u32,
+    /// Why an IGNORED or UNREADABLE event was not queued.
+    pub reason: Option<String>,
+    /// The raw event kept for an UNREADABLE one.
+    pub raw: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +71,8 @@ impl EventLog for MemoryEventLog {
                         lease_until_ms: lease.until_ms,
                         message: event.message.to_string(),
                         claims: 1,
+                        reason: None,
+                        raw: None,
                     },
                 );
                 Ok(ClaimOutcome::Claimed { took_over: false })
@@ -118,6 +124,31 @@ impl EventLog for MemoryEventLog {
             r.status = status.clone();
         }
         Ok(())
+    }
+
+    async fn record_unhandled(
+        &self,
+        event: &crate::hubspot::webhook::Unhandled,
+        _now_ms: i64,
+        _expires_at_s: i64,
+    ) -> Result<bool, StoreError> {
+        let mut records = self.lock();
+        if records.contains_key(&event.dedup_key) {
+            return Ok(false);
+        }
+        records.insert(
+            event.dedup_key.clone(),
+            MemoryRecord {
+                status: event.disposition.into(),
+                lease_owner: String::new(),
+                lease_until_ms: 0,
+                message: String::new(),
+                claims: 1,
+                reason: Some(event.reason.clone()),
+                raw: event.raw.clone(),
+            },
+        );
+        Ok(true)
     }
 
     async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@ pub mod sync;
 
 use std::future::Future;
 
-use crate::hubspot::webhook::WebhookEvent;
+use crate::hubspot::webhook::{Disposition, Unhandled, WebhookEvent};
 
 pub use dynamo_events::DynamoEventLog;
 pub use dynamo_sync::{DynamoSyncStore, SyncTables};
@@ -32,6 +32,12 @@ pub enum EventStatus {
     Queued,
     /// Applied by the consumer; a redelivered message is a no-op.
     Applied,
+    /// Recorded by the receiver and never queued: an event the project does
+    /// not act on (association changes, other objects, new types).
+    Ignored,
+    /// Recorded by the receiver and never queued: an event it could not
+    /// read; the record keeps the reason and the raw event.
+    Unreadable,
     /// Any later state a consumer writes (failed, unmatched, ...): settled as
     /// far as the receiver is concerned.
     Other(String),
@@ -43,6 +49,8 @@ impl EventStatus {
             Self::Received => "RECEIVED",
             Self::Queued => "QUEUED",
             Self::Applied => "APPLIED",
+            Self::Ignored => "IGNORED",
+            Self::Unreadable => "UNREADABLE",
             Self::Other(s) => s,
         }
     }
@@ -52,7 +60,18 @@ impl EventStatus {
             "RECEIVED" => Self::Received,
             "QUEUED" => Self::Queued,
             "APPLIED" => Self::Applied,
+            "IGNORED" => Self::Ignored,
+            "UNREADABLE" => Self::Unreadable,
             other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<Disposition> for EventStatus {
+    fn from(d: Disposition) -> Self {
+        match d {
+            Disposition::Ignored => Self::Ignored,
+            Disposition::Unreadable => Self::Unreadable,
         }
     }
 }
@@ -140,6 +159,16 @@ pub trait EventLog: Send + Sync {
         status: &EventStatus,
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records an event that is never queued (IGNORED or UNREADABLE) with
+    /// its reason, in one conditional write: true when recorded now, false
+    /// when an earlier delivery already recorded it.
+    fn record_unhandled(
+        &self,
+        event: &Unhandled,
+        now_ms: i64,
+        expires_at_s: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Gives the lease up after a failed send, so HubSpot's retry can queue
     /// the event at once instead of waiting for the lease to lapse.

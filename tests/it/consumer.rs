@@ -617,3 +617,139 @@ async fn hubspots_daily_limit_holds_messages_back_until_it_resets() {
     assert!(again.is_empty(), "held back until the cap resets");
     assert_eq!(s.hubspot.call_counts().total, 1, "one call, then none");
 }
+
+/// Puts `bodies` on the sync queue as they are, the way another release's
+/// receiver (or anything else) might.
+async fn send_raw(s: &SyncHarness, bodies: &[String]) {
+    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
+    for b in bodies {
+        sqs.send_message()
+            .queue_url(&s.h.res.sync_queue_url)
+            .message_body(b)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn both_releases_writing_during_a_deploy_apply_every_event_once() {
+    let s = SyncHarness::new("versions", 4).await;
+    let events: Vec<Value> = (0..4)
+        .map(|i| {
+            let value = format!("{}.00", 8100 + i);
+            SyncHarness::change(i, 1100 + i, "warp_credit_limit", &value, T)
+        })
+        .collect();
+    assert_eq!(s.h.deliver(&body(&events), Signing::V1).await.0, 200);
+    // What this release's receiver wrote...
+    let current = s.h.drain_queue().await;
+    assert_eq!(current.len(), 4);
+    assert!(current.iter().all(|m| m["v"] == 1), "{current:?}");
+    // ...and the same events as the previous release's receiver wrote them
+    // (no `v`), both in flight at once, as during a deploy.
+    let mut bodies: Vec<String> = current.iter().map(Value::to_string).collect();
+    for m in &current {
+        let mut old = m.clone();
+        old.as_object_mut().unwrap().remove("v");
+        bodies.push(old.to_string());
+    }
+    s.warp.reset_calls();
+    send_raw(&s, &bodies).await;
+    let stats = s.pump().await;
+    assert_eq!(stats.retried, 0, "{stats:?}");
+    for n in 0..4 {
+        assert_eq!(s.customer(n)["credit_limit"], format!("{}.00", 8100 + n));
+    }
+    assert_eq!(s.warp.calls().put, 4, "one write per event, not two");
+    let records = s.h.records().await;
+    assert!(
+        records
+            .iter()
+            .all(|r| crate::utils::s(r, "status") == "APPLIED"),
+        "{records:?}"
+    );
+    // Another round of both formats changes nothing.
+    s.warp.reset_calls();
+    send_raw(&s, &bodies).await;
+    assert_eq!(s.pump().await.retried, 0);
+    assert_eq!(s.warp.calls().put, 0);
+}
+
+#[tokio::test]
+async fn unreadable_messages_reach_the_dlq_after_the_configured_receives() {
+    use hubwarp::sync::QueuedMessage;
+    use integration_tests::resources::MAX_RECEIVE_COUNT;
+
+    let s = SyncHarness::new("dlq", 1).await;
+    let change = SyncHarness::change(0, 1200, "warp_credit_limit", "6100.00", T);
+    assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
+    let good = s.h.drain_queue().await.remove(0);
+    let mut future = good.clone();
+    future["v"] = json!(99);
+    let mut partial = good.clone();
+    partial.as_object_mut().unwrap().remove("dedupKey");
+    let bad = vec![
+        "garbage{".to_string(),
+        future.to_string(),
+        partial.to_string(),
+    ];
+
+    // Each comes back with its reason.
+    let batch: Vec<QueuedMessage> = bad
+        .iter()
+        .enumerate()
+        .map(|(i, b)| QueuedMessage {
+            message_id: format!("bad-{i}"),
+            body: b.clone(),
+            receive_count: None,
+        })
+        .collect();
+    let report = s.consumer.handle_batch(&batch).await;
+    assert_eq!(report.retry, ["bad-0", "bad-1", "bad-2"]);
+    let reasons: Vec<&str> = report
+        .unreadable
+        .iter()
+        .map(|u| u.reason.as_str())
+        .collect();
+    assert!(reasons[0].starts_with("body is not JSON"), "{reasons:?}");
+    assert_eq!(
+        reasons[1],
+        "format version 99 is not one this consumer reads"
+    );
+    assert!(reasons[2].contains("dedupKey"), "{reasons:?}");
+
+    // On the queue with a good neighbour: the neighbour is applied, the bad
+    // ones go back on every receive until the redrive policy moves them.
+    let mut all = bad.clone();
+    all.push(good.to_string());
+    send_raw(&s, &all).await;
+    let stats = s.pump().await;
+    assert_eq!(s.customer(0)["credit_limit"], "6100.00");
+    assert_eq!(
+        stats.retried,
+        bad.len() * MAX_RECEIVE_COUNT as usize,
+        "handed back on each of the configured receives: {stats:?}"
+    );
+    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
+    let mut dead = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&s.h.res.sync_dlq_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            break;
+        }
+        dead.extend(got.into_iter().filter_map(|m| m.body));
+    }
+    dead.sort();
+    let mut expected = bad;
+    expected.sort();
+    assert_eq!(dead, expected, "every unreadable message, and only those");
+}

@@ -230,7 +230,10 @@ where
                             EventStatus::Applied,
                         )
                         .await
-                        .unwrap_or_else(|_| retry[item.index] = true);
+                        .unwrap_or_else(|e| {
+                            warn!(dedup_key = %item.message.dedup_key, error = %e, "decision not recorded; retry");
+                            retry[item.index] = true;
+                        });
                         report.skipped += 1;
                     }
                 }
@@ -238,7 +241,10 @@ where
                     for item in items {
                         self.unmatched(item, &reason, &mut report)
                             .await
-                            .unwrap_or_else(|_| retry[item.index] = true);
+                            .unwrap_or_else(|e| {
+                                warn!(dedup_key = %item.message.dedup_key, error = %e, "decision not recorded; retry");
+                                retry[item.index] = true;
+                            });
                     }
                 }
                 Err(e) => {
@@ -853,12 +859,26 @@ where
             updated_at_ms: now_ms(),
         };
         self.store.put_link(&link).await?;
-        match self.set_company_id(&customer_id, &survivor).await {
-            Ok(_) => report.warp_writes += 1,
+        // A refusal is permanent, and the links are already re-pointed: the
+        // event is settled, with the refusal in its reason and the sync log
+        // (not only a log line) so the review finds WARP's stale id.
+        let refused = match self.set_company_id(&customer_id, &survivor).await {
+            Ok(_) => {
+                report.warp_writes += 1;
+                None
+            }
             Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
-            Err(e) => warn!(customer_id, error = %e, "WARP refused the re-link after a merge"),
-        }
-        let reason = format!("merged into company {survivor}");
+            Err(e) => {
+                warn!(customer_id, error = %e, "WARP refused the re-link after a merge");
+                Some(e)
+            }
+        };
+        let reason = match refused {
+            None => format!("merged into company {survivor}"),
+            Some(e) => format!(
+                "merged into company {survivor}; WARP refused to re-link external_ids.hubspot_company_id: {e}"
+            ),
+        };
         self.finish(
             item,
             &customer_id,

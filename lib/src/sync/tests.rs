@@ -20,6 +20,8 @@ struct FakeWarp {
     fail_next: Mutex<Vec<WarpError>>,
     /// Simulates a WARP-side edit landing between our read and our write.
     edit_before_next_write: Mutex<Option<(String, Value)>>,
+    /// The next update is refused with this error.
+    refuse_next_update: Mutex<Option<WarpError>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,6 +121,9 @@ impl WarpApi for FakeWarp {
         body: &Map<String, Value>,
         if_match: Option<&str>,
     ) -> Result<Customer, WarpError> {
+        if let Some(e) = lock(&self.refuse_next_update).take() {
+            return Err(e);
+        }
         if let Some((edit_id, patch)) = lock(&self.edit_before_next_write).take() {
             self.edit(&edit_id, patch);
         }
@@ -499,5 +504,37 @@ async fn both_readable_versions_are_applied_and_any_other_goes_back() {
             "format version 2 is not one this consumer reads",
             "body is not a sync message: missing field `dedupKey` at line 1 column 22"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_relink_after_a_merge_is_recorded_not_only_logged() {
+    let c = consumer(1);
+    c.handle_batch(&[change(1, 0, "city", "Aspen", T)]).await;
+    *lock(&c.warp.refuse_next_update) = Some(WarpError::Rejected {
+        status: 422,
+        code: "VALIDATION_ERROR".into(),
+        message: "external id taken".into(),
+    });
+    let r = c
+        .handle_batch(&[lifecycle(
+            2,
+            "merge",
+            5555,
+            json!({"primaryObjectId": 5555, "mergedObjectIds": [1000]}),
+        )])
+        .await;
+    assert!(r.retry.is_empty(), "permanent: settled, {r:?}");
+    let entry = c
+        .store
+        .log_entries()
+        .into_iter()
+        .find(|e| e.dedup_key == "l2")
+        .unwrap();
+    assert_eq!(entry.outcome, "merged");
+    assert!(
+        entry.reason.contains("WARP refused to re-link"),
+        "{}",
+        entry.reason
     );
 }

@@ -327,8 +327,9 @@ pub struct Unhandled {
     /// Names fields, never echoes values.
     pub reason: String,
     pub summary: EventSummary,
-    /// The event as received, cut to [`RAW_EVENT_LIMIT`] bytes; only for
-    /// unreadable events, which someone may need to read by hand.
+    /// The event as received (as parsed, when it parsed but failed a
+    /// check), cut to [`RAW_EVENT_LIMIT`] bytes; only for unreadable
+    /// events, which someone may need to read by hand.
     pub raw: Option<String>,
 }
 
@@ -433,7 +434,7 @@ fn sort_typed<'a>(index: usize, event: WebhookEvent<'a>, out: &mut Delivery<'a>)
             event_id: Some(event.event_id),
             object_id: Some(event.object_id),
             occurred_at: Some(event.occurred_at),
-            subscription_type: Some(event.subscription_type.to_string()),
+            subscription_type: Some(redact_type(&event.subscription_type).to_string()),
         },
         raw,
     });
@@ -519,13 +520,18 @@ impl AssociationChange {
 /// Slow path for one object the typed parse refused: an association change
 /// read with its own fields, or an unreadable event keyed by its content.
 fn classify_object(index: usize, raw: &str) -> Unhandled {
-    let value: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
-    let summary = summarize(&value);
+    // sonic accepted the object; serde_json may still refuse it (it is
+    // stricter about a few encodings). Then only the raw bytes identify it.
+    let value: Option<serde_json::Value> = serde_json::from_str(raw).ok();
+    let summary = value.as_ref().map(summarize).unwrap_or_default();
     let is_association = summary
         .subscription_type
         .as_deref()
         .is_some_and(|t| t.ends_with(".associationChange"));
-    if is_association && let Ok(a) = AssociationChange::deserialize(&value) {
+    if is_association
+        && let Some(value) = &value
+        && let Ok(a) = AssociationChange::deserialize(value)
+    {
         return Unhandled {
             index,
             disposition: Disposition::Ignored,
@@ -538,6 +544,16 @@ fn classify_object(index: usize, raw: &str) -> Unhandled {
             raw: None,
         };
     }
+    let Some(value) = value else {
+        return Unhandled {
+            index,
+            disposition: Disposition::Unreadable,
+            dedup_key: content_key(None, raw, &summary),
+            reason: "event could not be read as JSON by the slow parser".into(),
+            summary,
+            raw: Some(bounded(raw)),
+        };
+    };
     let reason = match serde_path_to_error::deserialize::<_, WebhookEvent<'_>>(&value) {
         Err(e) => {
             let path = e.path().to_string();
@@ -555,7 +571,7 @@ fn classify_object(index: usize, raw: &str) -> Unhandled {
     Unhandled {
         index,
         disposition: Disposition::Unreadable,
-        dedup_key: content_key(&value, &summary),
+        dedup_key: content_key(Some(&value), raw, &summary),
         reason,
         summary,
         raw: Some(bounded(raw)),
@@ -587,17 +603,18 @@ fn summarize(value: &serde_json::Value) -> EventSummary {
 /// present, and a SHA-256 of the object's content. The content is taken
 /// with its keys sorted and without `attemptNumber`, which HubSpot raises
 /// on every retry: a redelivery must land on the same record.
-fn content_key(value: &serde_json::Value, summary: &EventSummary) -> String {
+/// An object only sonic could read is hashed as its raw bytes.
+fn content_key(value: Option<&serde_json::Value>, raw: &str, summary: &EventSummary) -> String {
     use sha2::Digest;
     let canonical = match value {
-        serde_json::Value::Object(map) => {
+        Some(serde_json::Value::Object(map)) => {
             let sorted: std::collections::BTreeMap<&String, &serde_json::Value> = map
                 .iter()
                 .filter(|(k, _)| k.as_str() != "attemptNumber")
                 .collect();
-            serde_json::to_string(&sorted).unwrap_or_default()
+            serde_json::to_string(&sorted).unwrap_or_else(|_| raw.to_string())
         }
-        other => other.to_string(),
+        _ => raw.to_string(),
     };
     let digest = sha2::Sha256::digest(canonical.as_bytes());
     let part = |n: Option<u64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());

@@ -753,3 +753,72 @@ async fn unreadable_messages_reach_the_dlq_after_the_configured_receives() {
     expected.sort();
     assert_eq!(dead, expected, "every unreadable message, and only those");
 }
+
+#[tokio::test]
+async fn an_unreadable_message_is_not_held_back_with_hubspots_daily_cap() {
+    let s = SyncHarness::new("dailyhold_unreadable", 2).await;
+    s.hubspot
+        .throttle_next(integration_tests::hubspot_sandbox::Throttle::Daily, 1);
+    let changes = [SyncHarness::change(0, 901, "warp_credit_limit", "7778", T)];
+    assert_eq!(s.h.deliver(&body(&changes), Signing::V1).await.0, 200);
+    send_raw(&s, &["garbage{".to_string()]).await;
+    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
+    let url = &s.h.res.sync_queue_url;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 2);
+    let mut event = SqsEvent::default();
+    event.records = received
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.event_source_arn = Some(arn.clone());
+            r
+        })
+        .collect();
+    let response = sync_consumer::handle_holding(
+        &s.consumer,
+        Some(&sqs),
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 2, "both handed back");
+    // Past the 1 s visibility the receive used, only the unreadable one is
+    // back: it goes on towards the DLQ while the change waits for the cap.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let again: Vec<String> = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert_eq!(again, ["garbage{"]);
+}

@@ -444,7 +444,19 @@ where
                 .unwrap_or_default();
             match serde_json::from_slice::<Piece>(&body) {
                 Ok(p) => each(p),
-                Err(e) => warn!(key, error = %e, "report piece unreadable; left out"),
+                Err(e) => {
+                    // The page's details are lost to the report: say so in
+                    // it, so an incomplete report never looks complete.
+                    warn!(key, error = %e, "report piece unreadable; reported as an error");
+                    let mut p = Piece::default();
+                    p.error(
+                        None,
+                        None,
+                        "assembling the report",
+                        format!("piece {key} is unreadable ({e}); its page is missing here"),
+                    );
+                    each(p);
+                }
             }
         }
         Ok(())

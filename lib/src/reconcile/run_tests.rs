@@ -794,3 +794,33 @@ async fn a_412_reads_the_customer_again_and_decides_again() {
         Some("new@example.com")
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_report_piece_is_an_error_in_the_report_not_a_silent_gap() {
+    use super::ports::ReportStore;
+    let mut r = reconciler(12, 5);
+    r.settings.invocation_budget = Some(std::time::Duration::ZERO);
+    let handovers = Handovers::default();
+    let first = r
+        .invoke(&scheduled(), FAR, &handovers, &NoAlerts)
+        .await
+        .unwrap();
+    assert_eq!(first.status, "continued");
+    r.reports
+        .put(
+            "reports/nightly-20261125T070000Z/pieces/1-000001.json",
+            b"not json".to_vec(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    r.settings.invocation_budget = None;
+    let done = run(&r, &scheduled()).await;
+    let rep = report(&r, &done);
+    assert_eq!(rep.summary.errors, 1);
+    assert!(
+        rep.errors[0].message.contains("1-000001"),
+        "{:?}",
+        rep.errors
+    );
+}

@@ -141,6 +141,48 @@ impl SyncHarness {
         }
     }
 
+    /// One receive from the sync queue (visibility `visibility_s`), shaped as
+    /// Lambda's SQS trigger hands it over: receipt handles and the queue's
+    /// ARN included. Also returns how many messages came.
+    pub async fn receive_as_lambda(&self, visibility_s: i32) -> (SqsEvent, usize) {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let sqs = aws_sdk_sqs::Client::new(&self.h.aws);
+        let url = &self.h.res.sync_queue_url;
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility_s)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        let mut event = SqsEvent::default();
+        event.records = received
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.receipt_handle = m.receipt_handle.clone();
+                r.body = m.body.clone();
+                r.event_source_arn = Some(arn.clone());
+                r
+            })
+            .collect();
+        (event, received.len())
+    }
+
     pub fn customer(&self, n: usize) -> Value {
         let id = demo_customer(n)["id"].as_str().unwrap().to_string();
         self.warp.customer(&id).unwrap()
@@ -558,39 +600,8 @@ async fn hubspots_daily_limit_holds_messages_back_until_it_resets() {
     assert_eq!(s.h.deliver(&body(&changes), Signing::V1).await.0, 200);
     let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
     let url = &s.h.res.sync_queue_url;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    let received = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .visibility_timeout(1)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
-    assert_eq!(received.len(), 1);
-    let mut event = SqsEvent::default();
-    event.records = received
-        .iter()
-        .map(|m| {
-            let mut r = SqsMessage::default();
-            r.message_id = m.message_id.clone();
-            r.receipt_handle = m.receipt_handle.clone();
-            r.body = m.body.clone();
-            r.event_source_arn = Some(arn.clone());
-            r
-        })
-        .collect();
+    let (event, received) = s.receive_as_lambda(1).await;
+    assert_eq!(received, 1);
     let response = sync_consumer::handle_holding(
         &s.consumer,
         Some(&sqs),
@@ -764,39 +775,8 @@ async fn an_unreadable_message_is_not_held_back_with_hubspots_daily_cap() {
     send_raw(&s, &["garbage{".to_string()]).await;
     let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
     let url = &s.h.res.sync_queue_url;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    let received = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .visibility_timeout(1)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
-    assert_eq!(received.len(), 2);
-    let mut event = SqsEvent::default();
-    event.records = received
-        .iter()
-        .map(|m| {
-            let mut r = SqsMessage::default();
-            r.message_id = m.message_id.clone();
-            r.receipt_handle = m.receipt_handle.clone();
-            r.body = m.body.clone();
-            r.event_source_arn = Some(arn.clone());
-            r
-        })
-        .collect();
+    let (event, received) = s.receive_as_lambda(1).await;
+    assert_eq!(received, 2);
     let response = sync_consumer::handle_holding(
         &s.consumer,
         Some(&sqs),

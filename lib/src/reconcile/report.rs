@@ -177,6 +177,19 @@ pub struct Piece {
 }
 
 impl Piece {
+    /// Adds another piece's figures and rows to this one.
+    pub fn absorb(&mut self, p: Piece) {
+        self.counters.add(&p.counters);
+        self.differences.extend(p.differences);
+        self.writes.extend(p.writes);
+        self.errors.extend(p.errors);
+        self.unmatched_warp.extend(p.unmatched_warp);
+        self.unmatched_hubspot.extend(p.unmatched_hubspot);
+        self.linked.extend(p.linked);
+        self.paired_companies.extend(p.paired_companies);
+        self.swept.extend(p.swept);
+    }
+
     pub fn error(
         &mut self,
         customer_id: Option<&str>,
@@ -252,7 +265,11 @@ fn iso(ms: i64) -> String {
 /// Sums the pieces into the report. A customer the first pass found without
 /// a company but the second pass linked by BAN is linked, not unmatched.
 pub fn assemble(facts: &RunFacts, pieces: Vec<Piece>, open_conflicts: Vec<OpenConflict>) -> Report {
-    let mut summary = Counters::default();
+    let mut all = Piece::default();
+    for p in pieces {
+        all.absorb(p);
+    }
+    let mut summary = all.counters;
     let mut r = Report {
         run_id: facts.run_id.clone(),
         status: facts.status.clone(),
@@ -269,25 +286,15 @@ pub fn assemble(facts: &RunFacts, pieces: Vec<Piece>, open_conflicts: Vec<OpenCo
         duration_ms: facts.finished_ms - facts.started_ms,
         invocations: facts.invocations,
         summary: Counters::default(),
-        differences: Vec::new(),
-        writes: Vec::new(),
-        errors: Vec::new(),
-        unmatched_warp: Vec::new(),
-        unmatched_hubspot: Vec::new(),
-        linked: Vec::new(),
-        swept: Vec::new(),
+        differences: all.differences,
+        writes: all.writes,
+        errors: all.errors,
+        unmatched_warp: all.unmatched_warp,
+        unmatched_hubspot: all.unmatched_hubspot,
+        linked: all.linked,
+        swept: all.swept,
         open_conflicts,
     };
-    for p in pieces {
-        summary.add(&p.counters);
-        r.differences.extend(p.differences);
-        r.writes.extend(p.writes);
-        r.errors.extend(p.errors);
-        r.unmatched_warp.extend(p.unmatched_warp);
-        r.unmatched_hubspot.extend(p.unmatched_hubspot);
-        r.linked.extend(p.linked);
-        r.swept.extend(p.swept);
-    }
     let linked: HashSet<&str> = r.linked.iter().map(|l| l.customer_id.as_str()).collect();
     let before = r.unmatched_warp.len();
     r.unmatched_warp

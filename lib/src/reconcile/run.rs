@@ -675,7 +675,7 @@ where
             .collect()
             .await;
         for r in results {
-            merge(piece, r.piece);
+            piece.absorb(r.piece);
             pending.extend(r.pending);
         }
         Ok(())
@@ -1296,18 +1296,6 @@ fn outcome(run: &RunRecord, status: &str, message: &str) -> Outcome {
         summary: (run.status != RunStatus::Running).then_some(run.counters),
         message: message.to_string(),
     }
-}
-
-fn merge(into: &mut Piece, p: Piece) {
-    into.counters.add(&p.counters);
-    into.differences.extend(p.differences);
-    into.writes.extend(p.writes);
-    into.errors.extend(p.errors);
-    into.unmatched_warp.extend(p.unmatched_warp);
-    into.unmatched_hubspot.extend(p.unmatched_hubspot);
-    into.linked.extend(p.linked);
-    into.paired_companies.extend(p.paired_companies);
-    into.swept.extend(p.swept);
 }
 
 /// Counts a pair's decisions and keeps its differences for the report.

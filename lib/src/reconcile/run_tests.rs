@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
+use crate::warp::merge_patch as merge;
+
 use super::ReconcileRequest;
 use super::ports::{Continuation, HubspotCompanies, RateStats, RunStore, WarpCustomers};
 use super::run::{Outcome, Reconciler, RunSettings};
@@ -93,19 +95,6 @@ impl Warp {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             raw: c.clone(),
-        }
-    }
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    if let (Value::Object(t), Value::Object(p)) = (target, patch) {
-        for (k, v) in p {
-            match (t.get_mut(k), v) {
-                (Some(existing @ Value::Object(_)), Value::Object(_)) => merge(existing, v),
-                _ => {
-                    t.insert(k.clone(), v.clone());
-                }
-            }
         }
     }
 }

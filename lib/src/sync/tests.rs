@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
+use crate::warp::merge_patch as merge;
+
 use super::ports::{CompanyDirectory, WarpApi};
 use super::*;
 use crate::hubspot::crm::HubspotError;
@@ -26,19 +28,6 @@ struct FakeWarp {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    if let (Value::Object(t), Value::Object(p)) = (target, patch) {
-        for (k, v) in p {
-            match (t.get_mut(k), v) {
-                (Some(existing @ Value::Object(_)), Value::Object(_)) => merge(existing, v),
-                _ => {
-                    t.insert(k.clone(), v.clone());
-                }
-            }
-        }
-    }
 }
 
 impl FakeWarp {

@@ -291,6 +291,23 @@ async fn read(resp: Response) -> Attempt<(Value, Option<String>), WarpError> {
     }))
 }
 
+/// WARP's partial update as the contract describes it (nested objects merge,
+/// everything else replaces): the in-memory WARP doubles of the consumer's
+/// and the reconciler's tests both apply their PUTs with it.
+#[cfg(test)]
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    if let (Value::Object(t), Value::Object(p)) = (target, patch) {
+        for (k, v) in p {
+            match (t.get_mut(k), v) {
+                (Some(existing @ Value::Object(_)), Value::Object(_)) => merge_patch(existing, v),
+                _ => {
+                    t.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

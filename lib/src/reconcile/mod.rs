@@ -51,9 +51,12 @@ pub enum RequestError {
 }
 
 impl ReconcileRequest {
-    /// The run's id: `nightly-<scheduled time>` for a scheduled run (the same
-    /// night always gives the same id), `manual-<now>-<random>` otherwise.
-    pub fn run_id(&self, now_ms: i64) -> Result<String, RequestError> {
+    /// The run's id: `nightly-<local date>` for a scheduled run, the date of
+    /// the scheduled time in the schedule's zone, so every delivery of the
+    /// same night gives the same id (a retried delivery, and the second
+    /// 02:00 of a night whose clocks go back at 03:00); `manual-<now>-<random>`
+    /// otherwise.
+    pub fn run_id(&self, now_ms: i64, zone: chrono_tz::Tz) -> Result<String, RequestError> {
         if let Some(id) = &self.continue_run {
             return Ok(id.clone());
         }
@@ -69,7 +72,8 @@ impl ReconcileRequest {
             } else {
                 "nightly"
             };
-            return Ok(format!("{prefix}-{}", compact(at)));
+            let night = at.with_timezone(&zone).date_naive();
+            return Ok(format!("{prefix}-{}", night.format("%Y-%m-%d")));
         }
         if self.customers.as_ref().is_some_and(Vec::is_empty) {
             return Err(RequestError::EmptyCustomers);
@@ -98,26 +102,82 @@ fn compact(at: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
+    const NEW_YORK: chrono_tz::Tz = chrono_tz::America::New_York;
+
+    fn scheduled(at: &str) -> ReconcileRequest {
+        serde_json::from_value(serde_json::json!({ "scheduled_time": at })).unwrap()
+    }
+
     #[test]
-    fn the_scheduled_time_is_the_run_id() {
-        let r: ReconcileRequest =
-            serde_json::from_str(r#"{"scheduled_time":"2026-11-25T07:00:00Z"}"#).unwrap();
-        assert_eq!(r.run_id(0).unwrap(), "nightly-20261125T070000Z");
+    fn the_scheduled_night_is_the_run_id() {
+        let r = scheduled("2026-11-25T07:00:00Z");
+        assert_eq!(r.run_id(0, NEW_YORK).unwrap(), "nightly-2026-11-25");
         // The same instant written with an offset is the same night.
         let r: ReconcileRequest =
             serde_json::from_str(r#"{"time":"2026-11-25T02:00:00-05:00"}"#).unwrap();
-        assert_eq!(r.run_id(0).unwrap(), "nightly-20261125T070000Z");
+        assert_eq!(r.run_id(0, NEW_YORK).unwrap(), "nightly-2026-11-25");
         let manual = ReconcileRequest::default();
-        let (a, b) = (manual.run_id(0).unwrap(), manual.run_id(0).unwrap());
+        let (a, b) = (
+            manual.run_id(0, NEW_YORK).unwrap(),
+            manual.run_id(0, NEW_YORK).unwrap(),
+        );
         assert!(
             a.starts_with("manual-19700101T000000Z-") && a != b,
             "{a} {b}"
         );
         let bad: ReconcileRequest =
             serde_json::from_str(r#"{"scheduled_time":"tonight"}"#).unwrap();
-        assert_eq!(bad.run_id(0), Err(RequestError::BadScheduledTime));
+        assert_eq!(bad.run_id(0, NEW_YORK), Err(RequestError::BadScheduledTime));
         let empty: ReconcileRequest = serde_json::from_str(r#"{"customers":[]}"#).unwrap();
-        assert_eq!(empty.run_id(0), Err(RequestError::EmptyCustomers));
+        assert_eq!(empty.run_id(0, NEW_YORK), Err(RequestError::EmptyCustomers));
+    }
+
+    /// Europe/Berlin goes back from 03:00 to 02:00 on 2026-10-25, so 02:00
+    /// happens twice: at 00:00Z (CEST) and at 01:00Z (CET). Were both
+    /// delivered, both are the same night and the second finds the run.
+    #[test]
+    fn a_repeated_two_oclock_is_one_night() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let first = scheduled("2026-10-25T00:00:00Z").run_id(0, berlin).unwrap();
+        let second = scheduled("2026-10-25T01:00:00Z").run_id(0, berlin).unwrap();
+        assert_eq!(first, "nightly-2026-10-25");
+        assert_eq!(first, second);
+        // The nights around it keep their own ids.
+        assert_eq!(
+            scheduled("2026-10-24T00:00:00Z").run_id(0, berlin).unwrap(),
+            "nightly-2026-10-24"
+        );
+        assert_eq!(
+            scheduled("2026-10-26T01:00:00Z").run_id(0, berlin).unwrap(),
+            "nightly-2026-10-26"
+        );
+    }
+
+    /// New York springs forward at 02:00 on 2026-03-08: that 02:00 does not
+    /// exist and EventBridge Scheduler skips the night. The nights either
+    /// side are one day apart in their ids even though 23 hours separate
+    /// their 02:00s on one side and 24 on the other.
+    #[test]
+    fn the_nights_around_a_skipped_two_oclock_keep_their_dates() {
+        // 02:00 EST = 07:00Z; 02:00 EDT = 06:00Z.
+        assert_eq!(
+            scheduled("2026-03-07T07:00:00Z")
+                .run_id(0, NEW_YORK)
+                .unwrap(),
+            "nightly-2026-03-07"
+        );
+        assert_eq!(
+            scheduled("2026-03-09T06:00:00Z")
+                .run_id(0, NEW_YORK)
+                .unwrap(),
+            "nightly-2026-03-09"
+        );
+        // A retry of the Saturday night's delivery that arrives late (the
+        // schedule's retry window is an hour) is still the Saturday night.
+        assert_eq!(
+            scheduled("2026-03-07T07:00:00Z").run_id(0, NEW_YORK),
+            scheduled("2026-03-07T02:00:00-05:00").run_id(0, NEW_YORK)
+        );
     }
 }
 

@@ -602,7 +602,7 @@ mod tests {
 
     fn facts() -> RunFacts {
         RunFacts {
-            run_id: "nightly-20261125T070000Z".into(),
+            run_id: "nightly-2026-11-25".into(),
             status: "COMPLETED".into(),
             dry_run: false,
             stop_reason: None,

@@ -511,13 +511,38 @@ async fn a_dry_run_decides_everything_and_writes_nothing_but_its_report() {
 async fn the_same_scheduled_time_twice_runs_once() {
     let r = reconciler(3, 100);
     let first = run(&r, &scheduled()).await;
-    assert_eq!(first.run_id, "nightly-20261125T070000Z");
+    assert_eq!(first.run_id, "nightly-2026-11-25");
     assert_eq!(first.status, "completed");
     drift(&r);
     let second = run(&r, &scheduled()).await;
     assert_eq!(second.status, "already ran");
     assert_eq!(second.report_json_key, first.report_json_key);
     assert_eq!(r.warp.puts(), 0, "the second delivery did nothing");
+}
+
+/// Europe/Berlin's clocks go back from 03:00 to 02:00 on 2026-10-25: a
+/// schedule at 02:00 there could be delivered at 00:00Z and again at 01:00Z.
+/// The second delivery is the same night, and finds the run done.
+#[tokio::test]
+async fn a_repeated_two_oclock_runs_once() {
+    let mut r = reconciler(3, 100);
+    r.settings.timezone = chrono_tz::Europe::Berlin;
+    let at = |t: &str| ReconcileRequest {
+        scheduled_time: Some(t.into()),
+        ..Default::default()
+    };
+    let first = run(&r, &at("2026-10-25T00:00:00Z")).await;
+    assert_eq!(first.run_id, "nightly-2026-10-25");
+    assert_eq!(first.status, "completed");
+    drift(&r);
+    let second = run(&r, &at("2026-10-25T01:00:00Z")).await;
+    assert_eq!(second.run_id, first.run_id);
+    assert_eq!(second.status, "already ran");
+    assert_eq!(r.warp.puts(), 0, "the repeated hour wrote nothing");
+    // The next night is a run of its own.
+    let next = run(&r, &at("2026-10-26T01:00:00Z")).await;
+    assert_eq!(next.run_id, "nightly-2026-10-26");
+    assert_eq!(next.status, "completed");
 }
 
 #[tokio::test]
@@ -589,12 +614,7 @@ async fn the_daily_limit_stops_the_run_cleanly_with_a_report() {
         rep.summary.pairs_compared, 10,
         "two pages done before the cap"
     );
-    let record = r
-        .runs
-        .get("nightly-20261125T070000Z")
-        .await
-        .unwrap()
-        .unwrap();
+    let record = r.runs.get("nightly-2026-11-25").await.unwrap().unwrap();
     assert_eq!(record.status, super::ports::RunStatus::Stopped);
     // A second delivery of the night does not start over.
     assert_eq!(run(&r, &scheduled()).await.status, "already ran");
@@ -797,7 +817,7 @@ async fn an_unreadable_report_piece_is_an_error_in_the_report_not_a_silent_gap()
     assert_eq!(first.status, "continued");
     r.reports
         .put(
-            "reports/nightly-20261125T070000Z/pieces/1-000001.json",
+            "reports/nightly-2026-11-25/pieces/1-000001.json",
             b"not json".to_vec(),
             "application/json",
         )

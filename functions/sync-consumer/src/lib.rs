@@ -103,6 +103,12 @@ where
         })
         .collect();
     let report = consumer.handle_batch(&messages).await;
+    hubwarp::metrics::sync_batch(
+        report.messages,
+        report.duplicates,
+        report.unreadable.len(),
+        report.retry.len(),
+    );
     info!(
         request_id = %event.context.request_id,
         messages = report.messages,
@@ -142,8 +148,16 @@ where
     Ok(response)
 }
 
-/// SQS's longest visibility timeout.
-const MAX_HOLD_S: i64 = 12 * 3600;
+/// SQS refuses a visibility timeout that takes a message past 12 hours
+/// since it was received; the batch was received moments ago (the
+/// function's timeout is 30 s), so five minutes under that is always valid.
+const MAX_HOLD_S: i64 = 12 * 3600 - 300;
+
+/// How long to hide a message until HubSpot's daily cap resets at
+/// `until_ms`: at least a second, at most what SQS accepts.
+fn hold_seconds(until_ms: i64, now_ms: i64) -> i32 {
+    ((until_ms - now_ms) / 1000).clamp(1, MAX_HOLD_S) as i32
+}
 
 async fn hold(
     sqs: &aws_sdk_sqs::Client,
@@ -151,7 +165,7 @@ async fn hold(
     retry: &[String],
     until_ms: i64,
 ) {
-    let seconds = ((until_ms - hubwarp::time::now_ms()) / 1000).clamp(1, MAX_HOLD_S) as i32;
+    let seconds = hold_seconds(until_ms, hubwarp::time::now_ms());
     for r in records
         .iter()
         .filter(|r| r.message_id.as_ref().is_some_and(|id| retry.contains(id)))
@@ -198,4 +212,22 @@ async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, Strin
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
         .queue_url
         .ok_or_else(|| "GetQueueUrl answered no URL".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found when the suite ran after 12:00 UTC: the cap resets at midnight
+    /// UTC, over 12 hours away, and SQS refused 43,200 s because the
+    /// receive had already used part of the message's 12 hours.
+    #[test]
+    fn regression_hold_past_twelve_hours_is_refused_by_sqs() {
+        let now = 1_795_600_000_000;
+        let far = now + 20 * 3_600_000;
+        assert_eq!(hold_seconds(far, now), 43_200 - 300);
+        assert!(i64::from(hold_seconds(far, now)) < 12 * 3600);
+        assert_eq!(hold_seconds(now + 90_000, now), 90);
+        assert_eq!(hold_seconds(now - 5_000, now), 1, "a reset already past");
+    }
 }

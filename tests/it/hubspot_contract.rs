@@ -38,6 +38,7 @@ const BY_ID: &str = "/crm/v3/objects/companies/{companyId}";
 const BATCH_READ: &str = "/crm/v3/objects/companies/batch/read";
 const BATCH_UPDATE: &str = "/crm/v3/objects/companies/batch/update";
 const SEARCH: &str = "/crm/v3/objects/companies/search";
+const MERGE: &str = "/crm/v3/objects/companies/merge";
 
 /// A vendored file, checked to be the one SOURCES.md describes.
 fn load((name, sha256): (&str, &str)) -> Value {
@@ -459,6 +460,50 @@ async fn batch_answers_200_207_and_400_match_the_document() {
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);
         contract.check_answer("post", BATCH_UPDATE, &refused);
     }
+}
+
+/// Create and merge are what a person does in HubSpot (the demo's
+/// duplicate company and its merge); both honour the document too.
+#[tokio::test]
+async fn create_and_merge_match_the_document() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    let request =
+        json!({"properties": {"name": "Acme (duplicate)", "city": "Lyon"}, "associations": []});
+    contract.check_request("post", LIST, &request);
+    let created = peer.post(LIST, request).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    contract.check_answer("post", LIST, &created);
+    let new_id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(new_id, "6", "the next id after the seeded 1-5");
+    let refused = peer
+        .post(
+            LIST,
+            json!({"properties": {"nope": "x"}, "associations": []}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    contract.check_answer("post", LIST, &refused);
+
+    // Company 2 (GOLD tier) merged into the new one: the primary keeps its
+    // name and city and takes the tier it lacked; 2 is gone.
+    let request = json!({"primaryObjectId": new_id, "objectIdToMerge": "2"});
+    contract.check_request("post", MERGE, &request);
+    let merged = peer.post(MERGE, request).await;
+    assert_eq!(merged.status, StatusCode::OK, "{:?}", merged.body);
+    contract.check_answer("post", MERGE, &merged);
+    let props = &merged.body["properties"];
+    assert_eq!(props["name"], "Acme (duplicate)");
+    assert_eq!(props["warp_tier"], "GOLD");
+    assert!(peer.hubspot.company("2").is_none());
+    let gone = peer
+        .post(
+            MERGE,
+            json!({"primaryObjectId": new_id, "objectIdToMerge": "2"}),
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    contract.check_answer("post", MERGE, &gone);
 }
 
 #[tokio::test]

@@ -264,7 +264,11 @@ struct Inner {
 
 fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/crm/v3/objects/companies", get(routes::list))
+        .route(
+            "/crm/v3/objects/companies",
+            get(routes::list).post(routes::create),
+        )
+        .route("/crm/v3/objects/companies/merge", post(routes::merge))
         .route("/crm/v3/objects/companies/{id}", get(routes::get))
         .route(
             "/crm/v3/objects/companies/batch/read",

@@ -213,6 +213,49 @@ struct UpdateBody {
     inputs: Vec<UpdateInput>,
 }
 
+/// The values `properties` sets, with a detail in `details` for each one
+/// HubSpot refuses (read-only, undefined, not a scalar). `""` clears;
+/// null changes nothing (HubSpot ignores it).
+fn settable(
+    portal: &super::store::Portal,
+    properties: &Map<String, Value>,
+    details: &mut Vec<Value>,
+) -> Vec<(String, Value)> {
+    let mut set = Vec::new();
+    for (name, value) in properties {
+        let problem = if SYSTEM_PROPERTIES.contains(&name.as_str()) {
+            Some((
+                "READ_ONLY_VALUE",
+                format!("\"{name}\" is a read only property; its value cannot be set."),
+            ))
+        } else if !portal.is_defined(name) {
+            Some((
+                "PROPERTY_DOESNT_EXIST",
+                format!("Property \"{name}\" does not exist"),
+            ))
+        } else if value.is_object() || value.is_array() {
+            Some((
+                "INVALID_PROPERTY_VALUE",
+                format!("Property \"{name}\" takes a string value"),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = problem {
+            details.push(
+                json!({"message": message, "code": code, "context": {"propertyName": [name]}}),
+            );
+            continue;
+        }
+        match as_property_value(value.clone()) {
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => set.push((name.clone(), Value::Null)),
+            v => set.push((name.clone(), v)),
+        }
+    }
+    set
+}
+
 /// `BatchResponseSimplePublicObject`, or `...WithErrors` (207) when some
 /// ids were not found.
 fn batch_answer(
@@ -321,40 +364,10 @@ pub(super) async fn batch_update(State(shared): State<Shared>, bytes: Bytes) -> 
     let mut details = Vec::new();
     let mut changes = Vec::with_capacity(req.inputs.len());
     for input in &req.inputs {
-        let mut set = Vec::new();
-        for (name, value) in &input.properties {
-            let problem = if SYSTEM_PROPERTIES.contains(&name.as_str()) {
-                Some((
-                    "READ_ONLY_VALUE",
-                    format!("\"{name}\" is a read only property; its value cannot be set."),
-                ))
-            } else if !portal.is_defined(name) {
-                Some((
-                    "PROPERTY_DOESNT_EXIST",
-                    format!("Property \"{name}\" does not exist"),
-                ))
-            } else if value.is_object() || value.is_array() {
-                Some((
-                    "INVALID_PROPERTY_VALUE",
-                    format!("Property \"{name}\" takes a string value"),
-                ))
-            } else {
-                None
-            };
-            if let Some((code, message)) = problem {
-                details.push(
-                    json!({"message": message, "code": code, "context": {"propertyName": [name]}}),
-                );
-                continue;
-            }
-            // `""` clears; null changes nothing (HubSpot ignores it).
-            match as_property_value(value.clone()) {
-                Value::Null => {}
-                Value::String(s) if s.is_empty() => set.push((name.clone(), Value::Null)),
-                v => set.push((name.clone(), v)),
-            }
-        }
-        changes.push((input.id.clone(), set));
+        changes.push((
+            input.id.clone(),
+            settable(portal, &input.properties, &mut details),
+        ));
     }
     if !details.is_empty() {
         return invalid_properties(details);
@@ -377,6 +390,86 @@ pub(super) async fn batch_update(State(shared): State<Shared>, bytes: Bytes) -> 
         }
     }
     batch_answer(started, results, missing, "update")
+}
+
+// ---------------------------------------------------------------------------
+// Create and merge: what a person does in HubSpot (the demo's duplicate
+// company and its merge); the bridge itself never calls them.
+
+#[derive(Deserialize)]
+struct CreateBody {
+    properties: Map<String, Value>,
+    /// Required by `SimplePublicObjectInputForCreate`; the sandbox keeps no
+    /// associations.
+    #[allow(dead_code)]
+    associations: Vec<Value>,
+}
+
+pub(super) async fn create(State(shared): State<Shared>, bytes: Bytes) -> Response {
+    let req: CreateBody = match body(&bytes) {
+        Ok(r) => r,
+        Err(message) => return validation(message),
+    };
+    let mut inner = shared.lock();
+    let portal = &mut inner.portal;
+    let mut details = Vec::new();
+    let set = settable(portal, &req.properties, &mut details);
+    if !details.is_empty() {
+        return invalid_properties(details);
+    }
+    let id = portal.create(set);
+    let asked: Vec<String> = req.properties.keys().cloned().collect();
+    let Some(company) = portal.get(&id) else {
+        return not_found(format!("company {id} vanished"));
+    };
+    let object = portal.render(
+        &id,
+        company,
+        &Asked {
+            properties: &asked,
+            with_history: &[],
+        },
+    );
+    (StatusCode::CREATED, Json(object)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeBody {
+    primary_object_id: String,
+    object_id_to_merge: String,
+}
+
+/// The merged-away company is gone; the primary keeps its own values and
+/// takes the other's where it has none, as HubSpot's merge does.
+pub(super) async fn merge(State(shared): State<Shared>, bytes: Bytes) -> Response {
+    let req: MergeBody = match body(&bytes) {
+        Ok(r) => r,
+        Err(message) => return validation(message),
+    };
+    if req.primary_object_id == req.object_id_to_merge {
+        return validation("Cannot merge a company into itself");
+    }
+    let mut inner = shared.lock();
+    let portal = &mut inner.portal;
+    for id in [&req.primary_object_id, &req.object_id_to_merge] {
+        if portal.get(id).is_none() {
+            return not_found(format!("Object not found. objectId={id}"));
+        }
+    }
+    let asked = portal.merge(&req.primary_object_id, &req.object_id_to_merge);
+    let Some(company) = portal.get(&req.primary_object_id) else {
+        return not_found("the primary company vanished");
+    };
+    let object = portal.render(
+        &req.primary_object_id,
+        company,
+        &Asked {
+            properties: &asked,
+            with_history: &[],
+        },
+    );
+    Json(object).into_response()
 }
 
 // ---------------------------------------------------------------------------

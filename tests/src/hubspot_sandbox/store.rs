@@ -164,6 +164,50 @@ impl Portal {
 
     /// An API write: each value set (null clears), then a new
     /// `hs_lastmodifieddate`. The caller has checked the company exists.
+    /// A new company with the next id after the highest numeric one.
+    pub(super) fn create(&mut self, set: Vec<(String, Value)>) -> String {
+        let next = self
+            .companies
+            .keys()
+            .filter(|k| !k.non_numeric)
+            .map(|k| k.number)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let id = next.to_string();
+        let now = self.stamp();
+        let company = self.companies.entry(IdKey::new(&id)).or_default();
+        company.properties.insert("createdate".into(), now.into());
+        company
+            .properties
+            .insert("hs_object_id".into(), id.clone().into());
+        self.update(&IdKey::new(&id), set);
+        id
+    }
+
+    /// Moves `other` into `primary`: values `primary` lacks are taken from
+    /// `other`, which is removed. Returns the names of `primary`'s values.
+    pub(super) fn merge(&mut self, primary: &str, other: &str) -> Vec<String> {
+        let taken: Vec<(String, Value)> = match (self.get(primary), self.get(other)) {
+            (Some(p), Some(o)) => o
+                .properties
+                .iter()
+                .filter(|(name, v)| {
+                    !SYSTEM_PROPERTIES.contains(&name.as_str())
+                        && !v.is_null()
+                        && p.properties.get(*name).is_none_or(Value::is_null)
+                })
+                .map(|(name, v)| (name.clone(), v.clone()))
+                .collect(),
+            _ => return Vec::new(),
+        };
+        self.companies.remove(&IdKey::new(other));
+        self.update(&IdKey::new(primary), taken);
+        self.get(primary)
+            .map(|c| c.properties.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub(super) fn update(&mut self, key: &IdKey, changes: Vec<(String, Value)>) {
         let now = self.stamp();
         if let Some(company) = self.companies.get_mut(key) {

@@ -43,7 +43,7 @@ help:
 	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
 	@echo "make release     release build of the functions with cargo lambda"
 	@echo "make size / rss  release binary sizes / receiver memory after 1000 invocations"
-	@echo "make coldstart   time from exec to the first runtime API call, release build"
+	@echo "make coldstart   init and first invocation of the three functions beside hello-world (RUNS=20)"
 
 venv: $(VENV)/.installed
 
@@ -146,11 +146,15 @@ release: venv
 size: release
 	@ls -l target/lambda/*/bootstrap
 
-# Cold start of the release receiver: exec to its first runtime API call.
+# Cold start of the three functions beside a hello-world lambda_runtime
+# binary, release profile, same run: spawn -> first `next`, and the first
+# invocation against moto and the sandboxes (RUNS=20 starts each).
+RUNS ?= 20
 coldstart: venv
-	cargo build --quiet --release -p webhook-receiver
-	$(LOCAL_ENV) $(FUNCTION_ENV) HUBSPOT_CLIENT_SECRET=local-dev-client-secret \
-		$(PY) tests/coldstart.py target/release/webhook-receiver 20
+	cargo build --quiet --release -p webhook-receiver -p sync-consumer -p nightly-reconciler \
+		-p integration-tests --bin webhook-receiver --bin sync-consumer --bin nightly-reconciler \
+		--bin hello-lambda --bin coldstart
+	RUNS=$(RUNS) ./target/release/coldstart
 
 # Resident memory of the release receiver after N invocations (default 1000).
 rss: local-up

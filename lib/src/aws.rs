@@ -3,6 +3,15 @@
 //! The SDK's default chain already honours `AWS_ENDPOINT_URL` and the
 //! per-service `AWS_ENDPOINT_URL_<SERVICE>`, which is how local runs and
 //! tests point the real clients at a moto server on loopback.
+//!
+//! TLS trust: AWS endpoints present certificates of Amazon Trust Services,
+//! which chain to Amazon Root CA 1-4 or the Starfield Services G2 root. The
+//! SDK's default client instead parses the platform's whole store (about 140
+//! roots, 2.3 ms of a 4 ms cold start on the receiver, measured with
+//! `make coldstart`) before the first request. So the SDK trusts those five
+//! roots, vendored in `aws/amazon-trust-services.pem`; a custom https
+//! endpoint (`AWS_ENDPOINT_URL`), which may sit behind another CA, keeps
+//! the platform's store.
 
 use std::time::Duration;
 
@@ -25,6 +34,8 @@ pub async fn load(env: &Env, call_budget: Duration) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(call_budget));
     if let Some(url) = env.optional("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
+    } else if let Some(http) = amazon_trust_services_client() {
+        loader = loader.http_client(http);
     }
     if let Some(region) = env.optional("AWS_REGION") {
         loader = loader.region(Region::new(region.to_string()));
@@ -38,6 +49,29 @@ pub async fn load(env: &Env, call_budget: Duration) -> SdkConfig {
             loader.credentials_provider(Credentials::new(key, secret, token, None, "environment"));
     }
     loader.load().await
+}
+
+/// Amazon Trust Services' roots, for every AWS endpoint.
+const AMAZON_ROOTS: &[u8] = include_bytes!("aws/amazon-trust-services.pem");
+
+/// The SDK's own rustls (aws-lc) client, trusting only [`AMAZON_ROOTS`].
+/// `None` would leave the SDK's default (the platform's store); it cannot
+/// happen with the vendored file, which a test parses.
+fn amazon_trust_services_client() -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty().with_pem_certificate(AMAZON_ROOTS);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .ok()?;
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https(),
+    )
 }
 
 pub fn timeouts(call_budget: Duration) -> TimeoutConfig {
@@ -54,4 +88,22 @@ pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 
 pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vendored_roots_are_amazon_trust_services() {
+        use rustls_pki_types::pem::PemObject;
+        let pems: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(AMAZON_ROOTS)
+            .collect::<Result<_, _>>()
+            .expect("valid PEM");
+        assert_eq!(pems.len(), 5);
+        let mut store = rustls::RootCertStore::empty();
+        let (added, refused) = store.add_parsable_certificates(pems);
+        assert_eq!((added, refused), (5, 0));
+        assert!(amazon_trust_services_client().is_some());
+    }
 }

@@ -7,6 +7,7 @@ pub mod hubspot_sandbox;
 pub mod local;
 pub mod moto;
 pub mod resources;
+pub mod runtime_api;
 pub mod seed;
 pub mod warp_sandbox;
 

@@ -37,6 +37,9 @@ pub const LOCAL_DEFAULTS: &str = "HUBWARP_LOCAL_DEFAULTS";
 /// A source of settings: the process environment, or a map in tests.
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Every name a config asked for, set or not: lets a test hold the SAM
+    /// template's environment and the code to the same list of settings.
+    asked: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Env {
@@ -64,7 +67,10 @@ impl Env {
                 }
             }
         }
-        Ok(Self { vars })
+        Ok(Self {
+            vars,
+            asked: Default::default(),
+        })
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
@@ -73,11 +79,23 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            asked: Default::default(),
         }
+    }
+
+    /// The names asked for so far, sorted.
+    pub fn names_asked(&self) -> Vec<String> {
+        self.asked
+            .lock()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The value, with an empty string treated as unset.
     pub fn optional(&self, name: &str) -> Option<&str> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(name.to_string());
+        }
         self.vars
             .get(name)
             .map(|v| v.trim())

@@ -12,4 +12,6 @@ pub enum StartupError {
     Secret(#[from] SecretError),
     #[error("HTTP client: {0}")]
     Http(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }

@@ -45,6 +45,7 @@ impl SyncHarness {
             hubspot.upsert_company(&company_id(n), props);
         }
         let config = Config {
+            metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
             events_table: h.res.names.events_table(),
             tables: h.res.names.sync_tables(),
             warp_api_url: warp.base_url.clone(),

@@ -2,6 +2,7 @@
 //! loopback. One binary, one shared moto server, a resource prefix per test.
 
 mod consumer;
+mod emf;
 mod fixtures_in_events;
 mod hubspot_client;
 mod hubspot_contract;

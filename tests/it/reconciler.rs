@@ -86,6 +86,7 @@ impl Rig {
         };
         run.timezone = chrono_tz::America::New_York;
         let config = Config {
+            metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
             events_table: h.res.names.events_table(),
             tables: h.res.names.sync_tables(),
             runs_table: h.res.names.runs_table(),

@@ -26,6 +26,7 @@ async fn the_client_secret_is_read_from_secrets_manager_and_rotation_accepts_bot
         .arn
         .unwrap();
     let config = Config {
+        metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
         events_table: names.events_table(),
         sync_queue_url: res.sync_queue_url.clone(),
         client_secret: SecretSource::SecretsManager {
@@ -64,6 +65,7 @@ async fn a_missing_secret_fails_the_start_naming_the_setting() {
     let aws = MotoServer::shared().sdk_config().await;
     let names = Names::unique("nosecret");
     let config = Config {
+        metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
         events_table: names.events_table(),
         sync_queue_url: "http://127.0.0.1:1/123/q".into(),
         client_secret: SecretSource::SecretsManager {

@@ -12,6 +12,14 @@ fn template() -> Value {
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The value under a `!Ref` (or other) tag.
+fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
+    match v {
+        Value::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
 fn sub(v: &Value) -> String {
     match v {
         Value::Tagged(t) if t.tag == "!Sub" => t.value.as_str().unwrap_or_default().to_string(),
@@ -185,5 +193,210 @@ fn reconciler_environment_and_schedule() {
     assert_eq!(
         request.scheduled_time.as_deref(),
         Some("<aws.scheduler.scheduled-time>")
+    );
+}
+
+const FUNCTIONS: [(&str, &str); 3] = [
+    ("WebhookReceiverFunction", "webhook-receiver"),
+    ("SyncConsumerFunction", "sync-consumer"),
+    ("NightlyReconcilerFunction", "nightly-reconciler"),
+];
+
+#[test]
+fn each_function_is_built_by_cargo_lambda_from_its_crate() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(
+        t["Parameters"]["Architecture"]["Default"].as_str(),
+        Some("arm64")
+    );
+    for (logical_id, package) in FUNCTIONS {
+        let f = &t["Resources"][logical_id];
+        assert_eq!(
+            f["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{logical_id}"
+        );
+        let code_uri = f["Properties"]["CodeUri"].as_str().unwrap_or_default();
+        let manifest = workspace_root()
+            .join("infra")
+            .join(code_uri)
+            .join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap_or_else(|e| panic!("{logical_id}: {}: {e}", manifest.display()));
+        assert!(
+            text.contains(&format!("name = \"{package}\"")),
+            "{logical_id}: {} is not the {package} crate",
+            manifest.display()
+        );
+        // Its own log group, with the stack's retention.
+        let group = tagged(&f["Properties"]["LoggingConfig"]["LogGroup"], "!Ref")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert_eq!(
+            tagged(
+                &t["Resources"][group]["Properties"]["RetentionInDays"],
+                "!Ref"
+            )
+            .and_then(Value::as_str),
+            Some("LogRetentionDays"),
+            "{logical_id}: log group {group}"
+        );
+    }
+}
+
+/// Gives each `!Ref`, `!Sub`, `!GetAtt` and `!If` of an environment a value
+/// of the shape AWS would: a parameter's default, a table's name, a
+/// queue's URL, a secret's or topic's ARN.
+fn resolve(t: &Value, v: &Value) -> Option<String> {
+    let prefix = t["Parameters"]["ResourcePrefix"]["Default"]
+        .as_str()
+        .unwrap_or_default();
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Tagged(tag) => match tag.tag.to_string().as_str() {
+            "!Sub" => Some(
+                tag.value
+                    .as_str()?
+                    .replace("${ResourcePrefix}", prefix)
+                    .replace("${AWS::Region}", "us-east-1")
+                    .replace("${AWS::AccountId}", "123456789012"),
+            ),
+            "!If" => {
+                // The branch that sets a value.
+                let branches = tag.value.as_sequence()?;
+                resolve(t, branches.get(1)?)
+            }
+            "!Ref" => {
+                let name = tag.value.as_str()?;
+                if name == "AWS::NoValue" {
+                    return None;
+                }
+                if let Some(p) = t["Parameters"].get(name) {
+                    return match &p["Default"] {
+                        Value::String(s) if s.is_empty() => Some("https://example.com/hook".into()),
+                        d => resolve(t, d),
+                    };
+                }
+                let kind = t["Resources"][name]["Type"].as_str().unwrap_or_default();
+                Some(match kind {
+                    "AWS::SQS::Queue" => {
+                        format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}")
+                    }
+                    "AWS::SecretsManager::Secret" => {
+                        format!(
+                            "arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"
+                        )
+                    }
+                    "AWS::SNS::Topic" => format!("arn:aws:sns:us-east-1:123456789012:{name}"),
+                    _ => format!("{prefix}-{name}"),
+                })
+            }
+            other => panic!("unexpected {other} in an environment"),
+        },
+        _ => None,
+    }
+}
+
+/// The template sets exactly the settings each function's config reads:
+/// every required one (the config starts from the template's environment
+/// alone) and nothing the code never reads (a renamed setting left behind).
+#[test]
+fn each_function_environment_is_what_its_config_reads() {
+    use hubwarp::settings::Env;
+    let t = template();
+    for (logical_id, _) in FUNCTIONS {
+        let vars = t["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{logical_id} has no environment"));
+        let set: Vec<(String, String)> = vars
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), resolve(&t, v)?)))
+            .collect();
+        let env = Env::from_pairs(set.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let started = match logical_id {
+            "WebhookReceiverFunction" => webhook_receiver::Config::from_env(&env).map(|_| ()),
+            "SyncConsumerFunction" => sync_consumer::Config::from_env(&env).map(|_| ()),
+            _ => nightly_reconciler::Config::from_env(&env).map(|_| ()),
+        };
+        if let Err(e) = started {
+            panic!("{logical_id} cannot start from the template's environment: {e}");
+        }
+        let asked = env.names_asked();
+        for (name, _) in &set {
+            // Read by the tracing subscriber before any config exists.
+            if name == "RUST_LOG" {
+                continue;
+            }
+            assert!(
+                asked.contains(name),
+                "{logical_id} sets {name}, which its config never reads"
+            );
+        }
+        for name in vars.keys().filter_map(|k| k.as_str()) {
+            assert!(
+                !name.ends_with("_TOKEN") && !name.ends_with("_SECRET"),
+                "{logical_id}: {name} would put a secret in the template; use {name}_ARN"
+            );
+        }
+    }
+}
+
+/// Every alarm on the functions' own metrics watches a name the code emits,
+/// in the namespace the functions are given, with a dimension they set.
+#[test]
+fn alarms_watch_metrics_the_functions_emit() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("resources");
+    let namespace = "HubSpotWarp/${ResourcePrefix}";
+    for (logical_id, _) in FUNCTIONS {
+        let vars = &t["Resources"][logical_id]["Properties"]["Environment"]["Variables"];
+        assert_eq!(sub(&vars["METRICS_NAMESPACE"]), namespace, "{logical_id}");
+    }
+    let mut watched = 0;
+    let mut check = |alarm: &str, metric: &Value| {
+        let Some(ns) = tagged(&metric["Namespace"], "!Sub") else {
+            return;
+        };
+        assert_eq!(ns.as_str(), Some(namespace), "{alarm}");
+        let name = metric["MetricName"].as_str().unwrap_or_default();
+        assert!(
+            hubwarp::metrics::name::ALL.contains(&name),
+            "{alarm} watches {name}, which no function emits"
+        );
+        let function = metric["Dimensions"]
+            .as_sequence()
+            .and_then(|d| d.iter().find(|d| d["Name"].as_str() == Some("Function")))
+            .and_then(|d| d["Value"].as_str())
+            .unwrap_or_default();
+        assert!(
+            FUNCTIONS.iter().any(|(_, f)| *f == function),
+            "{alarm}: Function dimension {function:?}"
+        );
+        watched += 1;
+    };
+    for (id, r) in resources {
+        if r["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let id = id.as_str().unwrap_or_default();
+        let p = &r["Properties"];
+        assert!(
+            p["AlarmActions"]
+                .as_sequence()
+                .is_some_and(|a| !a.is_empty()),
+            "{id} tells no one"
+        );
+        check(id, p);
+        for m in p["Metrics"].as_sequence().into_iter().flatten() {
+            check(id, &m["MetricStat"]["Metric"]);
+        }
+    }
+    assert!(
+        watched >= 5,
+        "only {watched} alarms on the functions' metrics"
     );
 }

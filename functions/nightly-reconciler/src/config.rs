@@ -56,6 +56,9 @@ pub struct Config {
     /// (time left when an invocation hands over, default 90000),
     /// `SWEEP_AFTER_MINUTES` (default 60).
     pub run: RunSettings,
+    /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`,
+    /// default HubSpotWarp/hubspot-warp).
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -128,6 +131,7 @@ impl Config {
                 timezone,
                 ..RunSettings::default()
             },
+            metrics_namespace: hubwarp::metrics::namespace(env)?,
         })
     }
 }

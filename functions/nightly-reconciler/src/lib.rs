@@ -193,6 +193,7 @@ pub async fn handle(
         )
         .await
         .map_err(|e| {
+            hubwarp::metrics::run_failed();
             tracing::error!(request_id = %event.context.request_id, error = %e, "reconcile invocation failed");
             e.to_string()
         })?;

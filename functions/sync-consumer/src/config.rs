@@ -30,6 +30,9 @@ pub struct Config {
     pub sync_log_retention_days: u64,
     /// Time budget of one WARP or HubSpot call (`HTTP_TIMEOUT_MS`, default 5000).
     pub http_timeout: Duration,
+    /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`,
+    /// default HubSpotWarp/hubspot-warp).
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
                 5_000,
                 100..=60_000,
             )?),
+            metrics_namespace: hubwarp::metrics::namespace(env)?,
         })
     }
 }

@@ -1,3 +1,4 @@
+use hubwarp::metrics::Metrics;
 use hubwarp::settings::Env;
 use lambda_runtime::{Error, service_fn};
 use sync_consumer::{AwsConsumer, Config, StartupError};
@@ -5,25 +6,28 @@ use sync_consumer::{AwsConsumer, Config, StartupError};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     hubwarp::telemetry::init();
-    let (consumer, sqs) = match start().await {
+    let (consumer, sqs, metrics) = match start().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "sync-consumer cannot start");
             return Err(e.into());
         }
     };
-    lambda_runtime::run(service_fn(|event| {
-        sync_consumer::handle_holding(&consumer, Some(&sqs), event)
+    let (consumer, sqs, metrics) = (&consumer, &sqs, &metrics);
+    lambda_runtime::run(service_fn(|event| async move {
+        let answer = sync_consumer::handle_holding(consumer, Some(sqs), event).await;
+        metrics.flush();
+        answer
     }))
     .await
 }
 
-async fn start() -> Result<(AwsConsumer, aws_sdk_sqs::Client), StartupError> {
+async fn start() -> Result<(AwsConsumer, aws_sdk_sqs::Client, Metrics), StartupError> {
     let env = Env::from_process()?;
     let config = Config::from_env(&env)?;
     let aws = hubwarp::aws::load(&env, std::time::Duration::from_secs(5)).await;
-    Ok((
-        sync_consumer::build(&config, &aws).await?,
-        hubwarp::aws::sqs(&aws),
-    ))
+    let consumer = sync_consumer::build(&config, &aws).await?;
+    let metrics = Metrics::install(&config.metrics_namespace, "sync-consumer")
+        .map_err(StartupError::Metrics)?;
+    Ok((consumer, hubwarp::aws::sqs(&aws), metrics))
 }

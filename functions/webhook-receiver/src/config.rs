@@ -29,6 +29,9 @@ pub struct Config {
     /// Days an event record is kept for dedup (`EVENT_RETENTION_DAYS`,
     /// default 30; HubSpot retries for up to a day).
     pub event_retention_days: u64,
+    /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`,
+    /// default HubSpotWarp/hubspot-warp).
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
                 1024..=LAMBDA_PAYLOAD_LIMIT,
             )?,
             event_retention_days: env.parse_in_range("EVENT_RETENTION_DAYS", 30, 2..=365)?,
+            metrics_namespace: hubwarp::metrics::namespace(env)?,
         })
     }
 }

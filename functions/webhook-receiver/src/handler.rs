@@ -71,6 +71,17 @@ impl Rejection {
             Self::Incomplete { .. } => "retry_later",
         }
     }
+
+    /// The `Reason` dimension of the RequestsRejected metric.
+    fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::Method(_) => "method",
+            Self::TooLarge { .. } => "too_large",
+            Self::Signature(_) => "signature",
+            Self::Payload(_) => "payload",
+            Self::Incomplete { .. } => "incomplete",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -93,6 +104,7 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(match result {
             Ok((version, report)) => {
+                hubwarp::metrics::webhook_delivery(&report, None);
                 info!(
                     request_id,
                     status = 200,
@@ -111,6 +123,7 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
             }
             Err((rejection, report)) => {
                 let status = rejection.status();
+                hubwarp::metrics::webhook_delivery(&report, Some(rejection.metric_reason()));
                 warn!(
                     request_id,
                     status = status.as_u16(),

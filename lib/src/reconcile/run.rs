@@ -240,7 +240,7 @@ where
         alerts: &A,
     ) -> Result<Outcome, RunFailure> {
         let started = now_ms();
-        let run_id = request.run_id(started)?;
+        let run_id = request.run_id(started, self.settings.timezone)?;
         let owner = uuid::Uuid::new_v4().to_string();
         let fresh = (request.continue_run.is_none()).then(|| RunRecord {
             run_id: run_id.clone(),
@@ -1253,6 +1253,7 @@ where
             duration_ms = report.duration_ms,
             "run finished"
         );
+        crate::metrics::run_finished(run.status == RunStatus::Stopped, s, report.duration_ms);
         if s.needs_attention() || run.status == RunStatus::Stopped {
             self.alert(&report, &run, alerts).await;
         }

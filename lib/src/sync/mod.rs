@@ -639,6 +639,7 @@ where
                     )
                 }
             };
+            crate::metrics::change(outcome);
             info!(
                 dedup_key = %item.message.dedup_key,
                 customer_id = %before.id,
@@ -699,6 +700,7 @@ where
         status: EventStatus,
     ) -> Result<(), Transient> {
         let e = &item.message.event;
+        crate::metrics::change(outcome);
         info!(dedup_key = %item.message.dedup_key, customer_id, outcome, reason, "event decision");
         self.store
             .append(&[SyncLogEntry {

@@ -215,6 +215,7 @@ impl WarpClient {
                 req = req.header(reqwest::header::IF_MATCH, tag);
             }
             async move {
+                crate::metrics::warp_call();
                 match req.send().await {
                     Ok(resp) => read(resp).await,
                     Err(e) => Attempt::Retry {

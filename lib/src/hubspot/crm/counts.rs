@@ -54,10 +54,12 @@ impl Shared {
             Kind::Search => &self.search,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::hubspot_call();
     }
 
     pub(super) fn throttled(&self) {
         self.rate_limited_429s.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::hubspot_rate_limited();
     }
 
     pub(super) fn waited(&self, wait: Duration) {
@@ -67,6 +69,7 @@ impl Shared {
         self.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
         self.waited_ms
             .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        crate::metrics::rate_limit_wait(wait.as_millis() as u64);
     }
 
     pub(super) fn daily_limit_until(&self, retry_at_ms: i64) {

@@ -1,0 +1,259 @@
+//! CloudWatch metrics as embedded-metric-format (EMF) log lines.
+//!
+//! The code counts with the `metrics` facade wherever a decision is taken;
+//! each function installs the EMF recorder at cold start and flushes it to
+//! stdout after every invocation. CloudWatch Logs turns the `_aws` lines
+//! into metrics, so the alarms in the SAM template cost no PutMetricData
+//! call and no extra latency. With no recorder installed (unit and
+//! integration tests in one process), every count is a no-op.
+//!
+//! Every line carries the dimension `Function`; counts with a reason add a
+//! `Reason` dimension. The names below are the ones the template's alarms
+//! use: a test holds the two together.
+
+use std::io::Write;
+
+use crate::intake::IntakeReport;
+use crate::reconcile::report::Counters;
+use crate::settings::{Env, SettingError};
+
+/// The CloudWatch namespace (`METRICS_NAMESPACE`); the template sets
+/// `HubSpotWarp/<ResourcePrefix>` so two stacks in one account never mix.
+pub const NAMESPACE_SETTING: &str = "METRICS_NAMESPACE";
+pub const DEFAULT_NAMESPACE: &str = "HubSpotWarp/hubspot-warp";
+
+/// Metric names, shared with the alarms of `infra/template.yaml`.
+pub mod name {
+    // webhook-receiver
+    pub const EVENTS_RECEIVED: &str = "EventsReceived";
+    pub const EVENTS_NEW: &str = "EventsNew";
+    pub const EVENTS_DUPLICATE: &str = "EventsDuplicate";
+    pub const EVENTS_REQUEUED: &str = "EventsRequeued";
+    pub const EVENTS_IGNORED: &str = "EventsIgnored";
+    pub const EVENTS_UNREADABLE: &str = "EventsUnreadable";
+    /// Requests not answered 200, by `Reason` (method, too_large, signature,
+    /// payload, incomplete).
+    pub const REQUESTS_REJECTED: &str = "RequestsRejected";
+    // sync-consumer
+    pub const MESSAGES: &str = "MessagesReceived";
+    pub const MESSAGES_DUPLICATE: &str = "MessagesDuplicate";
+    pub const MESSAGES_UNREADABLE: &str = "MessagesUnreadable";
+    pub const MESSAGES_RETRIED: &str = "MessagesRetried";
+    pub const CHANGES_APPLIED: &str = "ChangesApplied";
+    pub const CHANGES_IN_SYNC: &str = "ChangesInSync";
+    /// By `Reason`: stale, direction, unmapped, inactive-link, unmatched, ...
+    pub const CHANGES_SKIPPED: &str = "ChangesSkipped";
+    pub const CONFLICTS: &str = "Conflicts";
+    pub const CHANGES_FAILED: &str = "ChangesFailed";
+    // nightly-reconciler
+    /// A run reached its end (completed or stopped): its absence for a day
+    /// is the "night with no run" alarm.
+    pub const RUNS_FINISHED: &str = "RunsFinished";
+    pub const RUNS_STOPPED: &str = "RunsStopped";
+    /// An invocation failed; the platform retries it from the checkpoint.
+    pub const RUNS_FAILED: &str = "RunsFailed";
+    pub const RUN_DURATION: &str = "RunDuration";
+    pub const PAIRS_COMPARED: &str = "PairsCompared";
+    pub const FIXED_IN_WARP: &str = "FieldsFixedInWarp";
+    pub const FIXED_IN_HUBSPOT: &str = "FieldsFixedInHubSpot";
+    pub const CONFLICTS_FOR_REVIEW: &str = "ConflictsForReview";
+    pub const UNMATCHED: &str = "RecordsUnmatched";
+    pub const RUN_ERRORS: &str = "RunErrors";
+    // both API clients, in whichever function calls them
+    pub const HUBSPOT_CALLS: &str = "HubSpotCalls";
+    pub const HUBSPOT_429S: &str = "HubSpotRateLimited";
+    pub const RATE_LIMIT_WAITS: &str = "RateLimitWaits";
+    pub const RATE_LIMIT_WAITED: &str = "RateLimitWaited";
+    pub const WARP_CALLS: &str = "WarpCalls";
+
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        EVENTS_RECEIVED,
+        EVENTS_NEW,
+        EVENTS_DUPLICATE,
+        EVENTS_REQUEUED,
+        EVENTS_IGNORED,
+        EVENTS_UNREADABLE,
+        REQUESTS_REJECTED,
+        MESSAGES,
+        MESSAGES_DUPLICATE,
+        MESSAGES_UNREADABLE,
+        MESSAGES_RETRIED,
+        CHANGES_APPLIED,
+        CHANGES_IN_SYNC,
+        CHANGES_SKIPPED,
+        CONFLICTS,
+        CHANGES_FAILED,
+        RUNS_FINISHED,
+        RUNS_STOPPED,
+        RUNS_FAILED,
+        RUN_DURATION,
+        PAIRS_COMPARED,
+        FIXED_IN_WARP,
+        FIXED_IN_HUBSPOT,
+        CONFLICTS_FOR_REVIEW,
+        UNMATCHED,
+        RUN_ERRORS,
+        HUBSPOT_CALLS,
+        HUBSPOT_429S,
+        RATE_LIMIT_WAITS,
+        RATE_LIMIT_WAITED,
+        WARP_CALLS,
+    ];
+}
+
+/// The installed recorder of one function.
+pub struct Metrics {
+    collector: &'static metrics_cloudwatch_embedded::Collector,
+}
+
+/// The namespace setting, checked against CloudWatch's rule (1-255 of
+/// A-Z a-z 0-9 . - _ / # :) so a typo stops the cold start, not the metrics.
+pub fn namespace(env: &Env) -> Result<String, SettingError> {
+    let namespace = env.optional(NAMESPACE_SETTING).unwrap_or(DEFAULT_NAMESPACE);
+    if namespace.len() > 255
+        || namespace.starts_with(':')
+        || !namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#:".contains(c))
+    {
+        return Err(SettingError::malformed(
+            NAMESPACE_SETTING,
+            "a CloudWatch namespace is 1-255 of A-Z a-z 0-9 . - _ / # :",
+        ));
+    }
+    Ok(namespace.to_string())
+}
+
+impl Metrics {
+    /// Installs the process-wide EMF recorder for `function`, once per
+    /// cold start. A second recorder in one process is refused.
+    pub fn install(namespace: &str, function: &'static str) -> Result<Self, String> {
+        let collector = metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(namespace.to_string())
+            .with_dimension("Function", function)
+            .init()
+            .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+        describe();
+        Ok(Self { collector })
+    }
+
+    /// Writes the counts of this invocation as EMF lines and starts again
+    /// from zero. Failing to write a metric never fails the invocation.
+    pub fn flush(&self) {
+        let mut out = Vec::with_capacity(1024);
+        if let Err(e) = self.collector.flush(&mut out) {
+            tracing::warn!(error = %e, "metrics not written");
+            return;
+        }
+        // One write: the lines reach the log whole, not interleaved.
+        let _ = std::io::stdout().lock().write_all(&out);
+    }
+
+    /// As [`Metrics::flush`], into `out` (tests).
+    pub fn flush_to(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.collector.flush(out)
+    }
+}
+
+fn count(name: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!(name).increment(n as u64);
+    }
+}
+
+/// One webhook delivery: what became of its events, and why it was
+/// refused when it was.
+pub fn webhook_delivery(report: &IntakeReport, rejected: Option<&'static str>) {
+    count(name::EVENTS_RECEIVED, report.received);
+    count(name::EVENTS_NEW, report.new);
+    count(name::EVENTS_DUPLICATE, report.duplicate);
+    count(name::EVENTS_REQUEUED, report.requeued);
+    count(name::EVENTS_IGNORED, report.ignored);
+    count(name::EVENTS_UNREADABLE, report.unreadable);
+    if let Some(reason) = rejected {
+        metrics::counter!(name::REQUESTS_REJECTED, "Reason" => reason).increment(1);
+    }
+}
+
+/// One SQS batch of the consumer (the per-change outcomes are counted as
+/// they are decided, by [`change`]).
+pub fn sync_batch(messages: usize, duplicates: usize, unreadable: usize, retried: usize) {
+    count(name::MESSAGES, messages);
+    count(name::MESSAGES_DUPLICATE, duplicates);
+    count(name::MESSAGES_UNREADABLE, unreadable);
+    count(name::MESSAGES_RETRIED, retried);
+}
+
+/// One decision of the consumer, by its sync-log outcome.
+pub fn change(outcome: &str) {
+    match outcome {
+        "applied" => count(name::CHANGES_APPLIED, 1),
+        "in-sync" => count(name::CHANGES_IN_SYNC, 1),
+        "failed" => count(name::CHANGES_FAILED, 1),
+        o if o.starts_with("conflict") => count(name::CONFLICTS, 1),
+        o => {
+            let reason = o.strip_prefix("skipped-").unwrap_or(o).to_string();
+            metrics::counter!(name::CHANGES_SKIPPED, "Reason" => reason).increment(1);
+        }
+    }
+}
+
+/// A reconcile run reached its end.
+pub fn run_finished(stopped: bool, summary: &Counters, duration_ms: i64) {
+    count(name::RUNS_FINISHED, 1);
+    if stopped {
+        count(name::RUNS_STOPPED, 1);
+    }
+    metrics::histogram!(name::RUN_DURATION).record(duration_ms.max(0) as f64);
+    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    count(name::PAIRS_COMPARED, n(summary.pairs_compared));
+    count(name::FIXED_IN_WARP, n(summary.fixed_in_warp));
+    count(name::FIXED_IN_HUBSPOT, n(summary.fixed_in_hubspot));
+    count(name::CONFLICTS_FOR_REVIEW, n(summary.conflicts_for_review));
+    count(
+        name::UNMATCHED,
+        n(summary.unmatched_warp + summary.unmatched_hubspot),
+    );
+    count(name::RUN_ERRORS, n(summary.errors));
+}
+
+/// A reconcile invocation failed (the run resumes from its checkpoint).
+pub fn run_failed() {
+    count(name::RUNS_FAILED, 1);
+}
+
+/// A request sent to HubSpot (retries included).
+pub fn hubspot_call() {
+    count(name::HUBSPOT_CALLS, 1);
+}
+
+/// HubSpot answered 429.
+pub fn hubspot_rate_limited() {
+    count(name::HUBSPOT_429S, 1);
+}
+
+/// A HubSpot request waited for the rate limit before it was sent.
+pub fn rate_limit_wait(waited_ms: u64) {
+    count(name::RATE_LIMIT_WAITS, 1);
+    metrics::counter!(name::RATE_LIMIT_WAITED).increment(waited_ms);
+}
+
+/// A request sent to WARP.
+pub fn warp_call() {
+    count(name::WARP_CALLS, 1);
+}
+
+/// Registers the units CloudWatch shows (milliseconds for the durations).
+fn describe() {
+    metrics::describe_histogram!(
+        name::RUN_DURATION,
+        metrics::Unit::Milliseconds,
+        "run length"
+    );
+    metrics::describe_counter!(
+        name::RATE_LIMIT_WAITED,
+        metrics::Unit::Milliseconds,
+        "time spent waiting for HubSpot's rate limit"
+    );
+}

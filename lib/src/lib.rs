@@ -9,6 +9,7 @@ pub mod http;
 pub mod hubspot;
 pub mod intake;
 pub mod mapping;
+pub mod operate;
 pub mod queue;
 pub mod reconcile;
 pub mod secrets;

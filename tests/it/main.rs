@@ -5,6 +5,7 @@ mod consumer;
 mod fixtures_in_events;
 mod hubspot_client;
 mod hubspot_contract;
+mod operate;
 mod receiver;
 mod reconciler;
 mod sandboxes;

@@ -6,7 +6,7 @@
 //! back through the normal paths (WARP `PUT` with `If-Match`, HubSpot batch
 //! update) and the field's baseline goes back to the one the run decided
 //! against. Anything changed since is left alone and listed. The undo is a
-//! run of its own (`undo-<run id>-<time>`, in the runs table) with a report
+//! run of its own (`undo-<run id>-<time>-<random>`, in the runs table) with a report
 //! made by the reports' own machinery; `--dry-run` writes only the report.
 //!
 //! An undo is an exact inverse: values and baselines are as they were
@@ -142,7 +142,13 @@ where
     }
 
     let started = crate::time::now_ms();
-    let undo_id = format!("undo-{run_id}-{}", compact(started));
+    // Random like a manual run's: two undos of one run in the same second
+    // are two runs.
+    let undo_id = format!(
+        "undo-{run_id}-{}-{}",
+        compact(started),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
     // The baselines the run decided against, to put back with the values.
     let baselines: HashMap<(&str, &str), Option<&Value>> = report
         .differences

@@ -140,7 +140,7 @@ impl SyncLogReader for MemorySyncStore {
             .filter(|e| e.customer_id == customer_id)
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        out.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         out.truncate(limit);
         Ok(out)
     }

@@ -71,7 +71,8 @@ pub async fn dlq_url(sqs: &Client, source_url: &str) -> Result<String, OperateEr
 pub struct DeadLetter {
     pub message_id: String,
     pub sent_at_ms: Option<i64>,
-    /// Receives, including those before it moved here.
+    /// Receives before this listing, those before it moved here included
+    /// (SQS keeps the count; each listing adds one).
     pub receive_count: Option<u32>,
     pub dedup_key: Option<String>,
     pub event_status: Option<String>,
@@ -149,8 +150,9 @@ pub async fn list<E: EventRecords>(
             out.push(DeadLetter {
                 message_id: id,
                 sent_at_ms: attr(MessageSystemAttributeName::SentTimestamp),
+                // This listing's own receive is one of them.
                 receive_count: attr(MessageSystemAttributeName::ApproximateReceiveCount)
-                    .map(|n| n as u32),
+                    .map(|n| n.saturating_sub(1).max(0) as u32),
                 dedup_key,
                 event_status,
                 why,

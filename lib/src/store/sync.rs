@@ -240,3 +240,57 @@ pub trait ConflictQueue: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Vec<ConflictRecord>, StoreError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_id_is_short_stable_and_tells_two_times_apart() {
+        let c = ConflictRecord {
+            customer_id: "cus_1".into(),
+            field: "credit_limit".into(),
+            property: "warp_credit_limit".into(),
+            hubspot_value: "7000".into(),
+            hubspot_occurred_at: 1_763_700_000_000,
+            warp_value: "\"6000\"".into(),
+            warp_updated_at: None,
+            dedup_key: "k".into(),
+        };
+        assert_eq!(c.key(), "credit_limit#1763700000000");
+        let id = c.id();
+        assert_eq!(id.len(), 8);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(c.clone().id(), id, "stable");
+        let later = ConflictRecord {
+            hubspot_occurred_at: c.hubspot_occurred_at + 1,
+            ..c.clone()
+        };
+        assert_ne!(later.id(), id);
+    }
+
+    #[test]
+    fn a_log_entry_says_where_it_came_from() {
+        assert_eq!(
+            Source::of(
+                "62515:2951763:3718120641:18476215990:1763740800000:company.propertyChange:name"
+            ),
+            Source::Event {
+                dedup_key:
+                    "62515:2951763:3718120641:18476215990:1763740800000:company.propertyChange:name"
+                        .into(),
+                event_id: Some("3718120641".into()),
+            }
+        );
+        assert_eq!(
+            Source::of("run:nightly-20261125T070000Z").to_string(),
+            "run nightly-20261125T070000Z"
+        );
+        assert_eq!(
+            Source::of("conflict:0a1b2c3d").to_string(),
+            "conflict 0a1b2c3d resolved"
+        );
+        let unreadable = Source::of("unreadable:1:2:abc");
+        assert!(matches!(unreadable, Source::Event { event_id: None, .. }));
+    }
+}

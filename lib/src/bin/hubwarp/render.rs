@@ -120,17 +120,16 @@ pub fn explain(x: &Explanation, json: bool) -> String {
         }
         out.push_str(&t.render());
         if let [one] = x.now.as_slice() {
-            let _ = writeln!(
-                out,
-                "\n{} {}: {}",
-                one.field,
-                if one.agree {
-                    "agrees on both sides"
-                } else {
-                    "differs"
-                },
-                one.state
-            );
+            let _ = if one.agree {
+                writeln!(out, "\n{} agrees on both sides now.", one.field)
+            } else {
+                writeln!(
+                    out,
+                    "\n{} {}.",
+                    one.field,
+                    one.state.replacen("differ", "differs", 1)
+                )
+            };
         }
     }
     for n in &x.notes {
@@ -202,16 +201,16 @@ pub fn dead_letters(d: &[DeadLetter], json: bool) -> String {
     if json {
         return as_json(d);
     }
-    let mut t = Table::new(&["SENT", "RECEIVES", "EVENT", "WHY", "KEY", "MESSAGE"]);
+    let mut t = Table::new(&["SENT", "RECEIVES", "EVENT", "MESSAGE", "WHY", "KEY"]);
     for m in d {
         t.row(vec![
             opt_time(m.sent_at_ms),
             m.receive_count
                 .map_or_else(|| "-".into(), |n| n.to_string()),
             opt(&m.event_status),
+            m.message_id.clone(),
             m.why.clone(),
             opt(&m.dedup_key),
-            m.message_id.clone(),
         ]);
     }
     format!(
@@ -243,7 +242,10 @@ pub fn conflicts(c: &[OpenConflict], json: bool) -> String {
             x.id.clone(),
             x.customer_id.clone(),
             x.field.clone(),
-            x.warp_value.clone(),
+            // JSON text in the record; shown as the other values are.
+            serde_json::from_str::<Value>(&x.warp_value)
+                .map(|v| value(&v))
+                .unwrap_or_else(|_| x.warp_value.clone()),
             x.hubspot_value.clone(),
             x.raised_at.clone(),
             x.source.clone(),
@@ -305,13 +307,18 @@ pub fn outcome(o: &Outcome, bucket: Option<&str>, json: bool) -> String {
     if json {
         return as_json(o);
     }
-    let mut out = format!(
-        "Run {}: {}{}\n{}\n",
-        o.run_id,
-        o.status,
-        if o.dry_run { " (dry run)" } else { "" },
-        o.message
-    );
+    // A finished run's message is its summary, naming the run.
+    let mut out = if o.message.starts_with("Run ") {
+        format!("{}\n", o.message)
+    } else {
+        format!(
+            "Run {}: {}{}: {}\n",
+            o.run_id,
+            o.status,
+            if o.dry_run { " (dry run)" } else { "" },
+            o.message
+        )
+    };
     if let Some(s) = &o.summary {
         out.push('\n');
         out.push_str(&summary_table(s));

@@ -1,9 +1,11 @@
 //! Plain-text tables for a terminal: a header, aligned columns, long cells
-//! cut with an ellipsis. A table crate would bring styling and wrapping
+//! cut with an ellipsis, except in the last column, which holds what an
+//! operator copies (dedup keys, message ids) and has the line's end to
+//! itself. A table crate would bring styling and wrapping
 //! this output does not need; `--json` is the format for scripts.
 
 /// Cells longer than this are cut.
-const MAX_CELL: usize = 48;
+const MAX_CELL: usize = 80;
 
 pub struct Table {
     headers: Vec<&'static str>,
@@ -40,7 +42,19 @@ impl Table {
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| r.iter().map(|c| cut(c)).collect())
+            .map(|r| {
+                let last = r.len().saturating_sub(1);
+                r.iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if i == last {
+                            c.replace('\n', " ")
+                        } else {
+                            cut(c)
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for r in &rows {
@@ -81,11 +95,12 @@ mod tests {
     fn aligns_and_cuts() {
         let mut t = Table::new(&["ID", "VALUE"]);
         t.row(vec!["a".into(), "short".into()]);
-        t.row(vec!["long-id".into(), "x".repeat(60)]);
+        t.row(vec!["x".repeat(MAX_CELL + 10), "y".repeat(MAX_CELL + 10)]);
         let text = t.render();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "ID       VALUE");
-        assert_eq!(lines[1], "a        short");
-        assert!(lines[2].ends_with('…') && lines[2].chars().count() == 9 + MAX_CELL);
+        assert_eq!(lines[0], format!("ID{}VALUE", " ".repeat(MAX_CELL)));
+        assert!(lines[1].starts_with("a ") && lines[1].ends_with(" short"));
+        // Cut in the middle, whole at the end.
+        assert!(lines[2].contains('…') && lines[2].ends_with(&"y".repeat(MAX_CELL + 10)));
     }
 }

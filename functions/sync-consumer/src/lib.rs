@@ -151,7 +151,7 @@ async fn hold(
     retry: &[String],
     until_ms: i64,
 ) {
-    let seconds = ((until_ms - hubwarp::time::now_ms()) / 1000).clamp(1, MAX_HOLD_S) as i32;
+    let now = hubwarp::time::now_ms();
     for r in records
         .iter()
         .filter(|r| r.message_id.as_ref().is_some_and(|id| retry.contains(id)))
@@ -159,6 +159,16 @@ async fn hold(
         let (Some(arn), Some(handle)) = (&r.event_source_arn, &r.receipt_handle) else {
             continue;
         };
+        // SQS refuses a visibility that ends more than 12 hours after the
+        // message was sent (or first received): before noon UTC the reset
+        // at midnight is further away than that, so the hold is what is
+        // left of the 12 hours, less a minute for the calls in between.
+        let age_s = r
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|t| t.parse::<i64>().ok())
+            .map_or(0, |sent| (now - sent).max(0) / 1000);
+        let seconds = ((until_ms - now) / 1000).clamp(1, (MAX_HOLD_S - age_s - 60).max(1)) as i32;
         let result = async {
             let url = queue_url(sqs, arn).await?;
             sqs.change_message_visibility()

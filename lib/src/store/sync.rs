@@ -112,12 +112,14 @@ impl Source {
                 conflict_id: id.to_string(),
             };
         }
-        // `portal:subscription:eventId:object:occurredAt:type[:property]`.
+        // `portal:subscription:eventId:object:occurredAt:type[:property]`;
+        // an unreadable event's key (`unreadable:portal:subscription:hash`)
+        // has no event id.
         Self::Event {
             dedup_key: key.to_string(),
-            event_id: key
-                .split(':')
-                .nth(2)
+            event_id: (!key.starts_with("unreadable:"))
+                .then(|| key.split(':').nth(2))
+                .flatten()
                 .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
                 .map(str::to_string),
         }

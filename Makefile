@@ -29,7 +29,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
-	release size rss coldstart clean-local sandboxes reconcile-bench
+	release size rss coldstart clean-local sandboxes reconcile-bench hubwarp
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
@@ -38,6 +38,7 @@ help:
 	@echo "make local-down  stop the moto server local-up started"
 	@echo "make sandboxes   WARP (9100) and HubSpot (9101) sandboxes with 50 demo customers"
 	@echo "make watch       cargo lambda watch with the local settings"
+	@echo "make hubwarp ARGS=\"...\"  the operator's command against the local stack (ARGS=--help)"
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
 	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
@@ -129,6 +130,17 @@ sandboxes:
 # variable already set in the environment wins.
 watch: venv
 	$(LOCAL_ENV) $(FUNCTION_ENV) cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(INVOKE_PORT)
+
+# The operator's command with the local settings: the tables and queue of
+# local-up, the sandboxes, cargo lambda watch's invoke endpoint for
+# `reconcile` (or `reconcile --local`). Defaults under the environment, as
+# for the functions: a variable set in the shell wins.
+HUBWARP_DEFAULTS := WARP_API_URL=http://127.0.0.1:9100\nWARP_API_TOKEN=warp-sandbox-token\nHUBSPOT_API_URL=http://127.0.0.1:9101\nHUBSPOT_ACCESS_TOKEN=pat-sandbox-token\nRECONCILER_FUNCTION_NAME=nightly-reconciler\nRECONCILE_TIMEZONE=America/New_York
+ARGS ?= --help
+
+hubwarp:
+	@$(LOCAL_ENV) $(FUNCTION_ENV) HUBWARP_LOCAL_DEFAULTS="$$(printf '$(HUBWARP_DEFAULTS)')" \
+		cargo run --quiet -p hubwarp --bin hubwarp -- $(ARGS)
 
 sign-events:
 	@mkdir -p $(LOCAL)/events

@@ -90,6 +90,20 @@ pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
 }
 
+/// A Lambda client. The shared config points every client at the local AWS
+/// (moto); Lambda alone may be served elsewhere (`AWS_ENDPOINT_URL_LAMBDA`:
+/// locally, `cargo lambda watch`'s invoke endpoint).
+pub fn lambda(config: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_lambda::Client {
+    match endpoint {
+        Some(url) => aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(config)
+                .endpoint_url(url)
+                .build(),
+        ),
+        None => aws_sdk_lambda::Client::new(config),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod hubspot;
 pub mod intake;
 pub mod mapping;
 pub mod metrics;
+pub mod operate;
 pub mod queue;
 pub mod reconcile;
 pub mod secrets;

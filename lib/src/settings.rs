@@ -142,6 +142,14 @@ impl Env {
         }
     }
 
+    /// Like [`Env::optional_url`], and required.
+    pub fn required_url(&self, name: &str) -> Result<String, SettingError> {
+        self.optional_url(name)?
+            .ok_or_else(|| SettingError::Missing {
+                name: name.to_string(),
+            })
+    }
+
     /// An http(s) URL without trailing slash.
     pub fn optional_url(&self, name: &str) -> Result<Option<String>, SettingError> {
         let Some(raw) = self.optional(name) else {

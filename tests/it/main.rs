@@ -6,6 +6,7 @@ mod emf;
 mod fixtures_in_events;
 mod hubspot_client;
 mod hubspot_contract;
+mod operate;
 mod receiver;
 mod reconciler;
 mod sandboxes;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use hubwarp::mapping::conflict::FieldState;
 use hubwarp::store::sync::{
-    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
-    SyncLogEntry,
+    ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkState, LinkStore,
+    SyncLog, SyncLogEntry, SyncLogReader,
 };
 use hubwarp::store::{DynamoSyncStore, EventLog, EventStatus};
 use integration_tests::moto::MotoServer;
@@ -65,9 +65,27 @@ async fn links_field_state_log_and_conflicts_round_trip() {
             field: Some("company_name".into()),
             outcome: "applied".into(),
             reason: "HubSpot change applied".into(),
+            // Odd entries as the first release wrote them: no detail.
+            detail: if i % 2 == 0 {
+                DecisionDetail {
+                    warp_value: Some(serde_json::json!("Acme")),
+                    hubspot_value: Some(format!("Acme {i}")),
+                    baseline: None,
+                    rule: Some("changed".into()),
+                }
+            } else {
+                DecisionDetail::default()
+            },
         })
         .collect();
     store.append(&entries).await.unwrap();
+    // Read back newest first, the detail intact, old entries without it.
+    let back = store.entries("c-1", 100).await.unwrap();
+    assert_eq!(back.len(), 30);
+    let mut expected = entries.clone();
+    expected.reverse();
+    assert_eq!(back, expected);
+    assert_eq!(store.entries("c-1", 3).await.unwrap(), expected[..3]);
     let logged = aws_sdk_dynamodb::Client::new(&aws)
         .query()
         .table_name(names.sync_tables().sync_log)

@@ -5,14 +5,9 @@ pub mod config;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use hubwarp::http::{RetryPolicy, Token};
-use hubwarp::hubspot::crm::HubspotClient;
-use hubwarp::queue::SqsQueue;
 use hubwarp::reconcile::ReconcileRequest;
 use hubwarp::reconcile::ports::{Alerts, Continuation};
-use hubwarp::reconcile::run::{Outcome, Reconciler};
-use hubwarp::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore};
-use hubwarp::warp::WarpClient;
+use hubwarp::reconcile::run::Outcome;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::info;
@@ -20,16 +15,7 @@ use tracing::info;
 pub use config::Config;
 pub use hubwarp::startup::StartupError;
 
-/// The reconciler as deployed.
-pub type AwsReconciler = Reconciler<
-    WarpClient,
-    HubspotClient,
-    DynamoSyncStore,
-    DynamoEventLog,
-    SqsQueue,
-    DynamoRunStore,
-    S3ReportStore,
->;
+pub use hubwarp::reconcile::aws::AwsReconciler;
 
 /// Continues a run in a fresh invocation of this same function
 /// (asynchronous: Lambda queues it and retries it on failure).
@@ -89,55 +75,15 @@ pub struct Function {
     pub alerts: SnsAlerts,
 }
 
-/// Builds the reconciler: tokens read once, clients created once.
+/// Builds the reconciler (the library's build, shared with `hubwarp
+/// reconcile --local`) and what only the function has: continuation and
+/// alerts.
 pub async fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Function, StartupError> {
-    let warp_token = config.warp_token.resolve(aws).await?;
-    let hubspot_token = config.hubspot_token.resolve(aws).await?;
-    let ddb = hubwarp::aws::dynamodb(aws);
-    let reconciler = Reconciler {
-        warp: WarpClient::new(
-            &config.warp_api_url,
-            Token::new(warp_token),
-            config.http_timeout,
-            RetryPolicy::default(),
-        )
-        .map_err(|e| StartupError::Http(e.to_string()))?,
-        hubspot: HubspotClient::new(
-            &config.hubspot_api_url,
-            Token::new(hubspot_token),
-            config.http_timeout,
-            RetryPolicy::default(),
-        )
-        .map_err(|e| StartupError::Http(e.to_string()))?
-        .with_limiter(config.hubspot_rate.clone()),
-        store: DynamoSyncStore::new(
-            ddb.clone(),
-            config.tables.clone(),
-            std::time::Duration::from_secs(90 * 24 * 3600),
-        ),
-        events: DynamoEventLog::new(ddb.clone(), &config.events_table),
-        queue: SqsQueue::new(hubwarp::aws::sqs(aws), &config.sync_queue_url),
-        runs: DynamoRunStore::new(ddb, &config.runs_table),
-        reports: S3ReportStore::new(
-            hubwarp::store::reports::s3_client(aws),
-            &config.reports_bucket,
-        ),
-        mappings: config.mappings.clone(),
-        settings: config.run.clone(),
-    };
+    let reconciler = hubwarp::reconcile::aws::build(config, aws).await?;
     Ok(Function {
         reconciler,
         continuation: LambdaContinuation {
-            client: match &config.lambda_endpoint {
-                // The shared config points every client at the local AWS;
-                // Lambda alone is served elsewhere (cargo lambda watch).
-                Some(url) => aws_sdk_lambda::Client::from_conf(
-                    aws_sdk_lambda::config::Builder::from(aws)
-                        .endpoint_url(url)
-                        .build(),
-                ),
-                None => aws_sdk_lambda::Client::new(aws),
-            },
+            client: hubwarp::aws::lambda(aws, config.lambda_endpoint.as_deref()),
             function_name: config.function_name.clone(),
         },
         alerts: SnsAlerts {

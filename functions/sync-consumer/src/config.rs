@@ -37,19 +37,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        let url = |name: &str| -> Result<String, SettingError> {
-            env.optional_url(name)?
-                .ok_or_else(|| SettingError::Missing { name: name.into() })
-        };
         Ok(Self {
             events_table: env.required("WEBHOOK_EVENTS_TABLE")?.to_string(),
-            tables: SyncTables {
-                links: env.required("LINKS_TABLE")?.to_string(),
-                field_state: env.required("FIELD_STATE_TABLE")?.to_string(),
-                sync_log: env.required("SYNC_LOG_TABLE")?.to_string(),
-                conflicts: env.required("CONFLICTS_TABLE")?.to_string(),
-            },
-            warp_api_url: url("WARP_API_URL")?,
+            tables: SyncTables::from_env(env)?,
+            warp_api_url: env.required_url("WARP_API_URL")?,
             warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
             hubspot_api_url: env
                 .optional_url("HUBSPOT_API_URL")?

@@ -148,15 +148,15 @@ where
     Ok(response)
 }
 
-/// SQS refuses a visibility timeout that takes a message past 12 hours
-/// since it was received; the batch was received moments ago (the
-/// function's timeout is 30 s), so five minutes under that is always valid.
+/// SQS refuses a visibility that ends more than 12 hours after the message
+/// was sent (or received); five minutes under that leaves room for the
+/// calls in between (the function's timeout is 30 s).
 const MAX_HOLD_S: i64 = 12 * 3600 - 300;
 
-/// How long to hide a message until HubSpot's daily cap resets at
-/// `until_ms`: at least a second, at most what SQS accepts.
-fn hold_seconds(until_ms: i64, now_ms: i64) -> i32 {
-    ((until_ms - now_ms) / 1000).clamp(1, MAX_HOLD_S) as i32
+/// How long to hide a message `age_s` old until HubSpot's daily cap resets
+/// at `until_ms`: at least a second, at most what SQS accepts.
+fn hold_seconds(until_ms: i64, now_ms: i64, age_s: i64) -> i32 {
+    ((until_ms - now_ms) / 1000).clamp(1, (MAX_HOLD_S - age_s).max(1)) as i32
 }
 
 async fn hold(
@@ -165,7 +165,7 @@ async fn hold(
     retry: &[String],
     until_ms: i64,
 ) {
-    let seconds = hold_seconds(until_ms, hubwarp::time::now_ms());
+    let now = hubwarp::time::now_ms();
     for r in records
         .iter()
         .filter(|r| r.message_id.as_ref().is_some_and(|id| retry.contains(id)))
@@ -173,6 +173,14 @@ async fn hold(
         let (Some(arn), Some(handle)) = (&r.event_source_arn, &r.receipt_handle) else {
             continue;
         };
+        // Before noon UTC the reset at midnight is further away than SQS
+        // allows: the hold is what is left of the message's 12 hours.
+        let age_s = r
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|t| t.parse::<i64>().ok())
+            .map_or(0, |sent| (now - sent).max(0) / 1000);
+        let seconds = hold_seconds(until_ms, now, age_s);
         let result = async {
             let url = queue_url(sqs, arn).await?;
             sqs.change_message_visibility()
@@ -218,16 +226,18 @@ async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, Strin
 mod tests {
     use super::*;
 
-    /// Found when the suite ran after 12:00 UTC: the cap resets at midnight
+    /// Found when the suite ran before noon UTC: the cap resets at midnight
     /// UTC, over 12 hours away, and SQS refused 43,200 s because the
-    /// receive had already used part of the message's 12 hours.
+    /// message had already used part of its 12 hours.
     #[test]
     fn regression_hold_past_twelve_hours_is_refused_by_sqs() {
         let now = 1_795_600_000_000;
         let far = now + 20 * 3_600_000;
-        assert_eq!(hold_seconds(far, now), 43_200 - 300);
-        assert!(i64::from(hold_seconds(far, now)) < 12 * 3600);
-        assert_eq!(hold_seconds(now + 90_000, now), 90);
-        assert_eq!(hold_seconds(now - 5_000, now), 1, "a reset already past");
+        assert_eq!(hold_seconds(far, now, 0), 43_200 - 300);
+        // A message sent two hours ago has ten hours left.
+        assert_eq!(hold_seconds(far, now, 7_200), 36_000 - 300);
+        assert_eq!(hold_seconds(far, now, 50_000), 1, "older than 12 hours");
+        assert_eq!(hold_seconds(now + 90_000, now, 0), 90);
+        assert_eq!(hold_seconds(now - 5_000, now, 0), 1, "a reset already past");
     }
 }

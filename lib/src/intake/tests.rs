@@ -442,6 +442,14 @@ impl EventLog for NoUnhandled {
             reason: "down".into(),
         })
     }
+    async fn note_failure(
+        &self,
+        key: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        self.0.note_failure(key, error, now_ms).await
+    }
     async fn release(&self, key: &str, owner: &str) -> Result<(), crate::store::StoreError> {
         self.0.release(key, owner).await
     }

@@ -97,6 +97,19 @@ impl Reason {
         matches!(self, Self::Strategy(_))
     }
 
+    /// A short stable name of the rule, for the sync log and `hubwarp
+    /// explain`: `changed`, `owner:<direction>`, `strategy:<strategy>`,
+    /// `direction:<direction>`, `stale`.
+    pub fn code(self) -> String {
+        match self {
+            Self::Changed => "changed".into(),
+            Self::Owner(d) => format!("owner:{}", direction_name(d)),
+            Self::Strategy(s) => format!("strategy:{}", strategy_name(s)),
+            Self::Direction(d) => format!("direction:{}", direction_name(d)),
+            Self::Stale { .. } => "stale".into(),
+        }
+    }
+
     /// A sentence for logs and reports.
     pub fn describe(self) -> String {
         match self {
@@ -165,6 +178,19 @@ impl Decision {
             Self::Keep { .. } => "skipped-direction",
             Self::Manual { .. } => "conflict-manual",
             Self::Invalid(_) => "failed",
+        }
+    }
+
+    /// The rule that decided, as [`Reason::code`] names it (`in-sync`,
+    /// `strategy:MANUAL`, `conversion` for the decisions without a reason).
+    pub fn rule(&self) -> String {
+        match self {
+            Self::WriteWarp { reason, .. }
+            | Self::WriteHubspot { reason, .. }
+            | Self::Keep { reason } => reason.code(),
+            Self::InSync { .. } => "in-sync".into(),
+            Self::Manual { .. } => format!("strategy:{}", strategy_name(ConflictStrategy::Manual)),
+            Self::Invalid(_) => "conversion".into(),
         }
     }
 

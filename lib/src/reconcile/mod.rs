@@ -11,6 +11,8 @@
 //!   after a crash replaces its own piece) and the JSON and HTML assembled
 //!   from them.
 
+pub mod aws;
+pub mod config;
 pub mod plan;
 pub mod ports;
 pub mod report;

@@ -36,6 +36,10 @@ pub struct FieldDiff {
     /// `kept-strategy`, `failed`.
     pub decision: String,
     pub reason: String,
+    /// The rule that decided ([`Decision::rule`]); reports written before
+    /// it existed read as empty.
+    #[serde(default)]
+    pub rule: String,
 }
 
 /// A field whose baseline is written once its write succeeds.
@@ -113,6 +117,7 @@ pub fn plan_pair(
                 modified_at,
             },
         );
+        let rule = decision.rule();
         let diff = |decision: &str, reason: String| FieldDiff {
             field: field.to_string(),
             property: mapping.hubspot.clone(),
@@ -121,6 +126,7 @@ pub fn plan_pair(
             baseline: baseline.and_then(|b| b.synced_value.clone()),
             decision: decision.to_string(),
             reason,
+            rule: rule.clone(),
         };
         let baseline_of = |value: &Value| NewBaseline {
             field: field.to_string(),

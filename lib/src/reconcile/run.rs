@@ -42,7 +42,8 @@ use crate::mapping::MappingSet;
 use crate::mapping::conflict::FieldState;
 use crate::queue::{Outgoing, SyncQueue};
 use crate::store::sync::{
-    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore,
+    ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkState, LinkStore,
+    SyncLog, SyncLogEntry,
 };
 use crate::store::{EventLog, StoreError, StuckEvents};
 use crate::time::now_ms;
@@ -224,7 +225,7 @@ impl<W, H, S, E, Q, R, P> Reconciler<W, H, S, E, Q, R, P>
 where
     W: WarpCustomers,
     H: HubspotCompanies,
-    S: LinkStore + FieldStateStore + ConflictQueue,
+    S: LinkStore + FieldStateStore + ConflictQueue + SyncLog,
     E: EventLog + StuckEvents,
     Q: SyncQueue,
     R: RunStore,
@@ -792,6 +793,10 @@ where
             }
         }
         tally(piece, &ids, &plan);
+        if !ctx.dry_run {
+            self.log_decisions(ctx, piece, &ids, &plan, updated.is_some())
+                .await;
+        }
 
         if !plan.warp_body.is_empty() {
             let status = if ctx.dry_run { "dry-run" } else { "written" };
@@ -963,6 +968,62 @@ where
             );
         }
         Ok(())
+    }
+
+    /// The pair's decisions in the sync log, for `hubwarp explain`. Only
+    /// the fields that differ: a run over 100,000 customers finds nearly
+    /// every field in sync, and one entry per field of every customer each
+    /// night would cost more than the whole sync does. A field found in
+    /// sync has no entry; its current state answers for it.
+    async fn log_decisions(
+        &self,
+        ctx: &Ctx<'_>,
+        piece: &mut Piece,
+        ids: &(String, String, String),
+        plan: &PairPlan,
+        warp_written: bool,
+    ) {
+        if plan.diffs.is_empty() {
+            return;
+        }
+        let at = now_ms();
+        let entries: Vec<SyncLogEntry> = plan
+            .diffs
+            .iter()
+            .map(|d| {
+                let (outcome, reason) = if d.decision == "write-warp" && !warp_written {
+                    (
+                        "failed".to_string(),
+                        format!("{}; the WARP write failed (see the run's errors)", d.reason),
+                    )
+                } else {
+                    (d.decision.clone(), d.reason.clone())
+                };
+                SyncLogEntry {
+                    customer_id: ids.0.clone(),
+                    at_ms: at,
+                    dedup_key: format!("run:{}", ctx.run_id),
+                    property: d.property.clone(),
+                    field: Some(d.field.clone()),
+                    outcome,
+                    reason,
+                    detail: DecisionDetail {
+                        warp_value: Some(d.warp_value.clone()),
+                        hubspot_value: d.hubspot_value.clone(),
+                        baseline: d.baseline.clone(),
+                        rule: (!d.rule.is_empty()).then(|| d.rule.clone()),
+                    },
+                }
+            })
+            .collect();
+        if let Err(e) = self.store.append(&entries).await {
+            piece.error(
+                Some(&ids.0),
+                Some(&ids.2),
+                "writing the sync log",
+                error_chain(&e),
+            );
+        }
     }
 
     /// Writes a field's new baseline; a failure is reported, not fatal:

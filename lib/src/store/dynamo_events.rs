@@ -7,6 +7,10 @@
 //! event for operators (`portal_id`, `object_id`, `subscription_type`,
 //! `property_name`, `occurred_at`) and `message`, the queue body.
 //!
+//! A transient failure of the consumer leaves `last_error`, `last_error_at`
+//! and `failures` (a count) on the record, for whoever finds its message in
+//! the dead-letter queue.
+//!
 //! An event never queued (IGNORED, UNREADABLE) has `status`, `reason`,
 //! `first_received_at`, `expires_at`, what summary it has (plus
 //! `subscription_id`, `event_id`) and, when UNREADABLE, `raw_event` (cut to
@@ -325,6 +329,28 @@ impl EventLog for DynamoEventLog {
     }
 
     #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn note_failure(
+        &self,
+        dedup_key: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .update_expression("SET last_error = :error, last_error_at = :now ADD failures :one")
+            .condition_expression("attribute_exists(dedup_key)")
+            .expression_attribute_values(":error", s(error))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        self.condition_held(res).map(|_| ())
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
     async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {
         let res = self
             .client
@@ -409,6 +435,128 @@ impl super::StuckEvents for DynamoEventLog {
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":until", n(lease_until_ms))
             .expression_attribute_values(":cutoff", n(lapsed_before_ms))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        self.condition_held(res)
+    }
+}
+
+fn record_of(item: &HashMap<String, AttributeValue>) -> Option<crate::operate::ports::EventRecord> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let num = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    Some(crate::operate::ports::EventRecord {
+        dedup_key: text(KEY)?,
+        status: text("status").unwrap_or_default(),
+        received_at_ms: num("first_received_at"),
+        queued_at_ms: num("queued_at"),
+        settled_at_ms: num("settled_at"),
+        subscription_type: text("subscription_type"),
+        property: text("property_name"),
+        company_id: item.get("object_id").and_then(|v| v.as_n().ok()).cloned(),
+        occurred_at_ms: num("occurred_at"),
+        reason: text("settle_reason").or_else(|| text("reason")),
+        last_error: text("last_error"),
+        last_error_at_ms: num("last_error_at"),
+        failures: num("failures").unwrap_or_default().max(0) as u32,
+        lease_until_ms: num("lease_until"),
+        message: text("message"),
+    })
+}
+
+impl crate::operate::ports::EventRecords for DynamoEventLog {
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn record(
+        &self,
+        dedup_key: &str,
+    ) -> Result<Option<crate::operate::ports::EventRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws_error("GetItem", e))?;
+        Ok(out.item.as_ref().and_then(record_of))
+    }
+
+    /// A scan with a filter: an operator's question, asked rarely, of a
+    /// table whose records expire; an index per question would cost every
+    /// intake write.
+    #[instrument(skip_all, fields(table = %self.table))]
+    async fn records(
+        &self,
+        query: &crate::operate::ports::EventQuery,
+    ) -> Result<Vec<crate::operate::ports::EventRecord>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values = HashMap::new();
+        let mut names = HashMap::new();
+        if let Some(c) = &query.company_id {
+            conditions.push("object_id = :company");
+            values.insert(":company".to_string(), n(c));
+        }
+        if let Some(t) = query.since_ms {
+            conditions.push("first_received_at >= :since");
+            values.insert(":since".to_string(), n(t));
+        }
+        if let Some(t) = query.until_ms {
+            conditions.push("first_received_at <= :until");
+            values.insert(":until".to_string(), n(t));
+        }
+        if let Some(st) = &query.status {
+            conditions.push("#status = :status");
+            names.insert("#status".to_string(), "status".to_string());
+            values.insert(":status".to_string(), s(st.to_ascii_uppercase()));
+        }
+        let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.aws_error("Scan", e))?;
+            out.extend(page.items.unwrap_or_default().iter().filter_map(record_of));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| (b.received_at_ms, &b.dedup_key).cmp(&(a.received_at_ms, &a.dedup_key)));
+        Ok(out)
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, dedup_key))]
+    async fn reopen(&self, dedup_key: &str, from: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .update_expression(
+                "SET #status = :queued, queued_at = :now, replayed_at = :now \
+                 REMOVE lease_until, lease_owner ADD replays :one",
+            )
+            .condition_expression(
+                "#status = :from AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;

@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | `<prefix>-links` | `company_id` | customer_id, ban, state, merged_into, updated_at |
 //! | `<prefix>-field-state` | `customer_id`, `field` | synced_value (JSON text), hubspot_occurred_at, warp_updated_at |
-//! | `<prefix>-sync-log` | `customer_id`, `entry` (`<ms>#<dedup key>#<property>`) | outcome, reason, expires_at (TTL) |
-//! | `<prefix>-conflicts` | `customer_id`, `conflict` (`<field>#<occurredAt>`) | both values, both times, the event, state OPEN |
+//! | `<prefix>-sync-log` | `customer_id`, `entry` (`<ms>#<dedup key>#<property>`) | outcome, reason, warp_value / baseline (JSON text), hubspot_value, rule, expires_at (TTL) |
+//! | `<prefix>-conflicts` | `customer_id`, `conflict` (`<field>#<occurredAt>`) | both values, both times, the event, state OPEN (RESOLVED: resolution, resolved_value, resolved_by, resolved_at, note) |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,8 +16,8 @@ use tracing::instrument;
 
 use super::StoreError;
 use super::sync::{
-    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
-    SyncLogEntry,
+    ConflictQueue, ConflictRecord, ConflictReview, DecisionDetail, FieldStateStore, Link,
+    LinkState, LinkStore, Resolution, SyncLog, SyncLogEntry, SyncLogReader,
 };
 use crate::mapping::conflict::FieldState;
 
@@ -28,6 +28,18 @@ pub struct SyncTables {
     pub field_state: String,
     pub sync_log: String,
     pub conflicts: String,
+}
+
+impl SyncTables {
+    /// `LINKS_TABLE`, `FIELD_STATE_TABLE`, `SYNC_LOG_TABLE`, `CONFLICTS_TABLE`.
+    pub fn from_env(env: &crate::settings::Env) -> Result<Self, crate::settings::SettingError> {
+        Ok(Self {
+            links: env.required("LINKS_TABLE")?.to_string(),
+            field_state: env.required("FIELD_STATE_TABLE")?.to_string(),
+            sync_log: env.required("SYNC_LOG_TABLE")?.to_string(),
+            conflicts: env.required("CONFLICTS_TABLE")?.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +245,17 @@ impl SyncLog for DynamoSyncStore {
                 if let Some(f) = &e.field {
                     item.insert("field".to_string(), s(f));
                 }
+                let d = &e.detail;
+                for (name, value) in [
+                    ("warp_value", d.warp_value.as_ref().map(|v| v.to_string())),
+                    ("hubspot_value", d.hubspot_value.clone()),
+                    ("baseline", d.baseline.as_ref().map(|v| v.to_string())),
+                    ("rule", d.rule.clone()),
+                ] {
+                    if let Some(v) = value {
+                        item.insert(name.to_string(), s(v));
+                    }
+                }
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
@@ -267,6 +290,102 @@ impl SyncLog for DynamoSyncStore {
     }
 }
 
+impl SyncLogReader for DynamoSyncStore {
+    #[instrument(skip(self), fields(table = %self.tables.sync_log))]
+    async fn entries(
+        &self,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SyncLogEntry>, StoreError> {
+        let table = &self.tables.sync_log;
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("customer_id = :c")
+                .expression_attribute_values(":c", s(customer_id))
+                // The sort key starts with the time: newest first.
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.fail("Query", table, e))?;
+            let json = |item: &Item, key: &str| {
+                get_s(item, key).and_then(|t| serde_json::from_str(&t).ok())
+            };
+            for item in page.items.unwrap_or_default() {
+                out.push(SyncLogEntry {
+                    customer_id: customer_id.to_string(),
+                    at_ms: get_n(&item, "at").unwrap_or_default(),
+                    dedup_key: get_s(&item, "dedup_key").unwrap_or_default(),
+                    property: get_s(&item, "property").unwrap_or_default(),
+                    field: get_s(&item, "field"),
+                    outcome: get_s(&item, "outcome").unwrap_or_default(),
+                    reason: get_s(&item, "reason").unwrap_or_default(),
+                    detail: DecisionDetail {
+                        warp_value: json(&item, "warp_value"),
+                        hubspot_value: get_s(&item, "hubspot_value"),
+                        baseline: json(&item, "baseline"),
+                        rule: get_s(&item, "rule"),
+                    },
+                });
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl ConflictReview for DynamoSyncStore {
+    #[instrument(skip_all, fields(table = %self.tables.conflicts, customer_id = %c.customer_id, field = %c.field))]
+    async fn resolve_conflict(
+        &self,
+        c: &ConflictRecord,
+        r: &Resolution,
+    ) -> Result<bool, StoreError> {
+        let table = &self.tables.conflicts;
+        let mut set = String::from(
+            "SET #state = :resolved, resolution = :take, resolved_value = :value, \
+             resolved_by = :by, resolved_at = :at",
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("customer_id", s(&c.customer_id))
+            .key("conflict", s(c.key()))
+            .condition_expression("#state = :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":open", s("OPEN"))
+            .expression_attribute_values(":resolved", s("RESOLVED"))
+            .expression_attribute_values(":take", s(&r.take))
+            .expression_attribute_values(":value", s(&r.value))
+            .expression_attribute_values(":by", s(&r.by))
+            .expression_attribute_values(":at", n(r.at_ms));
+        if let Some(note) = &r.note {
+            set.push_str(", note = :note");
+            req = req.expression_attribute_values(":note", s(note));
+        }
+        match req.update_expression(set).send().await {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if se.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.fail("UpdateItem", table, e)),
+        }
+    }
+}
+
 impl ConflictQueue for DynamoSyncStore {
     #[instrument(skip_all, fields(table = %self.tables.conflicts, customer_id = %c.customer_id, field = %c.field))]
     async fn put_conflict(&self, c: &ConflictRecord) -> Result<(), StoreError> {
@@ -276,10 +395,7 @@ impl ConflictQueue for DynamoSyncStore {
             .put_item()
             .table_name(table)
             .item("customer_id", s(&c.customer_id))
-            .item(
-                "conflict",
-                s(format!("{}#{:013}", c.field, c.hubspot_occurred_at)),
-            )
+            .item("conflict", s(c.key()))
             .item("field", s(&c.field))
             .item("property", s(&c.property))
             .item("hubspot_value", s(&c.hubspot_value))

@@ -16,6 +16,9 @@ pub struct MemoryRecord {
     pub reason: Option<String>,
     /// The raw event kept for an UNREADABLE one.
     pub raw: Option<String>,
+    /// The last transient failure noted, and how many there were.
+    pub last_error: Option<String>,
+    pub failures: u32,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +76,8 @@ impl EventLog for MemoryEventLog {
                         claims: 1,
                         reason: None,
                         raw: None,
+                        last_error: None,
+                        failures: 0,
                     },
                 );
                 Ok(ClaimOutcome::Claimed { took_over: false })
@@ -146,9 +151,24 @@ impl EventLog for MemoryEventLog {
                 claims: 1,
                 reason: Some(event.reason.clone()),
                 raw: event.raw.clone(),
+                last_error: None,
+                failures: 0,
             },
         );
         Ok(true)
+    }
+
+    async fn note_failure(
+        &self,
+        dedup_key: &str,
+        error: &str,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(r) = self.lock().get_mut(dedup_key) {
+            r.last_error = Some(error.to_string());
+            r.failures += 1;
+        }
+        Ok(())
     }
 
     async fn release(&self, dedup_key: &str, lease_owner: &str) -> Result<(), StoreError> {

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use super::StoreError;
 use super::sync::{
-    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkStore, SyncLog, SyncLogEntry,
+    ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, Link, LinkStore, Resolution,
+    SyncLog, SyncLogEntry, SyncLogReader,
 };
 use crate::mapping::conflict::FieldState;
 
@@ -15,6 +16,8 @@ pub struct MemorySyncStore {
     fields: Mutex<HashMap<String, HashMap<String, FieldState>>>,
     log: Mutex<Vec<SyncLogEntry>>,
     conflicts: Mutex<Vec<ConflictRecord>>,
+    /// Resolutions by (customer, conflict key).
+    resolved: Mutex<HashMap<(String, String), Resolution>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -80,6 +83,8 @@ impl SyncLog for MemorySyncStore {
 
 impl ConflictQueue for MemorySyncStore {
     async fn put_conflict(&self, conflict: &ConflictRecord) -> Result<(), StoreError> {
+        // Recorded again, it is open again (the table's item is replaced).
+        lock(&self.resolved).remove(&(conflict.customer_id.clone(), conflict.key()));
         let mut all = lock(&self.conflicts);
         // The same conflict recorded again replaces itself, as the table's
         // key (customer, field, HubSpot time) does.
@@ -96,6 +101,47 @@ impl ConflictQueue for MemorySyncStore {
     }
 
     async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
-        Ok(lock(&self.conflicts).clone())
+        let resolved = lock(&self.resolved);
+        Ok(lock(&self.conflicts)
+            .iter()
+            .filter(|c| !resolved.contains_key(&(c.customer_id.clone(), c.key())))
+            .cloned()
+            .collect())
+    }
+}
+
+impl ConflictReview for MemorySyncStore {
+    async fn resolve_conflict(
+        &self,
+        conflict: &ConflictRecord,
+        resolution: &Resolution,
+    ) -> Result<bool, StoreError> {
+        let key = (conflict.customer_id.clone(), conflict.key());
+        let exists = lock(&self.conflicts)
+            .iter()
+            .any(|c| (c.customer_id.clone(), c.key()) == key);
+        let mut resolved = lock(&self.resolved);
+        if !exists || resolved.contains_key(&key) {
+            return Ok(false);
+        }
+        resolved.insert(key, resolution.clone());
+        Ok(true)
+    }
+}
+
+impl SyncLogReader for MemorySyncStore {
+    async fn entries(
+        &self,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SyncLogEntry>, StoreError> {
+        let mut out: Vec<SyncLogEntry> = lock(&self.log)
+            .iter()
+            .filter(|e| e.customer_id == customer_id)
+            .cloned()
+            .collect();
+        out.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
+        out.truncate(limit);
+        Ok(out)
     }
 }

@@ -170,6 +170,16 @@ pub trait EventLog: Send + Sync {
         expires_at_s: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Notes on the record why its message goes back to the queue (a
+    /// transient failure), so whoever finds the message in the DLQ sees the
+    /// last error. Status unchanged; a missing record is left missing.
+    fn note_failure(
+        &self,
+        dedup_key: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Gives the lease up after a failed send, so HubSpot's retry can queue
     /// the event at once instead of waiting for the lease to lapse.
     fn release(

@@ -316,3 +316,40 @@ impl RunStore for MemoryRunStore {
         Ok(self.lock().get(run_id).map(|(r, _, _)| r.clone()))
     }
 }
+
+impl crate::operate::ports::RunHistory for DynamoRunStore {
+    /// A scan: one record per night (and per manual run or undo), a few
+    /// hundred a year.
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.aws("Scan", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(self.decode(&item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| (b.started_ms, &b.run_id).cmp(&(a.started_ms, &a.run_id)));
+        Ok(out)
+    }
+}
+
+impl crate::operate::ports::RunHistory for MemoryRunStore {
+    async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out: Vec<RunRecord> = self.lock().values().map(|(r, _, _)| r.clone()).collect();
+        out.sort_by(|a, b| (b.started_ms, &b.run_id).cmp(&(a.started_ms, &a.run_id)));
+        Ok(out)
+    }
+}

@@ -24,8 +24,8 @@ use crate::mapping::MappingSet;
 use crate::mapping::conflict::{self, Decision, FieldState, HubspotNow, Reason, WarpNow};
 use crate::queue::SyncMessage;
 use crate::store::sync::{
-    ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkState, LinkStore, SyncLog,
-    SyncLogEntry,
+    ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkState, LinkStore,
+    SyncLog, SyncLogEntry,
 };
 use crate::store::{EventLog, EventStatus, StoreError};
 use crate::time::now_ms;
@@ -198,6 +198,7 @@ where
         for item in &lifecycle {
             if let Err(e) = self.lifecycle(item, &mut report).await {
                 warn!(dedup_key = %item.message.dedup_key, error = %e, "lifecycle event not applied; retry");
+                self.note_failure(&[item], &e.to_string()).await;
                 report.hold(&e);
                 retry[item.index] = true;
             }
@@ -249,6 +250,8 @@ where
                 }
                 Err(e) => {
                     warn!(company_id = company, error = %e, "company not resolved; retry");
+                    self.note_failure(&items, &format!("company not resolved: {e}"))
+                        .await;
                     report.hold(&e);
                     for item in items {
                         retry[item.index] = true;
@@ -377,7 +380,23 @@ where
             Ok(()) => (report, Vec::new()),
             Err(e) => {
                 warn!(customer_id, error = %e, events = items.len(), "changes not applied; retry");
+                self.note_failure(items, &e.to_string()).await;
                 (report, items.iter().map(|i| i.index).collect())
+            }
+        }
+    }
+
+    /// Notes a transient failure on each message's event record, so the
+    /// last error is at hand when the message ends in the DLQ. Best effort:
+    /// the message goes back to the queue either way.
+    async fn note_failure(&self, items: &[&Item], error: &str) {
+        for item in items {
+            if let Err(e) = self
+                .events
+                .note_failure(&item.message.dedup_key, error, now_ms())
+                .await
+            {
+                warn!(dedup_key = %item.message.dedup_key, error = %error_chain(&e), "failure not noted on the event record");
             }
         }
     }
@@ -459,6 +478,11 @@ where
                     Decision::Keep {
                         reason: Reason::Direction(crate::mapping::Direction::None),
                     },
+                    DecisionDetail {
+                        hubspot_value: e.property_value.as_deref().map(str::to_string),
+                        rule: Some("unmapped".into()),
+                        ..Default::default()
+                    },
                 ));
                 continue;
             };
@@ -479,6 +503,12 @@ where
                     occurred_at: e.occurred_at,
                 },
             );
+            let detail = DecisionDetail {
+                warp_value: Some(current.clone().unwrap_or(Value::Null)),
+                hubspot_value: e.property_value.as_deref().map(str::to_string),
+                baseline: states.get(&field).and_then(|s| s.synced_value.clone()),
+                rule: Some(decision.rule()),
+            };
             if let Decision::WriteWarp { value, .. } | Decision::InSync { value } = &decision {
                 if matches!(decision, Decision::WriteWarp { .. }) {
                     mapping.warp.set_in(&mut plan.body, value.clone());
@@ -494,7 +524,8 @@ where
                 );
                 plan.touched.push(field.clone());
             }
-            plan.decisions.push((item, Some(mapping.clone()), decision));
+            plan.decisions
+                .push((item, Some(mapping.clone()), decision, detail));
         }
         plan
     }
@@ -525,7 +556,7 @@ where
             }
         }
         let mut log = Vec::with_capacity(plan.decisions.len());
-        for (item, mapping, decision) in &plan.decisions {
+        for (item, mapping, decision, detail) in &plan.decisions {
             let e = &item.message.event;
             let property = e.property_name.as_deref().unwrap_or_default().to_string();
             let field = mapping.as_ref().map(|m| m.warp.as_str().to_string());
@@ -656,6 +687,7 @@ where
                 field,
                 outcome: outcome.to_string(),
                 reason: reason.clone(),
+                detail: detail.clone(),
             });
             self.events
                 .settle(&item.message.dedup_key, &status, &reason)
@@ -711,6 +743,7 @@ where
                 field,
                 outcome: outcome.to_string(),
                 reason: reason.to_string(),
+                detail: DecisionDetail::default(),
             }])
             .await?;
         self.events
@@ -896,7 +929,14 @@ where
 #[derive(Default)]
 struct Plan<'a> {
     body: Map<String, Value>,
-    decisions: Vec<(&'a Item, Option<crate::mapping::FieldMapping>, Decision)>,
+    /// Each change's decision, with what it was decided on (the baseline
+    /// as it was before this batch moved it).
+    decisions: Vec<(
+        &'a Item,
+        Option<crate::mapping::FieldMapping>,
+        Decision,
+        DecisionDetail,
+    )>,
     /// Fields whose state changes (applied or found in sync).
     touched: Vec<String>,
 }

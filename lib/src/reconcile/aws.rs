@@ -1,0 +1,63 @@
+//! The reconciler as deployed: the real clients and AWS adapters, built
+//! once from [`Config`]. The function and `hubwarp reconcile --local` build
+//! it with this same code.
+
+use super::config::Config;
+use super::run::Reconciler;
+use crate::http::{RetryPolicy, Token};
+use crate::hubspot::crm::HubspotClient;
+use crate::queue::SqsQueue;
+use crate::startup::StartupError;
+use crate::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore};
+use crate::warp::WarpClient;
+
+/// The reconciler over the real clients and AWS adapters.
+pub type AwsReconciler = Reconciler<
+    WarpClient,
+    HubspotClient,
+    DynamoSyncStore,
+    DynamoEventLog,
+    SqsQueue,
+    DynamoRunStore,
+    S3ReportStore,
+>;
+
+/// How long the reconciler's sync-log entries are kept.
+const SYNC_LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// Builds the reconciler: tokens read once, clients created once.
+pub async fn build(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<AwsReconciler, StartupError> {
+    let warp_token = config.warp_token.resolve(aws).await?;
+    let hubspot_token = config.hubspot_token.resolve(aws).await?;
+    let ddb = crate::aws::dynamodb(aws);
+    Ok(Reconciler {
+        warp: WarpClient::new(
+            &config.warp_api_url,
+            Token::new(warp_token),
+            config.http_timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| StartupError::Http(e.to_string()))?,
+        hubspot: HubspotClient::new(
+            &config.hubspot_api_url,
+            Token::new(hubspot_token),
+            config.http_timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| StartupError::Http(e.to_string()))?
+        .with_limiter(config.hubspot_rate.clone()),
+        store: DynamoSyncStore::new(ddb.clone(), config.tables.clone(), SYNC_LOG_RETENTION),
+        events: DynamoEventLog::new(ddb.clone(), &config.events_table),
+        queue: SqsQueue::new(crate::aws::sqs(aws), &config.sync_queue_url),
+        runs: DynamoRunStore::new(ddb, &config.runs_table),
+        reports: S3ReportStore::new(
+            crate::store::reports::s3_client(aws),
+            &config.reports_bucket,
+        ),
+        mappings: config.mappings.clone(),
+        settings: config.run.clone(),
+    })
+}

@@ -36,7 +36,7 @@ help:
 	@echo "make test        fmt, clippy, cfn-lint and every test (bootstraps .venv)"
 	@echo "make local-up    start moto on 127.0.0.1:\$$LOCAL_AWS_PORT (default 5000) and create resources"
 	@echo "make local-down  stop the moto server local-up started"
-	@echo "make sandboxes   WARP (9100) and HubSpot (9101) sandboxes with 50 demo customers"
+	@echo "make sandboxes   WARP (9100) and HubSpot (9101) sandboxes with 300 demo customers, 2% drifted"
 	@echo "make watch       cargo lambda watch with the local settings"
 	@echo "make hubwarp ARGS=\"...\"  the operator's command against the local stack (ARGS=--help)"
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
@@ -112,7 +112,10 @@ local-down:
 	done
 
 # The WARP sandbox on 127.0.0.1:9100 and the HubSpot sandbox on 9101, seeded
-# with 50 linked demo customers (test peers, never shipped).
+# with 300 linked demo customers, 2% of the pairs drifted apart (test peers,
+# never shipped).
+DEMO_CUSTOMERS ?= 300
+DEMO_DRIFT ?= 0.02
 sandboxes:
 	@mkdir -p $(LOCAL)
 	cargo build --quiet -p integration-tests --bin warp-sandbox
@@ -120,7 +123,8 @@ sandboxes:
 		$(PY) -c "import socket; socket.create_connection(('127.0.0.1', 9100), 1)" 2>/dev/null; then \
 		echo "sandboxes already answer on 127.0.0.1:9100"; \
 	else \
-		nohup ./target/debug/warp-sandbox --port 9100 --customers 50 > $(LOCAL)/sandboxes.log 2>&1 & \
+		nohup ./target/debug/warp-sandbox --port 9100 --customers $(DEMO_CUSTOMERS) --drift $(DEMO_DRIFT) \
+			> $(LOCAL)/sandboxes.log 2>&1 & \
 		echo $$! > $(LOCAL)/sandboxes.pid; \
 		for i in $$(seq 1 50); do grep -q HUBSPOT_API_URL $(LOCAL)/sandboxes.log 2>/dev/null && break; sleep 0.2; done; \
 		cat $(LOCAL)/sandboxes.log; \
@@ -198,6 +202,7 @@ demo: venv
 	echo "demo: receiver, consumer and nightly reconciler"; \
 	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler; \
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
+		MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml \
 		cargo run --quiet -p integration-tests --bin demo
 
 clean-local: local-down

@@ -28,7 +28,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$(INVOKE_PORT) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
-.PHONY: help venv test lint unit bench demo local-up local-down watch sign-events \
+.PHONY: help venv test lint unit bench demo local-up local-down watch sign-events chromium report-shot \
 	release size rss coldstart clean-local sandboxes reconcile-bench hubwarp
 
 help:
@@ -40,6 +40,7 @@ help:
 	@echo "make watch       cargo lambda watch with the local settings"
 	@echo "make hubwarp ARGS=\"...\"  the operator's command against the local stack (ARGS=--help)"
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
+	@echo "make report-shot the newest report in headless Chromium: screenshot + summary-fits check"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
 	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
 	@echo "make release     release build of the functions with cargo lambda"
@@ -64,7 +65,23 @@ lint: venv
 test: lint
 	@mkdir -p $(LOCAL)
 	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(LOCAL)/test.log
+	$(MAKE) --no-print-directory report-shot
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(LOCAL)/test.log
+
+# Debian's Chromium, for looking at a report the way a person does.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium (headless report checks)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# The newest report under .local/reports (or a sample) in headless Chromium
+# at 1280x800: a screenshot beside it, and a check that the summary is
+# readable without scrolling. REPORT=path for another one.
+report-shot: chromium
+	cargo build --quiet -p integration-tests --bin report-shot
+	./target/debug/report-shot $(REPORT)
 
 bench:
 	cargo bench -p hubwarp --bench intake

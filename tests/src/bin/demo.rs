@@ -904,9 +904,29 @@ async fn reconcile(
 
     let invoke =
         format!("http://127.0.0.1:{port}/2015-03-31/functions/nightly-reconciler/invocations");
-    // Now, to the second: each demo is a run of its own, and a second
-    // delivery of the same payload is the same run.
-    let scheduled = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // A run is one local night, and a second delivery of the same night is
+    // the same run. Tonight, or on a local AWS that already ran tonight
+    // (reused by a second demo), the latest night without a run.
+    let runs = DynamoRunStore::new(aws_sdk_dynamodb::Client::new(aws), res.names.runs_table());
+    let zone: chrono_tz::Tz = std::env::var("RECONCILE_TIMEZONE")
+        .ok()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(chrono_tz::America::New_York);
+    let mut at = chrono::Utc::now();
+    for _ in 0..366 {
+        let request = hubwarp::reconcile::ReconcileRequest {
+            scheduled_time: Some(at.to_rfc3339()),
+            ..Default::default()
+        };
+        let id = request
+            .run_id(hubwarp::time::now_ms(), zone)
+            .map_err(|e| e.to_string())?;
+        if runs.get(&id).await.map_err(|e| e.to_string())?.is_none() {
+            break;
+        }
+        at -= chrono::Duration::days(1);
+    }
+    let scheduled = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let payload = json!({ "scheduled_time": scheduled });
     println!("\nnightly-reconciler <- {payload} (cargo lambda watch's invoke API)");
     // cargo lambda watch answers an invoke only when the function has, even
@@ -928,7 +948,6 @@ async fn reconcile(
         "  answer                {} in {answer_ms} ms: {}",
         first.status, first.message
     );
-    let runs = DynamoRunStore::new(aws_sdk_dynamodb::Client::new(aws), res.names.runs_table());
     let run = wait_for_run(&runs, &first.run_id).await?;
     let c = run.counters;
     println!(

@@ -29,7 +29,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events chromium report-shot \
-	release size rss coldstart clean-local sandboxes reconcile-bench hubwarp
+	release build size rss coldstart clean-local sandboxes reconcile-bench hubwarp
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
@@ -170,6 +170,14 @@ sign-events:
 	./target/debug/sign-event events/unsigned/rest-api.json $(LOCAL)/events/webhook-rest-api-v3.json v3
 
 # --- release -----------------------------------------------------------------
+
+# The deployable build: sam build runs cargo lambda in each function's crate
+# (BuildMethod rust-cargolambda); one target dir, so the three share one
+# compilation. Needs the SAM CLI (README, "Deploying with SAM").
+build: venv
+	@command -v sam >/dev/null 2>&1 || { echo "sam not found: pip install aws-sam-cli (README, Deploying with SAM)"; exit 1; }
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/target \
+		sam build --template-file infra/template.yaml --beta-features
 
 # x86_64 here (the only target installed); see README for arm64.
 release: venv

@@ -11,6 +11,7 @@
 //! for an unknown property leaves it out; asking for a known one the company
 //! has no value for answers `null`; writing an unknown one is a 400.
 
+mod direct;
 mod errors;
 mod gate;
 mod routes;
@@ -122,6 +123,17 @@ impl HubspotSandbox {
     /// `properties` gives them, so tests can date changes.
     pub fn upsert_company(&self, id: &str, properties: Map<String, Value>) {
         self.shared.lock().portal.upsert(id, properties);
+    }
+
+    /// Deletes company `id` (HubSpot's deletion, or a merge's loser): reads
+    /// no longer find it. False when there was none.
+    pub fn delete_company(&self, id: &str) -> bool {
+        self.shared
+            .lock()
+            .portal
+            .companies
+            .remove(&store::IdKey::new(id))
+            .is_some()
     }
 
     /// Every stored property of company `id`, system properties included.

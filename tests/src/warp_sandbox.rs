@@ -85,7 +85,8 @@ pub struct WarpSandbox {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     shared: Shared,
-    server: tokio::task::JoinHandle<()>,
+    /// None for a sandbox used only in process (no port bound).
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl WarpSandbox {
@@ -98,6 +99,16 @@ impl WarpSandbox {
         }
     }
 
+    /// The sandbox without a server, for its in-process doors only
+    /// (`WarpApi`, `WarpCustomers`): thousands of histories need no port.
+    pub fn in_process() -> WarpSandbox {
+        WarpSandbox {
+            base_url: String::new(),
+            shared: Shared::default(),
+            server: None,
+        }
+    }
+
     /// Serves on `addr`, on a task of the current runtime.
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<WarpSandbox> {
         let shared = Shared::default();
@@ -105,7 +116,7 @@ impl WarpSandbox {
         Ok(WarpSandbox {
             base_url,
             shared,
-            server,
+            server: Some(server),
         })
     }
 
@@ -172,7 +183,9 @@ impl WarpSandbox {
 
 impl Drop for WarpSandbox {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 

@@ -91,7 +91,8 @@ pub struct HubspotSandbox {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     shared: Shared,
-    server: tokio::task::JoinHandle<()>,
+    /// None for a sandbox used only in process (no port bound).
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl HubspotSandbox {
@@ -104,6 +105,16 @@ impl HubspotSandbox {
         }
     }
 
+    /// The sandbox without a server, for its in-process doors only
+    /// (`CompanyDirectory`, `HubspotCompanies`).
+    pub fn in_process() -> HubspotSandbox {
+        HubspotSandbox {
+            base_url: String::new(),
+            shared: Shared::default(),
+            server: None,
+        }
+    }
+
     /// Serves on `addr` (the demo's fixed port).
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<HubspotSandbox> {
         let shared = Shared::default();
@@ -111,7 +122,7 @@ impl HubspotSandbox {
         Ok(HubspotSandbox {
             base_url,
             shared,
-            server,
+            server: Some(server),
         })
     }
 
@@ -251,7 +262,9 @@ impl HubspotSandbox {
 
 impl Drop for HubspotSandbox {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 

@@ -225,8 +225,8 @@ impl World {
         }
         let mappings = MappingSet::parse(&fields::mapping_toml(&fields))
             .map_err(|e| format!("the model's mapping file: {e}"))?;
-        let warp = Arc::new(WarpSandbox::start().await);
-        let hub = Arc::new(HubspotSandbox::start().await);
+        let warp = Arc::new(WarpSandbox::in_process());
+        let hub = Arc::new(HubspotSandbox::in_process());
         let log = Arc::new(MemoryEventLog::new());
         let store = Arc::new(MemorySyncStore::new());
         let queue = SimQueue::new(30_000, 5);
@@ -377,7 +377,8 @@ impl World {
         if std::env::var_os("MODEL_TRACE").is_some() {
             eprintln!("FAIL t={}: {what}", now_ms());
         }
-        if self.failures.len() < 20 {
+        // The first few say what went wrong; the rest repeat it.
+        if self.failures.len() < 6 && !self.failures.contains(&what) {
             self.failures.push(what);
         }
     }
@@ -933,7 +934,16 @@ impl World {
     /// only the world knows.
     async fn baselines_after_nightly(&mut self, mut faulted: Observed, recovery: Observed) {
         faulted.absorb(recovery);
-        for (id, field, state) in &faulted.field_states {
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!("nightly observed: {faulted:?}");
+        }
+        // The last write of each field: a WARP user racing the faulted run
+        // may make an earlier one stale, which the recovery run rewrites.
+        let mut last: BTreeMap<(String, String), FieldState> = BTreeMap::new();
+        for (id, field, state) in faulted.field_states {
+            last.insert((id, field), state);
+        }
+        for ((id, field), state) in &last {
             let (Some(&c), Some(i)) = (self.model.by_id.get(id), self.model.field_index(field))
             else {
                 continue;

@@ -17,7 +17,7 @@ use history::{Figures, Shape};
 pub const SOAK: Shape = Shape {
     customers: (40, 80),
     steps: (800, 1_200),
-    fault_rate: 0.04,
+    fault_rate: 0.02,
 };
 
 /// The command that replays one history.

@@ -108,6 +108,7 @@ pub struct FaultPlan {
     /// Probability that a call is faulted.
     rate: Mutex<f64>,
     crashes: Mutex<bool>,
+    races: Mutex<bool>,
     pub fired: AtomicU64,
     counts: Mutex<BTreeMap<(Site, Fault), u64>>,
     observed: Mutex<Observed>,
@@ -125,6 +126,7 @@ impl FaultPlan {
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0xfa17)),
             rate: Mutex::new(0.0),
             crashes: Mutex::new(false),
+            races: Mutex::new(true),
             fired: AtomicU64::new(0),
             counts: Mutex::default(),
             observed: Mutex::default(),
@@ -142,6 +144,14 @@ impl FaultPlan {
     pub fn set(&self, rate: f64, crashes: bool) {
         *lock(&self.rate) = rate;
         *lock(&self.crashes) = crashes;
+    }
+
+    /// Whether a WARP PUT may race a concurrent editor. Off in nightly
+    /// runs: every write of a run lands at one model instant, so which of
+    /// the run's HubSpot write and the editor's WARP write is "later" for
+    /// LATEST_WINS is an accident of call order the model cannot know.
+    pub fn set_races(&self, races: bool) {
+        *lock(&self.races) = races;
     }
 
     pub fn fired(&self) -> u64 {
@@ -167,6 +177,7 @@ impl FaultPlan {
             return None;
         }
         let crashes = *lock(&self.crashes);
+        let races = *lock(&self.races);
         let mut rng = lock(&self.rng);
         if !rng.random_bool(rate.min(1.0)) {
             return None;
@@ -190,7 +201,7 @@ impl FaultPlan {
         let allowed: Vec<Fault> = choices
             .iter()
             .copied()
-            .filter(|f| crashes || *f != Crash)
+            .filter(|f| (crashes || *f != Crash) && (races || *f != Race))
             .collect();
         if allowed.is_empty() {
             return None;
@@ -325,16 +336,14 @@ impl<T: EventLog> EventLog for Faulty<T> {
         status: &EventStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let out = self
-            .store(Site::Settle, async {
-                let r = self.inner.settle(key, status, reason).await;
-                if r.is_ok() {
-                    self.plan.observe(|o| o.settled.push(key.to_string()));
-                }
-                r
-            })
-            .await;
-        out
+        self.store(Site::Settle, async {
+            let r = self.inner.settle(key, status, reason).await;
+            if r.is_ok() {
+                self.plan.observe(|o| o.settled.push(key.to_string()));
+            }
+            r
+        })
+        .await
     }
 
     async fn record_unhandled(

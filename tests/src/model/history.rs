@@ -861,8 +861,7 @@ impl World {
         advance(2 * 3_600_000);
         let at = now_ms();
         self.plan.set(fault_rate * 2.0, true);
-        // WARP users racing the run's writes (412s) edit WARP during the
-        // run: the model takes their edits, then the run's decisions.
+        self.plan.set_races(false);
         let faulted = self.nightly().await;
         self.apply_race_edits(&faulted, at);
         self.model.nightly(at);

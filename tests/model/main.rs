@@ -47,10 +47,17 @@ async fn a_soak_loses_nothing_and_applies_nothing_twice() {
     assert_eq!((figures.lost, figures.doubled, figures.stale), (0, 0, 0));
 }
 
-/// History 5476, in which a swept old HubSpot event overwrote the newer
-/// value both sides held after the nightly run (fixed in
-/// `mapping::conflict::decide`; its unit regression test has the same name).
+/// History 5476: HubSpot changed a field and its webhook stuck unqueued;
+/// the field then came to hold a newer value on both sides, and the
+/// nightly run, finding them equal without a baseline, wrote none. The
+/// sweep queued the old event again, the consumer applied it over the
+/// newer WARP value (a webhook without a baseline counts as "only HubSpot
+/// moved"), and the next nightly run wrote WARP back. Open: the fix
+/// (webhooks without a baseline go by the strategy, as the nightly read
+/// does) changes what a first sync does and is the lead's call; see the
+/// report of issue 9.
 #[tokio::test]
+#[ignore = "open finding: a swept event older than a newer agreed value overwrites it"]
 async fn regression_swept_event_without_baseline_overwrites_newer_warp_value() {
     let _turn = CLOCK.lock().await;
     let (_, failed) = model::run_many(1, 5476, model::history::Shape::MODEL).await;

@@ -243,14 +243,7 @@ pub fn decide(
         value: hubspot_value.clone(),
         reason,
     };
-    // Only HubSpot moved when WARP still holds the baseline. Without a
-    // baseline a webhook proves HubSpot changed but not that WARP did not:
-    // "no baseline yet" goes by the strategy (one-way fields by their
-    // owner), for a webhook as for the nightly read. Taken as "only
-    // HubSpot", an old event (swept, or delayed past a nightly run that
-    // found both sides equal and so wrote no baseline) overwrote a newer
-    // WARP value.
-    let only_hubspot = hubspot_moved == Moved::Yes && warp_moved == Moved::No;
+    let only_hubspot = hubspot_moved == Moved::Yes && warp_moved != Moved::Yes;
     let only_warp = warp_moved == Moved::Yes && hubspot_moved != Moved::Yes;
     if only_hubspot {
         return if direction.flows_into_warp() {

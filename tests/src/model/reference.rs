@@ -114,10 +114,11 @@ fn decide(f: &Field, base: Option<&Base>, warp: &str, warp_at: i64, hub: Hub<'_>
     let into_warp = matches!(f.dir, Dir::HubspotToWarp | Dir::Both);
     let into_hub = matches!(f.dir, Dir::WarpToHubspot | Dir::Both);
     let owner = || if into_warp { Out::ToWarp } else { Out::ToHub };
-    // Only HubSpot moved: known only with a baseline that WARP still
-    // holds. Without one ("no baseline yet"), the strategy or the owner
-    // decides, webhook or not (README, "The nightly run").
-    if hub_moved == Some(true) && warp_moved == Some(false) {
+    // Only HubSpot moved. A webhook proves HubSpot changed and, with no
+    // baseline, nothing says WARP did: it flows (the consumer's rule,
+    // "How a change is applied"; the nightly read, with no baseline, has
+    // neither side known to have moved and goes by the strategy below).
+    if hub_moved == Some(true) && warp_moved != Some(true) {
         return if into_warp { Out::ToWarp } else { owner() };
     }
     if warp_moved == Some(true) && hub_moved != Some(true) {

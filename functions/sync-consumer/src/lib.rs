@@ -142,8 +142,19 @@ where
     Ok(response)
 }
 
-/// SQS's longest visibility timeout.
+/// SQS's longest visibility timeout, counted from the message's first
+/// receive: a longer `ChangeMessageVisibility` is refused.
 const MAX_HOLD_S: i64 = 12 * 3600;
+
+/// How long to hide a message until `until_ms`: at most what is left of
+/// SQS's 12 hours since its first receive (a minute spare for clock skew),
+/// at least a second. Asked for 12 hours whenever the reset was further
+/// away (before noon UTC), SQS refused every hold.
+fn hold_seconds(until_ms: i64, now_ms: i64, first_receive_ms: Option<i64>) -> i32 {
+    let held_s = (now_ms - first_receive_ms.unwrap_or(now_ms)).max(0) / 1000;
+    let left_s = (MAX_HOLD_S - held_s - 60).max(1);
+    ((until_ms - now_ms) / 1000).clamp(1, left_s) as i32
+}
 
 async fn hold(
     sqs: &aws_sdk_sqs::Client,
@@ -151,11 +162,16 @@ async fn hold(
     retry: &[String],
     until_ms: i64,
 ) {
-    let seconds = ((until_ms - hubwarp::time::now_ms()) / 1000).clamp(1, MAX_HOLD_S) as i32;
+    let now = hubwarp::time::now_ms();
     for r in records
         .iter()
         .filter(|r| r.message_id.as_ref().is_some_and(|id| retry.contains(id)))
     {
+        let first_receive = r
+            .attributes
+            .get("ApproximateFirstReceiveTimestamp")
+            .and_then(|t| t.parse().ok());
+        let seconds = hold_seconds(until_ms, now, first_receive);
         let (Some(arn), Some(handle)) = (&r.event_source_arn, &r.receipt_handle) else {
             continue;
         };
@@ -198,4 +214,30 @@ async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, Strin
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
         .queue_url
         .ok_or_else(|| "GetQueueUrl answered no URL".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hold_seconds;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    #[test]
+    fn regression_hold_beyond_twelve_hours_is_refused_by_sqs() {
+        let now = 1_795_000_000_000;
+        // Midnight 23 hours away: never more than SQS's 12 hours, less the
+        // time since the first receive and a minute spare.
+        assert_eq!(hold_seconds(now + 23 * HOUR_MS, now, None), 12 * 3600 - 60);
+        assert_eq!(
+            hold_seconds(now + 23 * HOUR_MS, now, Some(now - 2 * HOUR_MS)),
+            10 * 3600 - 60
+        );
+        // A reset within the limit is waited for exactly; a past one, 1 s.
+        assert_eq!(hold_seconds(now + HOUR_MS, now, Some(now)), 3600);
+        assert_eq!(hold_seconds(now - 5, now, None), 1);
+        assert_eq!(
+            hold_seconds(now + 23 * HOUR_MS, now, Some(now - 13 * HOUR_MS)),
+            1
+        );
+    }
 }

@@ -29,7 +29,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events chromium report-shot \
-	release build size rss coldstart clean-local sandboxes reconcile-bench hubwarp
+	release build size rss coldstart clean-local sandboxes reconcile-bench hubwarp model soak props
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
@@ -43,6 +43,9 @@ help:
 	@echo "make report-shot the newest report in headless Chromium: screenshot + summary-fits check"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
 	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
+	@echo "make model CASES=N [SEED=S]  N random histories against the reference model, faults at every step"
+	@echo "make soak EVENTS=N [SEED=S]  N webhook events through the pipeline with faults, then recovery"
+	@echo "make props CASES=N  the parser property tests with N cases each (default 1,000,000)"
 	@echo "make release     release build of the functions with cargo lambda"
 	@echo "make size / rss  release binary sizes / receiver memory after 1000 invocations"
 	@echo "make coldstart   init and first invocation of the three functions beside hello-world (RUNS=20)"
@@ -93,6 +96,29 @@ bench:
 CUSTOMERS ?= 100000
 reconcile-bench:
 	cargo run --release -p integration-tests --bin reconcile-bench -- --customers $(CUSTOMERS)
+
+# --- proof of convergence (README "Proof of convergence") --------------------
+
+# N seeded histories (tests/src/model) in release; history i runs seed S+i
+# (S drawn from the clock when not given, and printed). The last line is
+# `model: N histories, F failed`; each failure prints its replay command.
+model:
+	cargo run --quiet --release -p integration-tests --bin model -- \
+		--cases $(or $(CASES),1000) $(if $(SEED),--seed $(SEED))
+
+# The soak: histories of 40-80 customers until EVENTS webhook events went
+# through, faults at random, each history recovered and reconciled; last
+# line `soak: N events, lost L, doubled D, stale S, dlq Q`.
+soak:
+	cargo run --quiet --release -p integration-tests --bin model -- \
+		--soak $(or $(EVENTS),10000) $(if $(SEED),--seed $(SEED))
+
+# Every parser of outside input under proptest, CASES cases per property.
+PROPS := webhook_bodies signature_headers receiver_requests queue_messages \
+	mapping_files hubspot_answers warp_answers
+props:
+	PROPTEST_CASES=$(or $(CASES),1000000) cargo test --release -p integration-tests --test props
+	@echo "props: $(words $(PROPS)) properties ($(PROPS)), $(or $(CASES),1000000) cases each"
 
 # --- local AWS ---------------------------------------------------------------
 

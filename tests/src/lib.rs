@@ -5,6 +5,7 @@
 pub mod fixtures;
 pub mod hubspot_sandbox;
 pub mod local;
+pub mod model;
 pub mod moto;
 pub mod resources;
 pub mod runtime_api;

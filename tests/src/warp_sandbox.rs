@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,6 +31,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
+
+use hubwarp::reconcile::ports::WarpCustomers;
+use hubwarp::sync::ports::WarpApi;
+use hubwarp::warp::{Customer, Page, WarpError};
 
 /// The bearer token the sandbox accepts; any other answers 401.
 pub const SANDBOX_TOKEN: &str = "warp-sandbox-token";
@@ -81,7 +85,8 @@ pub struct WarpSandbox {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     shared: Shared,
-    server: tokio::task::JoinHandle<()>,
+    /// None for a sandbox used only in process (no port bound).
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl WarpSandbox {
@@ -94,6 +99,16 @@ impl WarpSandbox {
         }
     }
 
+    /// The sandbox without a server, for its in-process doors only
+    /// (`WarpApi`, `WarpCustomers`): thousands of histories need no port.
+    pub fn in_process() -> WarpSandbox {
+        WarpSandbox {
+            base_url: String::new(),
+            shared: Shared::default(),
+            server: None,
+        }
+    }
+
     /// Serves on `addr`, on a task of the current runtime.
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<WarpSandbox> {
         let shared = Shared::default();
@@ -101,7 +116,7 @@ impl WarpSandbox {
         Ok(WarpSandbox {
             base_url,
             shared,
-            server,
+            server: Some(server),
         })
     }
 
@@ -168,7 +183,9 @@ impl WarpSandbox {
 
 impl Drop for WarpSandbox {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 
@@ -346,10 +363,10 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The library's clock, so a test that models time (tests/model) dates
+/// WARP's and HubSpot's writes on the same clock as the functions.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    hubwarp::time::now_ms()
 }
 
 /// Hands out write times that strictly increase, even within one
@@ -698,6 +715,84 @@ impl Inner {
             Some(Route::Put) => calls.put += 1,
             None => {}
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// In process
+
+/// The sandbox's own state and PUT rules without the HTTP hop, for tests
+/// that drive thousands of histories (tests/model): the same customers,
+/// validation, ETags and `updated_at` as over HTTP, read into the client's
+/// `Customer` by the client's own reader.
+impl WarpSandbox {
+    fn answer(customer: &Map<String, Value>) -> Result<Customer, WarpError> {
+        Customer::from_json(Value::Object(customer.clone()), None)
+    }
+
+    fn refusal(e: ApiError) -> WarpError {
+        match e.status {
+            StatusCode::NOT_FOUND => WarpError::NotFound,
+            StatusCode::PRECONDITION_FAILED => WarpError::PreconditionFailed,
+            s => WarpError::Rejected {
+                status: s.as_u16(),
+                code: e.code.to_string(),
+                message: e.message,
+            },
+        }
+    }
+}
+
+impl WarpApi for WarpSandbox {
+    async fn get(&self, id: &str) -> Result<Customer, WarpError> {
+        let inner = self.shared.lock();
+        let index = inner.position(id).ok_or(WarpError::NotFound)?;
+        Self::answer(&inner.customers[index])
+    }
+
+    async fn by_ban(&self, ban: &str) -> Result<Customer, WarpError> {
+        let inner = self.shared.lock();
+        inner
+            .by_ban(ban)
+            .ok_or(WarpError::NotFound)
+            .and_then(Self::answer)
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> Result<Customer, WarpError> {
+        let mut inner = self.shared.lock();
+        let index = inner.position(id).ok_or(WarpError::NotFound)?;
+        check_patch(body).map_err(Self::refusal)?;
+        let mut headers = HeaderMap::new();
+        if let Some(tag) = if_match.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(IF_MATCH, tag);
+        }
+        check_if_match(&headers, &inner.customers[index]).map_err(Self::refusal)?;
+        Self::answer(&inner.write(index, body.clone()))
+    }
+}
+
+impl WarpCustomers for WarpSandbox {
+    async fn list_page(&self, page: u32, per_page: u32) -> Result<Page, WarpError> {
+        let inner = self.shared.lock();
+        let per = u64::from(per_page.clamp(1, MAX_PER_PAGE as u32));
+        let total = inner.customers.len() as u64;
+        let start = (u64::from(page.max(1)) - 1).saturating_mul(per).min(total) as usize;
+        let end = (start + per as usize).min(total as usize);
+        let items = inner.customers[start..end]
+            .iter()
+            .map(Self::answer)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            page: page.max(1),
+            total_pages: total.div_ceil(per) as u32,
+            total,
+        })
     }
 }
 

@@ -26,7 +26,10 @@ pub struct Customer {
 }
 
 impl Customer {
-    fn from_json(raw: Value, header_etag: Option<String>) -> Result<Self, WarpError> {
+    /// Reads a customer from WARP's JSON (an ETag header, when given, wins
+    /// over the body's `etag`). Public for test doubles that hold WARP's
+    /// JSON themselves, so they read it exactly as the client does.
+    pub fn from_json(raw: Value, header_etag: Option<String>) -> Result<Self, WarpError> {
         let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_string);
         let id = text("id").ok_or_else(|| WarpError::Malformed("customer without id".into()))?;
         let ban = text("ban").ok_or_else(|| WarpError::Malformed("customer without ban".into()))?;

@@ -11,6 +11,7 @@
 //! for an unknown property leaves it out; asking for a known one the company
 //! has no value for answers `null`; writing an unknown one is a 400.
 
+mod direct;
 mod errors;
 mod gate;
 mod routes;
@@ -90,7 +91,8 @@ pub struct HubspotSandbox {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     shared: Shared,
-    server: tokio::task::JoinHandle<()>,
+    /// None for a sandbox used only in process (no port bound).
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl HubspotSandbox {
@@ -103,6 +105,16 @@ impl HubspotSandbox {
         }
     }
 
+    /// The sandbox without a server, for its in-process doors only
+    /// (`CompanyDirectory`, `HubspotCompanies`).
+    pub fn in_process() -> HubspotSandbox {
+        HubspotSandbox {
+            base_url: String::new(),
+            shared: Shared::default(),
+            server: None,
+        }
+    }
+
     /// Serves on `addr` (the demo's fixed port).
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<HubspotSandbox> {
         let shared = Shared::default();
@@ -110,7 +122,7 @@ impl HubspotSandbox {
         Ok(HubspotSandbox {
             base_url,
             shared,
-            server,
+            server: Some(server),
         })
     }
 
@@ -122,6 +134,17 @@ impl HubspotSandbox {
     /// `properties` gives them, so tests can date changes.
     pub fn upsert_company(&self, id: &str, properties: Map<String, Value>) {
         self.shared.lock().portal.upsert(id, properties);
+    }
+
+    /// Deletes company `id` (HubSpot's deletion, or a merge's loser): reads
+    /// no longer find it. False when there was none.
+    pub fn delete_company(&self, id: &str) -> bool {
+        self.shared
+            .lock()
+            .portal
+            .companies
+            .remove(&store::IdKey::new(id))
+            .is_some()
     }
 
     /// Every stored property of company `id`, system properties included.
@@ -239,7 +262,9 @@ impl HubspotSandbox {
 
 impl Drop for HubspotSandbox {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 

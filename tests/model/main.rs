@@ -1,0 +1,65 @@
+//! The model test and the soak at CI size (tests/src/model). Alone in this
+//! binary because a history sets the library's clock to model time; the
+//! tests here take turns for the same reason.
+//!
+//! `MODEL_CASES`, `MODEL_SEED` and `SOAK_EVENTS` resize them; `make model`
+//! and `make soak` run the long versions in release.
+
+use integration_tests::model;
+
+static CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test]
+async fn a_thousand_histories_converge_to_the_model() {
+    let _turn = CLOCK.lock().await;
+    let cases = env("MODEL_CASES", 1000);
+    let seed = env("MODEL_SEED", 90_000);
+    let (figures, failed) = model::run_many(cases, seed, model::history::Shape::MODEL).await;
+    println!(
+        "model: {cases} histories, {} failed ({} events, {} faults injected)",
+        failed.len(),
+        figures.events_sent,
+        figures.faults
+    );
+    let seeds: Vec<String> = failed
+        .iter()
+        .map(|(s, _)| model::replay_command(*s))
+        .collect();
+    assert!(failed.is_empty(), "failed histories: {seeds:?}");
+    assert!(figures.faults > 0 && figures.events_sent > 0, "{figures:?}");
+}
+
+#[tokio::test]
+async fn a_soak_loses_nothing_and_applies_nothing_twice() {
+    let _turn = CLOCK.lock().await;
+    let events = env("SOAK_EVENTS", 1500);
+    let (figures, failed) = model::soak(events, env("SOAK_SEED", 7)).await;
+    println!("{}", model::soak_report(&figures));
+    assert!(failed.is_empty(), "soak histories failed: {failed:?}");
+    assert!(figures.events_sent >= events);
+    assert_eq!((figures.lost, figures.doubled, figures.stale), (0, 0, 0));
+}
+
+/// History 5476: HubSpot changed a field and its webhook stuck unqueued;
+/// the field then came to hold a newer value on both sides, and the
+/// nightly run, finding them equal without a baseline, wrote none. The
+/// sweep queued the old event again, the consumer applied it over the
+/// newer WARP value (a webhook without a baseline counts as "only HubSpot
+/// moved"), and the next nightly run wrote WARP back. Open: the fix
+/// (webhooks without a baseline go by the strategy, as the nightly read
+/// does) changes what a first sync does and is the lead's call; see the
+/// report of issue 9.
+#[tokio::test]
+#[ignore = "open finding: a swept event older than a newer agreed value overwrites it"]
+async fn regression_swept_event_without_baseline_overwrites_newer_warp_value() {
+    let _turn = CLOCK.lock().await;
+    let (_, failed) = model::run_many(1, 5476, model::history::Shape::MODEL).await;
+    assert!(failed.is_empty(), "{failed:?}");
+}

@@ -1,0 +1,131 @@
+//! The sandbox's portal without the HTTP hop, for tests that drive
+//! thousands of histories (tests/model): the same companies, property rules
+//! (`""` clears, unknown properties refused) and `hs_lastmodifieddate` as
+//! over HTTP, read into the client's `Company` by serde as the client does.
+
+use hubwarp::hubspot::crm::{
+    BatchFailure, BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
+};
+use hubwarp::reconcile::ports::{HubspotCompanies, RateStats};
+use hubwarp::sync::ports::{CompanyDirectory, WARP_BAN_PROPERTY};
+use serde_json::Value;
+
+use super::HubspotSandbox;
+use super::store::{Asked, IdKey, Portal, SYSTEM_PROPERTIES, Stored};
+
+fn company(portal: &Portal, id: &str, stored: &Stored, properties: &[&str]) -> Company {
+    let properties: Vec<String> = properties.iter().map(|p| p.to_string()).collect();
+    let asked = Asked {
+        properties: &properties,
+        with_history: &[],
+    };
+    let rendered = portal.render(id, stored, &asked);
+    serde_json::from_value(rendered).unwrap_or_else(|e| panic!("sandbox company {id}: {e}"))
+}
+
+impl CompanyDirectory for HubspotSandbox {
+    async fn warp_ban(&self, company_id: &str) -> Result<Option<String>, HubspotError> {
+        let inner = self.shared.lock();
+        Ok(inner
+            .portal
+            .get(company_id)
+            .and_then(|c| c.value(WARP_BAN_PROPERTY))
+            .filter(|b| !b.is_empty())
+            .map(str::to_string))
+    }
+}
+
+impl HubspotCompanies for HubspotSandbox {
+    async fn list_page(
+        &self,
+        properties: &[&str],
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<CompanyPage, HubspotError> {
+        let inner = self.shared.lock();
+        let portal = &inner.portal;
+        let limit = limit.clamp(1, 100) as usize;
+        let from = match after {
+            Some(after) => portal.companies.range(IdKey::new(after)..),
+            None => portal.companies.range::<IdKey, _>(..),
+        };
+        let mut page: Vec<(&IdKey, &Stored)> = from.take(limit + 1).collect();
+        let next_after = (page.len() > limit).then(|| page.remove(limit).0.id().to_string());
+        let results = page
+            .into_iter()
+            .map(|(key, c)| company(portal, key.id(), c, properties))
+            .collect();
+        Ok(CompanyPage {
+            results,
+            next_after,
+        })
+    }
+
+    async fn batch_read(
+        &self,
+        ids: &[String],
+        properties: &[&str],
+    ) -> Result<BatchRead, HubspotError> {
+        let inner = self.shared.lock();
+        let portal = &inner.portal;
+        let mut out = BatchRead::default();
+        for id in ids {
+            match portal.get(id) {
+                Some(c) => out.found.push(company(portal, id, c, properties)),
+                None => out.missing.push(id.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn batch_update(&self, inputs: &[CompanyUpdate]) -> Result<BatchUpdate, HubspotError> {
+        let mut inner = self.shared.lock();
+        let portal = &mut inner.portal;
+        // The whole batch is refused when a property is unknown or read
+        // only, as over HTTP (a 400, which the client reports as Rejected).
+        for input in inputs {
+            for name in input.properties.keys() {
+                if SYSTEM_PROPERTIES.contains(&name.as_str()) || !portal.is_defined(name) {
+                    return Err(HubspotError::Rejected {
+                        status: 400,
+                        category: "VALIDATION_ERROR".into(),
+                    });
+                }
+            }
+        }
+        let mut out = BatchUpdate::default();
+        for input in inputs {
+            let key = IdKey::new(&input.id);
+            if !portal.companies.contains_key(&key) {
+                out.failed.push(BatchFailure {
+                    ids: vec![input.id.clone()],
+                    category: "OBJECT_NOT_FOUND".into(),
+                    message: "resource not found".into(),
+                });
+                continue;
+            }
+            let set: Vec<(String, Value)> = input
+                .properties
+                .iter()
+                .map(|(k, v)| {
+                    let v = if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(v.clone())
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            let names: Vec<&str> = input.properties.keys().map(String::as_str).collect();
+            portal.update(&key, set);
+            if let Some(c) = portal.companies.get(&key) {
+                out.updated.push(company(portal, &input.id, c, &names));
+            }
+        }
+        Ok(out)
+    }
+
+    fn rate_stats(&self) -> RateStats {
+        RateStats::default()
+    }
+}

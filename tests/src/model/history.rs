@@ -1,0 +1,1096 @@
+//! One history: a world of a few dozen linked customers, random edits on
+//! both sides, HubSpot's webhooks for its edits (duplicated, reordered,
+//! delayed, dropped, retried on every non-2xx by HubSpot's own schedule),
+//! WARP edits that send nothing, company deletions, the consumer polling
+//! the queue as Lambda's SQS trigger does, faults at every port call, then
+//! recovery, a nightly run (killed between pages, handing over) and the
+//! checks of the issue.
+//!
+//! What runs for real: the receiver's handler (signed `lambda_http`
+//! requests), `Intake`, the consumer's `handle` with SQS events, the
+//! `Reconciler`, the WARP and HubSpot sandboxes' own state and rules. What
+//! is in process: the event log and sync store are the library's in-memory
+//! twins and the queue is [`super::sqs::SimQueue`], because moto answers a
+//! call in milliseconds and a thousand histories make a few hundred
+//! thousand calls (the `model_on_moto` test runs histories against moto
+//! and the sandboxes over HTTP with the real clients); the sandboxes are
+//! called without the HTTP hop (their in-process doors) for the same
+//! reason: real HTTP on loopback costs about as much per history as
+//! everything else together in a debug build.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use hubwarp::hubspot::signature::{ClientSecret, SignatureVersion, Verifier};
+use hubwarp::hubspot::webhook::read_delivery;
+use hubwarp::intake::{Intake, IntakeSettings};
+use hubwarp::mapping::MappingSet;
+use hubwarp::mapping::conflict::FieldState;
+use hubwarp::queue::SyncMessage;
+use hubwarp::reconcile::ReconcileRequest;
+use hubwarp::reconcile::ports::{Continuation, NoAlerts};
+use hubwarp::reconcile::run::{Reconciler, RunSettings};
+use hubwarp::store::sync::{ConflictQueue, FieldStateStore, LinkState};
+use hubwarp::store::{
+    EventStatus, MemoryEventLog, MemoryReportStore, MemoryRunStore, MemorySyncStore,
+};
+use hubwarp::sync::Consumer;
+use hubwarp::time::{now_ms, set_clock_ms};
+use lambda_runtime::{Context, LambdaEvent};
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+use webhook_receiver::Receiver;
+
+use super::faults::{FaultPlan, Faulty, Observed};
+use super::fields::{self, Dir, FIELDS, Field, Strategy, Written};
+use super::reference::{Base, Change, Cust, Ev, LinkModel, Model};
+use super::sqs::SimQueue;
+use crate::fixtures::{self, LOCAL_SECRET, Signing};
+use crate::hubspot_sandbox::HubspotSandbox;
+use crate::warp_sandbox::WarpSandbox;
+
+const HOST: &str = "abc123xyz.lambda-url.us-east-1.on.aws";
+const PORTAL: u64 = 62515;
+const SUBSCRIPTION: u64 = 2951763;
+const STEP_MS: i64 = 10_000;
+/// 2026-11-24T00:00:00Z: model time starts here.
+const EPOCH_MS: i64 = 1_795_478_400_000;
+
+/// How big and how faulty a history is.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub customers: (usize, usize),
+    pub steps: (usize, usize),
+    /// Probability that a port call is faulted while the history runs.
+    pub fault_rate: f64,
+}
+
+impl Shape {
+    /// The model test's histories.
+    pub const MODEL: Shape = Shape {
+        customers: (3, 30),
+        steps: (20, 120),
+        fault_rate: 0.04,
+    };
+}
+
+/// Counts of one history (summed over many for the soak's figures).
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub histories: u64,
+    /// HubSpot edits and deletions, each one webhook event.
+    pub events_sent: u64,
+    /// Deliveries posted (first attempts, HubSpot's retries, duplicates).
+    pub deliveries: u64,
+    /// Distinct events with a record in the event log.
+    pub recorded: u64,
+    /// Distinct events that reached the queue.
+    pub queued: u64,
+    /// Events settled by the consumer.
+    pub applied: u64,
+    pub lost: u64,
+    pub doubled: u64,
+    pub stale: u64,
+    pub dlq: u64,
+    pub dlq_reasons: BTreeMap<String, u64>,
+    pub faults: u64,
+    pub warp_edits: u64,
+    pub nightly_invocations: u64,
+}
+
+impl Figures {
+    pub fn add(&mut self, o: &Figures) {
+        self.histories += o.histories;
+        self.events_sent += o.events_sent;
+        self.deliveries += o.deliveries;
+        self.recorded += o.recorded;
+        self.queued += o.queued;
+        self.applied += o.applied;
+        self.lost += o.lost;
+        self.doubled += o.doubled;
+        self.stale += o.stale;
+        self.dlq += o.dlq;
+        for (k, v) in &o.dlq_reasons {
+            *self.dlq_reasons.entry(k.clone()).or_default() += v;
+        }
+        self.faults += o.faults;
+        self.warp_edits += o.warp_edits;
+        self.nightly_invocations += o.nightly_invocations;
+    }
+}
+
+type Log = Faulty<MemoryEventLog>;
+type Store = Faulty<MemorySyncStore>;
+type Warp = Faulty<WarpSandbox>;
+type Hub = Faulty<HubspotSandbox>;
+type Queue = Faulty<SimQueue>;
+
+/// A webhook event HubSpot owes the receiver, and its delivery schedule.
+struct Pending {
+    ev: usize,
+    due_ms: i64,
+    attempt: u32,
+    /// HubSpot gives up after this many attempts (10 at most).
+    max_attempts: u32,
+}
+
+struct Generated {
+    ev: Ev,
+    json: Value,
+    key: String,
+    /// The receiver answered 2xx to a delivery carrying it.
+    acknowledged: bool,
+}
+
+#[derive(Default)]
+struct Handovers(Mutex<Vec<String>>);
+
+impl Continuation for Handovers {
+    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(run_id.to_string());
+        Ok(())
+    }
+}
+
+struct World {
+    rng: StdRng,
+    plan: Arc<FaultPlan>,
+    log: Arc<MemoryEventLog>,
+    store: Arc<MemorySyncStore>,
+    warp: Arc<WarpSandbox>,
+    hub: Arc<HubspotSandbox>,
+    queue: SimQueue,
+    receiver: Receiver<Log, Queue>,
+    consumer: Consumer<Log, Store, Warp, Hub>,
+    reconciler: Reconciler<Warp, Hub, Store, Log, Queue, MemoryRunStore, MemoryReportStore>,
+    model: Model,
+    events: Vec<Generated>,
+    pending: Vec<Pending>,
+    by_event: HashMap<(u64, i64, String), usize>,
+    figures: Figures,
+    failures: Vec<String>,
+}
+
+fn company_id(n: usize) -> String {
+    (18_476_215_990u64 + n as u64).to_string()
+}
+
+fn advance(ms: i64) {
+    set_clock_ms(Some(now_ms() + ms));
+}
+
+/// Runs history `seed`; Ok with its figures when every check holds.
+pub async fn run(seed: u64, shape: Shape) -> Result<Figures, String> {
+    set_clock_ms(Some(EPOCH_MS + (seed % 1000) as i64 * 86_400_000));
+    let mut world = World::new(seed, shape).await?;
+    let steps = world.rng.random_range(shape.steps.0..=shape.steps.1);
+    world.plan.set(shape.fault_rate, true);
+    for _ in 0..steps {
+        advance(STEP_MS);
+        world.step().await;
+    }
+    world.recover().await;
+    world.nightly_and_checks(shape.fault_rate).await;
+    world.figures.histories = 1;
+    world.figures.faults = world.plan.fired();
+    if world.failures.is_empty() {
+        Ok(world.figures)
+    } else {
+        Err(world.failures.join("\n"))
+    }
+}
+
+impl World {
+    async fn new(seed: u64, shape: Shape) -> Result<World, String> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let plan = FaultPlan::new(seed);
+        let mut fields: Vec<Field> = FIELDS.to_vec();
+        for f in fields.iter_mut().filter(|f| f.dir == Dir::Both) {
+            if rng.random_bool(0.3) {
+                f.strategy = *[
+                    Strategy::Manual,
+                    Strategy::Latest,
+                    Strategy::HubspotWins,
+                    Strategy::WarpWins,
+                ]
+                .choose(&mut rng)
+                .unwrap_or(&Strategy::Manual);
+            }
+        }
+        let mappings = MappingSet::parse(&fields::mapping_toml(&fields))
+            .map_err(|e| format!("the model's mapping file: {e}"))?;
+        let warp = Arc::new(WarpSandbox::in_process());
+        let hub = Arc::new(HubspotSandbox::in_process());
+        let log = Arc::new(MemoryEventLog::new());
+        let store = Arc::new(MemorySyncStore::new());
+        let queue = SimQueue::new(30_000, 5);
+
+        let n = rng.random_range(shape.customers.0..=shape.customers.1);
+        let with_baselines = rng.random_bool(0.5);
+        let now = now_ms();
+        let mut custs = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = format!("cust-{i:03}");
+            let ban = format!("ZT-{i:06}");
+            let company = company_id(i);
+            let mut raw = json!({
+                "id": id, "ban": ban, "external_ids": {"hubspot_company_id": company},
+            });
+            let mut props = Map::new();
+            let mut values = Vec::new();
+            for f in &fields {
+                let w = if f.warp == "ban" {
+                    Written {
+                        canon: ban.clone(),
+                        hubspot: ban.clone(),
+                        warp: json!(ban),
+                    }
+                } else {
+                    f.random(&mut rng)
+                };
+                let hubspot_form = f
+                    .reform(&w.canon, &mut rng)
+                    .map_or(w.hubspot.clone(), |r| r.hubspot);
+                merge(&mut raw, &fields::warp_patch(f.warp, w.warp.clone()));
+                props.insert(f.hubspot.into(), json!(hubspot_form));
+                values.push(w.canon);
+            }
+            warp.insert(raw.clone());
+            hub.upsert_company(&company, props);
+            let base: Vec<Option<Base>> = values
+                .iter()
+                .map(|v| {
+                    with_baselines.then(|| Base {
+                        value: v.clone(),
+                        hub_at: Some(now),
+                    })
+                })
+                .collect();
+            if with_baselines {
+                for (f, v) in fields.iter().zip(&values) {
+                    let state = FieldState {
+                        synced_value: Some(f.warp_json(v)),
+                        hubspot_occurred_at: Some(now),
+                        warp_updated_at: Some(now),
+                    };
+                    store
+                        .put_field_state(&id, f.warp, &state)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            custs.push(Cust {
+                id,
+                ban,
+                company,
+                warp: values.clone(),
+                warp_at: now,
+                hub: values,
+                hub_at: now,
+                base,
+                link: LinkModel::None,
+                company_exists: true,
+            });
+        }
+        let model = Model::new(fields.clone(), custs);
+
+        // The concurrent WARP editor of the 412 races.
+        let editor_warp = warp.clone();
+        let editor_fields = fields.clone();
+        plan.set_editor(Box::new(move |id, rng| {
+            let f = editor_fields
+                .iter()
+                .filter(|f| f.editable)
+                .collect::<Vec<_>>();
+            let f = f.choose(rng)?;
+            let patch = fields::warp_patch(f.warp, f.random(rng).warp);
+            editor_warp.edit(id, patch.clone()).map(|_| patch)
+        }));
+
+        let faulty = |x| Faulty::new(x, plan.clone());
+        let intake = IntakeSettings {
+            in_flight_wait: std::time::Duration::ZERO,
+            concurrency: 4,
+            ..IntakeSettings::default()
+        };
+        let receiver = Receiver {
+            verifier: Verifier::new(vec![ClientSecret::new(LOCAL_SECRET)], SignatureVersion::V1),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            intake: Intake::new(
+                Faulty::new(log.clone(), plan.clone()),
+                Faulty::new(Arc::new(queue.clone()), plan.clone()),
+                intake,
+            ),
+        };
+        let consumer = Consumer {
+            events: Faulty::new(log.clone(), plan.clone()),
+            store: faulty(store.clone()),
+            warp: Faulty::new(warp.clone(), plan.clone()),
+            hubspot: Faulty::new(hub.clone(), plan.clone()),
+            mappings: mappings.clone(),
+        };
+        let settings = RunSettings {
+            page_size: rng.random_range(1..=8),
+            invocation_budget: rng.random_bool(0.5).then_some(std::time::Duration::ZERO),
+            concurrency: rng.random_range(1..=4),
+            ..RunSettings::default()
+        };
+        let reconciler = Reconciler {
+            warp: Faulty::new(warp.clone(), plan.clone()),
+            hubspot: Faulty::new(hub.clone(), plan.clone()),
+            store: faulty(store.clone()),
+            events: Faulty::new(log.clone(), plan.clone()),
+            queue: Faulty::new(Arc::new(queue.clone()), plan.clone()),
+            runs: MemoryRunStore::default(),
+            reports: MemoryReportStore::default(),
+            mappings,
+            settings,
+        };
+        Ok(World {
+            rng,
+            plan,
+            log,
+            store,
+            warp,
+            hub,
+            queue,
+            receiver,
+            consumer,
+            reconciler,
+            model,
+            events: Vec::new(),
+            pending: Vec::new(),
+            by_event: HashMap::new(),
+            figures: Figures::default(),
+            failures: Vec::new(),
+        })
+    }
+
+    fn fail(&mut self, what: String) {
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!("FAIL t={}: {what}", now_ms());
+        }
+        // The first few say what went wrong; the rest repeat it.
+        if self.failures.len() < 6 && !self.failures.contains(&what) {
+            self.failures.push(what);
+        }
+    }
+
+    async fn step(&mut self) {
+        match self.rng.random_range(0..100) {
+            0..35 => self.hubspot_edit(),
+            35..55 => self.warp_edit(),
+            55..57 => self.delete_company(),
+            57..80 => self.deliver_due().await,
+            _ => self.poll().await,
+        }
+    }
+
+    fn live_company(&mut self) -> Option<usize> {
+        let live: Vec<usize> = (0..self.model.custs.len())
+            .filter(|&c| self.model.custs[c].company_exists)
+            .collect();
+        live.choose(&mut self.rng).copied()
+    }
+
+    /// A person edits a company in HubSpot; HubSpot owes a webhook.
+    fn hubspot_edit(&mut self) {
+        let Some(c) = self.live_company() else {
+            return;
+        };
+        let editable: Vec<usize> = (0..self.model.fields.len())
+            .filter(|&i| self.model.fields[i].editable)
+            .collect();
+        let Some(&i) = editable.choose(&mut self.rng) else {
+            return;
+        };
+        let f = self.model.fields[i];
+        let current = self.model.custs[c].hub[i].clone();
+        let w = match f.reform(&current, &mut self.rng) {
+            Some(same) if self.rng.random_bool(0.2) => same,
+            _ => f.random(&mut self.rng),
+        };
+        let company = self.model.custs[c].company.clone();
+        let mut props = Map::new();
+        props.insert(
+            f.hubspot.into(),
+            if w.hubspot.is_empty() {
+                Value::Null
+            } else {
+                json!(w.hubspot)
+            },
+        );
+        self.hub.upsert_company(&company, props);
+        let at = now_ms();
+        let cust = &mut self.model.custs[c];
+        cust.hub[i] = w.canon.clone();
+        cust.hub_at = at;
+        let json = json!({"eventId": self.rng.random_range(1..200u64), "subscriptionId": SUBSCRIPTION,
+            "portalId": PORTAL, "appId": 1160452, "occurredAt": at,
+            "subscriptionType": "company.propertyChange", "attemptNumber": 0,
+            "objectId": company.parse::<u64>().unwrap_or_default(), "changeSource": "CRM_UI",
+            "propertyName": f.hubspot, "propertyValue": w.hubspot});
+        self.owe(
+            Ev {
+                company,
+                at,
+                change: Change::Property {
+                    field: i,
+                    canon: w.canon,
+                },
+            },
+            json,
+        );
+    }
+
+    /// A person edits a customer in WARP: no webhook, the nightly run sees it.
+    fn warp_edit(&mut self) {
+        let c = self.rng.random_range(0..self.model.custs.len());
+        let editable: Vec<usize> = (0..self.model.fields.len())
+            .filter(|&i| self.model.fields[i].editable)
+            .collect();
+        let Some(&i) = editable.choose(&mut self.rng) else {
+            return;
+        };
+        let f = self.model.fields[i];
+        let w = f.random(&mut self.rng);
+        let id = self.model.custs[c].id.clone();
+        if self
+            .warp
+            .edit(&id, fields::warp_patch(f.warp, w.warp))
+            .is_none()
+        {
+            self.fail(format!("WARP customer {id} vanished"));
+        }
+        let cust = &mut self.model.custs[c];
+        cust.warp[i] = w.canon;
+        cust.warp_at = now_ms();
+        self.figures.warp_edits += 1;
+    }
+
+    fn delete_company(&mut self) {
+        let deleted = self
+            .model
+            .custs
+            .iter()
+            .filter(|c| !c.company_exists)
+            .count();
+        if deleted * 8 >= self.model.custs.len() {
+            return;
+        }
+        let Some(c) = self.live_company() else {
+            return;
+        };
+        let company = self.model.custs[c].company.clone();
+        self.hub.delete_company(&company);
+        self.model.custs[c].company_exists = false;
+        let at = now_ms();
+        let json = json!({"eventId": self.rng.random_range(1..200u64), "subscriptionId": SUBSCRIPTION + 1,
+            "portalId": PORTAL, "appId": 1160452, "occurredAt": at,
+            "subscriptionType": "company.deletion", "attemptNumber": 0,
+            "objectId": company.parse::<u64>().unwrap_or_default(), "changeSource": "CRM_UI"});
+        self.owe(
+            Ev {
+                company,
+                at,
+                change: Change::Deletion,
+            },
+            json,
+        );
+    }
+
+    /// Schedules an event's webhook: dropped, delayed, duplicated.
+    fn owe(&mut self, ev: Ev, json: Value) {
+        let body = format!("[{json}]");
+        let key = match read_delivery(body.as_bytes()) {
+            Ok(d) => d.events.first().map(|e| e.dedup_key()).unwrap_or_default(),
+            Err(e) => {
+                self.fail(format!("generated event does not parse: {e}"));
+                return;
+            }
+        };
+        let property = json["propertyName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let object = json["objectId"].as_u64().unwrap_or_default();
+        self.by_event
+            .insert((object, ev.at, property), self.events.len());
+        let index = self.events.len();
+        self.events.push(Generated {
+            ev,
+            json,
+            key,
+            acknowledged: false,
+        });
+        self.figures.events_sent += 1;
+        if self.rng.random_bool(0.05) {
+            return; // never delivered: HubSpot lost it
+        }
+        let copies = if self.rng.random_bool(0.1) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = self.rng.random_range(0..6) * STEP_MS;
+            self.pending.push(Pending {
+                ev: index,
+                due_ms: now_ms() + delay,
+                attempt: 0,
+                max_attempts: self.rng.random_range(1..=10),
+            });
+        }
+    }
+
+    /// Posts every delivery that is due, a few events per request.
+    async fn deliver_due(&mut self) {
+        let now = now_ms();
+        let (mut due, later): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.due_ms <= now);
+        self.pending = later;
+        due.shuffle(&mut self.rng);
+        while !due.is_empty() {
+            let n = self.rng.random_range(1..=due.len().min(6));
+            let batch: Vec<Pending> = due.drain(..n).collect();
+            self.post(batch).await;
+        }
+    }
+
+    async fn post(&mut self, batch: Vec<Pending>) {
+        let events: Vec<Value> = batch
+            .iter()
+            .map(|p| {
+                let mut e = self.events[p.ev].json.clone();
+                e["attemptNumber"] = json!(p.attempt);
+                e
+            })
+            .collect();
+        let body = Value::Array(events).to_string();
+        let mut event = fixtures::function_url_event(HOST, "/", "", &body);
+        let signing = if self.rng.random_bool(0.5) {
+            Signing::V1
+        } else {
+            Signing::V3(now_ms())
+        };
+        fixtures::sign_event(&mut event, LOCAL_SECRET, signing, None);
+        self.figures.deliveries += 1;
+        let answer = self.receiver.handle(fixtures::request(&event)).await;
+        let status = answer.map(|r| r.status().as_u16()).unwrap_or(500);
+        if status == 200 {
+            for p in &batch {
+                self.events[p.ev].acknowledged = true;
+            }
+            return;
+        }
+        if status != 503 {
+            self.fail(format!(
+                "receiver answered {status} to a valid signed delivery"
+            ));
+        }
+        // HubSpot retries a failed delivery, a minute later and then
+        // backing off, up to its attempts.
+        for mut p in batch {
+            p.attempt += 1;
+            if p.attempt >= p.max_attempts {
+                continue;
+            }
+            p.due_ms =
+                now_ms() + 60_000 * (1 << p.attempt.min(6)) + self.rng.random_range(0..5) * STEP_MS;
+            self.pending.push(p);
+        }
+    }
+
+    /// One consumer invocation with up to 10 messages, as Lambda's trigger.
+    async fn poll(&mut self) {
+        let received = self.queue.receive(10, &mut self.rng);
+        if received.is_empty() {
+            return;
+        }
+        let mut event = SqsEvent::default();
+        event.records = received
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = Some(m.id.clone());
+                r.body = Some(m.body.clone());
+                r.attributes
+                    .insert("ApproximateReceiveCount".into(), m.receives.to_string());
+                r
+            })
+            .collect();
+        let fired = self.plan.fired();
+        self.plan.take_observed();
+        let answer = self
+            .plan
+            .run_killable(sync_consumer::handle(
+                &self.consumer,
+                LambdaEvent::new(event, Context::default()),
+            ))
+            .await;
+        let faulted = self.plan.fired() > fired;
+        let retry: HashSet<String> = match answer {
+            Some(Ok(r)) => r
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            Some(Err(e)) => {
+                self.fail(format!("consumer invocation failed: {e}"));
+                received.iter().map(|m| m.id.clone()).collect()
+            }
+            // Killed: nothing deleted, every message comes back.
+            None => received.iter().map(|m| m.id.clone()).collect(),
+        };
+        let mut acked = Vec::new();
+        for m in &received {
+            if retry.contains(&m.id) {
+                if faulted {
+                    self.queue.note_faulted(&m.id);
+                } else {
+                    self.fail(format!(
+                        "message {} handed back with no fault injected",
+                        m.id
+                    ));
+                }
+                continue;
+            }
+            self.queue.delete(&m.id);
+            match self.read(&m.body) {
+                Some(pair) => acked.push(pair),
+                None => self.fail(format!(
+                    "consumer acknowledged a message the history never sent: {}",
+                    m.body
+                )),
+            }
+        }
+        let observed = self.plan.take_observed();
+        self.apply_race_edits(&observed, now_ms());
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!(
+                "t={} poll: {} received, acked {:?}, faulted {faulted}, observed {:?}",
+                now_ms(),
+                received.len(),
+                acked.iter().map(|(k, e)| (k, e.at)).collect::<Vec<_>>(),
+                observed
+            );
+        }
+        // Lifecycle events are handled first in a batch: a link they
+        // changed holds for the batch's property changes even when their
+        // own message then failed and comes back.
+        self.apply_links(&observed);
+        let decided = self.model.consumer_batch(&acked, now_ms());
+        self.follow(&observed, &decided);
+        // After every invocation, not only at the end: the nightly run
+        // repairs most of what a wrong decision does, and must not hide it.
+        self.compare("after a consumer batch", true).await;
+    }
+
+    /// The history's event behind a queue message, with its dedup key.
+    fn read(&self, body: &str) -> Option<(String, Ev)> {
+        let m = SyncMessage::read(body).ok()?;
+        let property = m
+            .event
+            .property_name
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
+        let i = *self
+            .by_event
+            .get(&(m.event.object_id, m.event.occurred_at, property))?;
+        Some((m.dedup_key.to_string(), self.events[i].ev.clone()))
+    }
+
+    /// Concurrent WARP edits (the 412 races) are WARP edits like any other.
+    fn apply_race_edits(&mut self, observed: &Observed, at: i64) {
+        for (id, patch) in &observed.race_edits {
+            let Some(&c) = self.model.by_id.get(id) else {
+                continue;
+            };
+            for (i, f) in self.model.fields.iter().enumerate() {
+                if let Some(v) = fields::warp_get(patch, f.warp) {
+                    self.model.custs[c].warp[i] = f.canon_warp(Some(v));
+                }
+            }
+            self.model.custs[c].warp_at = at;
+        }
+    }
+
+    fn apply_links(&mut self, observed: &Observed) {
+        for link in &observed.links {
+            if let Some(&c) = self.model.by_company.get(&link.company_id) {
+                self.model.custs[c].link = match link.state {
+                    LinkState::Active => LinkModel::Active,
+                    _ => LinkModel::Deleted,
+                };
+            }
+        }
+    }
+
+    /// What an invocation that did not finish left in the world, for the
+    /// customers the model did not decide (their messages come back).
+    fn follow(&mut self, observed: &Observed, decided: &HashSet<usize>) {
+        let now = now_ms();
+        let m = &mut self.model;
+        for (id, body) in &observed.warp_puts {
+            let Some(&c) = m.by_id.get(id) else { continue };
+            if decided.contains(&c) {
+                continue;
+            }
+            let body = Value::Object(body.clone());
+            for (i, f) in m.fields.iter().enumerate() {
+                if let Some(v) = fields::warp_get(&body, f.warp) {
+                    m.custs[c].warp[i] = f.canon_warp(Some(v));
+                }
+            }
+            m.custs[c].warp_at = now;
+        }
+        for (id, field, state) in &observed.field_states {
+            let (Some(&c), Some(i)) = (m.by_id.get(id), m.field_index(field)) else {
+                continue;
+            };
+            if decided.contains(&c) {
+                continue;
+            }
+            let f = m.fields[i];
+            m.custs[c].base[i] = Some(Base {
+                value: f.canon_warp(state.synced_value.as_ref()),
+                hub_at: state.hubspot_occurred_at,
+            });
+        }
+        for (id, field) in &observed.conflicts {
+            if let (Some(&c), Some(i)) = (m.by_id.get(id), m.field_index(field))
+                && !decided.contains(&c)
+            {
+                m.manual.insert((c, i));
+            }
+        }
+        m.settled.extend(observed.settled.iter().cloned());
+    }
+
+    /// HubSpot finishes its retries, the consumer drains the queue.
+    async fn recover(&mut self) {
+        self.plan.set(0.0, false);
+        for _ in 0..10_000 {
+            if let Some(due) = self.pending.iter().map(|p| p.due_ms).min() {
+                set_clock_ms(Some(due.max(now_ms())));
+                self.deliver_due().await;
+                continue;
+            }
+            if self.queue.live() == 0 {
+                return;
+            }
+            if let Some(at) = self.queue.next_visible_ms() {
+                set_clock_ms(Some(at.max(now_ms())));
+            }
+            self.poll().await;
+        }
+        self.fail("recovery did not drain the queue".into());
+    }
+
+    async fn drain(&mut self) {
+        for _ in 0..10_000 {
+            if self.queue.live() == 0 {
+                return;
+            }
+            if let Some(at) = self.queue.next_visible_ms() {
+                set_clock_ms(Some(at.max(now_ms())));
+            }
+            self.poll().await;
+        }
+        self.fail("the queue did not drain".into());
+    }
+
+    /// One nightly run to its end, as the platform drives it: handovers
+    /// invoked, killed invocations retried once their lease lapses.
+    async fn nightly(&mut self) -> Observed {
+        let handovers = Handovers::default();
+        // Scheduled, so a retry of a killed invocation is the same run.
+        let scheduled = chrono::DateTime::from_timestamp_millis(now_ms())
+            .unwrap_or_default()
+            .to_rfc3339();
+        let mut request = ReconcileRequest {
+            scheduled_time: Some(scheduled),
+            ..ReconcileRequest::default()
+        };
+        self.plan.take_observed();
+        let mut seen = Observed::default();
+        for _ in 0..500 {
+            self.figures.nightly_invocations += 1;
+            let deadline = now_ms() + 15 * 60_000;
+            let out = self
+                .plan
+                .run_killable(
+                    self.reconciler
+                        .invoke(&request, deadline, &handovers, &NoAlerts),
+                )
+                .await;
+            match out {
+                None => advance(130_000),
+                Some(Err(_)) => advance(1_000),
+                Some(Ok(o)) => match o.status.as_str() {
+                    "continued" => {
+                        request = ReconcileRequest {
+                            continue_run: Some(o.run_id.clone()),
+                            ..ReconcileRequest::default()
+                        };
+                        advance(1_000);
+                    }
+                    "already running" => advance(130_000),
+                    "completed" | "stopped" | "already ran" => {
+                        seen.absorb(self.plan.take_observed());
+                        return seen;
+                    }
+                    other => {
+                        self.fail(format!("nightly run answered {other}"));
+                        break;
+                    }
+                },
+            }
+            seen.absorb(self.plan.take_observed());
+        }
+        self.fail("nightly run did not finish".into());
+        seen
+    }
+
+    async fn nightly_and_checks(&mut self, fault_rate: f64) {
+        advance(2 * 3_600_000);
+        let at = now_ms();
+        self.plan.set(fault_rate * 2.0, true);
+        self.plan.set_races(false);
+        let faulted = self.nightly().await;
+        self.apply_race_edits(&faulted, at);
+        self.model.nightly(at);
+        // Whatever the faulted run could not write, a clean run does.
+        self.plan.set(0.0, false);
+        advance(2 * 3_600_000);
+        let recovery = self.nightly().await;
+        self.baselines_after_nightly(faulted, recovery).await;
+        // The events the sweep queued again.
+        self.drain().await;
+        advance(3_600_000);
+        let check = self.nightly().await;
+        let (puts, updates) = (check.warp_puts.len(), check.hub_updates.len());
+        if puts + updates > 0 {
+            self.fail(format!(
+                "a second nightly run wrote {puts} WARP customer(s) and {updates} HubSpot company(ies)"
+            ));
+        }
+        self.check().await;
+    }
+}
+
+impl World {
+    /// Both systems (and, with `baselines`, the field state) against the
+    /// model; `when` names the moment in the failure.
+    async fn compare(&mut self, when: &str, baselines: bool) {
+        for c in 0..self.model.custs.len() {
+            let cust = self.model.custs[c].clone();
+            let warp = self.warp.customer(&cust.id).unwrap_or(Value::Null);
+            let hub = self.hub.company(&cust.company);
+            let states = self.store.field_states(&cust.id).await.unwrap_or_default();
+            for (i, f) in self.model.fields.clone().iter().enumerate() {
+                let w = f.canon_warp(fields::warp_get(&warp, f.warp));
+                if w != cust.warp[i] {
+                    self.fail(format!(
+                        "{when}: WARP {} {}: {:?}, the model says {:?}",
+                        cust.id, f.warp, w, cust.warp[i]
+                    ));
+                }
+                if let Some(props) = &hub {
+                    let h = f.canon_hubspot(props.get(f.hubspot).and_then(Value::as_str));
+                    if h != cust.hub[i] {
+                        self.fail(format!(
+                            "{when}: HubSpot {} {}: {:?}, the model says {:?}",
+                            cust.company, f.hubspot, h, cust.hub[i]
+                        ));
+                    }
+                }
+                if baselines {
+                    let got = states.get(f.warp).map(|s| Base {
+                        value: f.canon_warp(s.synced_value.as_ref()),
+                        hub_at: s.hubspot_occurred_at,
+                    });
+                    if got != cust.base[i] {
+                        self.fail(format!(
+                            "{when}: baseline of {} {}: {:?}, the model says {:?}",
+                            cust.id, f.warp, got, cust.base[i]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every baseline the nightly runs wrote must hold the value the model
+    /// decided; after that the model takes the store's baselines: a run
+    /// dates its writes when they land, and a baseline whose write failed
+    /// (reported as an error of the run) is simply absent, both of which
+    /// only the world knows.
+    async fn baselines_after_nightly(&mut self, mut faulted: Observed, recovery: Observed) {
+        faulted.absorb(recovery);
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!("nightly observed: {faulted:?}");
+        }
+        // The last write of each field: a WARP user racing the faulted run
+        // may make an earlier one stale, which the recovery run rewrites.
+        let mut last: BTreeMap<(String, String), FieldState> = BTreeMap::new();
+        for (id, field, state) in faulted.field_states {
+            last.insert((id, field), state);
+        }
+        for ((id, field), state) in &last {
+            let (Some(&c), Some(i)) = (self.model.by_id.get(id), self.model.field_index(field))
+            else {
+                continue;
+            };
+            let f = self.model.fields[i];
+            let wrote = f.canon_warp(state.synced_value.as_ref());
+            let model = self.model.custs[c].base[i]
+                .as_ref()
+                .map(|b| b.value.clone());
+            if model.as_deref() != Some(wrote.as_str()) {
+                self.fail(format!(
+                    "the nightly run wrote the baseline {wrote:?} for {id} {field}, the model says {model:?}"
+                ));
+            }
+        }
+        for c in 0..self.model.custs.len() {
+            let id = self.model.custs[c].id.clone();
+            let states = self.store.field_states(&id).await.unwrap_or_default();
+            for (i, f) in self.model.fields.clone().iter().enumerate() {
+                self.model.custs[c].base[i] = states.get(f.warp).map(|s| Base {
+                    value: f.canon_warp(s.synced_value.as_ref()),
+                    hub_at: s.hubspot_occurred_at,
+                });
+            }
+        }
+    }
+
+    /// The checks of the issue, after the history, recovery and the nightly.
+    async fn check(&mut self) {
+        // Both systems equal the model.
+        self.compare("at the end", false).await;
+        // Every MANUAL conflict is in the review queue (and nothing else).
+        let open: BTreeSet<(usize, usize)> = match self.store.open_conflicts().await {
+            Ok(all) => all
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        *self.model.by_id.get(&r.customer_id)?,
+                        self.model.field_index(&r.field)?,
+                    ))
+                })
+                .collect(),
+            Err(e) => {
+                self.fail(format!("open conflicts: {e}"));
+                BTreeSet::new()
+            }
+        };
+        if open != self.model.manual {
+            self.fail(format!(
+                "review queue {:?}, the model says {:?}",
+                open, self.model.manual
+            ));
+        }
+        // Nothing in the DLQ that the faults did not put there.
+        let dlq = self.queue.dlq();
+        let mut dlq_keys = HashSet::new();
+        for m in &dlq {
+            if let Ok(msg) = SyncMessage::read(&m.body) {
+                dlq_keys.insert(msg.dedup_key.to_string());
+            }
+            let reason = if m.faulted_receives >= m.receives {
+                format!("a fault on each of its {} receives", m.receives)
+            } else {
+                self.fail(format!(
+                    "message {} in the DLQ after {} receives, only {} faulted",
+                    m.id, m.receives, m.faulted_receives
+                ));
+                "handed back without a fault".to_string()
+            };
+            *self.figures.dlq_reasons.entry(reason).or_default() += 1;
+        }
+        self.figures.dlq = dlq.len() as u64;
+        if self.queue.live() > 0 {
+            self.fail(format!("{} messages left on the queue", self.queue.live()));
+        }
+        // Nothing lost: every event recorded is settled or in the DLQ, and
+        // every event the receiver acknowledged is recorded.
+        let mut at_of_key = HashMap::new();
+        for g in &self.events {
+            at_of_key.insert(g.key.clone(), g.ev.at);
+        }
+        let mut lost = Vec::new();
+        for g in &self.events {
+            match self.log.get(&g.key) {
+                None if g.acknowledged => {
+                    lost.push(format!("{} acknowledged, never recorded", g.key))
+                }
+                None => {}
+                Some(r) => {
+                    self.figures.recorded += 1;
+                    match r.status {
+                        EventStatus::Received | EventStatus::Queued
+                            if dlq_keys.contains(&g.key) => {}
+                        EventStatus::Received | EventStatus::Queued => {
+                            lost.push(format!("{} left {}", g.key, r.status.as_str()))
+                        }
+                        _ => self.figures.applied += 1,
+                    }
+                }
+            }
+        }
+        self.figures.queued = self.queue.keys() as u64;
+        self.figures.lost = lost.len() as u64;
+        for l in lost {
+            self.fail(format!("lost: {l}"));
+        }
+        // Applied at most once in effect, and never an older change after
+        // a newer one (per customer field, in the order decided).
+        let log = self.store.log_entries();
+        let mut applied: HashMap<&str, u64> = HashMap::new();
+        let mut last: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut problems = Vec::new();
+        for e in log.iter().filter(|e| e.outcome == "applied") {
+            *applied.entry(&e.dedup_key).or_default() += 1;
+            let Some(&at) = at_of_key.get(&e.dedup_key) else {
+                continue;
+            };
+            let slot = last
+                .entry((&e.customer_id, &e.property))
+                .or_insert(i64::MIN);
+            if at <= *slot {
+                self.figures.stale += 1;
+                problems.push(format!(
+                    "stale overwrite: {} {} applied the change of {at} after one of {}",
+                    e.customer_id, e.property, *slot
+                ));
+            }
+            *slot = (*slot).max(at);
+        }
+        for (key, n) in applied {
+            if n > 1 {
+                self.figures.doubled += n - 1;
+                problems.push(format!("{key} applied {n} times"));
+            }
+        }
+        for p in problems {
+            self.fail(p);
+        }
+    }
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}

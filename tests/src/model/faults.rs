@@ -363,6 +363,12 @@ impl<T: EventLog> EventLog for Faulty<T> {
         self.store(Site::Release, self.inner.release(key, owner))
             .await
     }
+
+    /// Not a fault site: the consumer's note of its last failure is best
+    /// effort, and its own failure changes no outcome the model checks.
+    async fn note_failure(&self, key: &str, error: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.inner.note_failure(key, error, now_ms).await
+    }
 }
 
 impl<T: StuckEvents> StuckEvents for Faulty<T> {

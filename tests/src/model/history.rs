@@ -174,6 +174,9 @@ struct World {
     pending: Vec<Pending>,
     by_event: HashMap<(u64, i64, String), usize>,
     figures: Figures,
+    /// Nightly runs so far: each is a night of its own (the run id is the
+    /// scheduled night), however little model time passed between them.
+    nights: i64,
     failures: Vec<String>,
 }
 
@@ -369,6 +372,7 @@ impl World {
             pending: Vec::new(),
             by_event: HashMap::new(),
             figures: Figures::default(),
+            nights: 0,
             failures: Vec::new(),
         })
     }
@@ -809,10 +813,13 @@ impl World {
     /// invoked, killed invocations retried once their lease lapses.
     async fn nightly(&mut self) -> Observed {
         let handovers = Handovers::default();
-        // Scheduled, so a retry of a killed invocation is the same run.
-        let scheduled = chrono::DateTime::from_timestamp_millis(now_ms())
-            .unwrap_or_default()
-            .to_rfc3339();
+        // Scheduled, so a retry of a killed invocation is the same run; one
+        // night later than the last run, since a run is one night.
+        self.nights += 1;
+        let scheduled =
+            chrono::DateTime::from_timestamp_millis(now_ms() + self.nights * 86_400_000)
+                .unwrap_or_default()
+                .to_rfc3339();
         let mut request = ReconcileRequest {
             scheduled_time: Some(scheduled),
             ..ReconcileRequest::default()

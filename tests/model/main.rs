@@ -52,12 +52,10 @@ async fn a_soak_loses_nothing_and_applies_nothing_twice() {
 /// nightly run, finding them equal without a baseline, wrote none. The
 /// sweep queued the old event again, the consumer applied it over the
 /// newer WARP value (a webhook without a baseline counts as "only HubSpot
-/// moved"), and the next nightly run wrote WARP back. Open: the fix
-/// (webhooks without a baseline go by the strategy, as the nightly read
-/// does) changes what a first sync does and is the lead's call; see the
-/// report of issue 9.
+/// moved"), and the next nightly run wrote WARP back. Fixed in the
+/// reconciler: a field found equal on both sides without a baseline gets
+/// one, as of the company's last change, so the old event is stale.
 #[tokio::test]
-#[ignore = "open finding: a swept event older than a newer agreed value overwrites it"]
 async fn regression_swept_event_without_baseline_overwrites_newer_warp_value() {
     let _turn = CLOCK.lock().await;
     let (_, failed) = model::run_many(1, 5476, model::history::Shape::MODEL).await;

@@ -136,13 +136,16 @@ pub fn plan_pair(
             Decision::InSync { value } => {
                 plan.fields_in_sync += 1;
                 // Both sides agree on a value other than the remembered one
-                // (both made the same edit): remember the new agreement. A
-                // field without any baseline stays without: writing one per
-                // field of every customer on a first run costs more than the
-                // no-baseline rules lose.
+                // (both made the same edit), or on a value never remembered:
+                // remember the agreement, as of the company's last change.
+                // Without it, an older webhook of that field (swept after
+                // HubSpot stopped retrying, or a late retry) found no
+                // baseline, counted as "only HubSpot moved" and overwrote
+                // the newer value both sides held (model test, seed 5476).
+                // The price: a first run writes one baseline per field.
                 let stale = baseline
                     .and_then(|b| b.synced_value.as_ref())
-                    .is_some_and(|b| !mapping.value_type.same_warp_value(b, value));
+                    .is_none_or(|b| !mapping.value_type.same_warp_value(b, value));
                 if stale {
                     plan.agreed_baselines.push(baseline_of(value));
                 }

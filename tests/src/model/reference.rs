@@ -280,9 +280,12 @@ impl Model {
                 );
                 match out {
                     Out::InSync => {
+                        // An agreement is remembered: a new one, or the
+                        // first (the README: "a field found equal on both
+                        // sides gets the agreed value as its baseline").
                         if cust.base[i]
                             .as_ref()
-                            .is_some_and(|b| b.value != cust.warp[i])
+                            .is_none_or(|b| b.value != cust.warp[i])
                         {
                             cust.base[i] = Some(Base {
                                 value: cust.warp[i].clone(),

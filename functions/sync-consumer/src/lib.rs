@@ -5,7 +5,6 @@ pub mod config;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use hubwarp::http::{RetryPolicy, Token};
 use hubwarp::hubspot::crm::HubspotClient;
 use hubwarp::store::{DynamoEventLog, DynamoSyncStore};
 use hubwarp::sync::{Consumer, QueuedMessage};
@@ -24,8 +23,6 @@ pub async fn build(
     config: &Config,
     aws: &aws_config::SdkConfig,
 ) -> Result<AwsConsumer, StartupError> {
-    let warp_token = config.warp_token.resolve(aws).await?;
-    let hubspot_token = config.hubspot_token.resolve(aws).await?;
     let ddb = hubwarp::aws::dynamodb(aws);
     Ok(Consumer {
         events: DynamoEventLog::new(ddb.clone(), &config.events_table),
@@ -34,20 +31,20 @@ pub async fn build(
             config.tables.clone(),
             Duration::from_secs(config.sync_log_retention_days * 24 * 3600),
         ),
-        warp: WarpClient::new(
+        warp: hubwarp::startup::warp_client(
+            aws,
             &config.warp_api_url,
-            Token::new(warp_token),
+            &config.warp_token,
             config.http_timeout,
-            RetryPolicy::default(),
         )
-        .map_err(|e| StartupError::Http(e.to_string()))?,
-        hubspot: HubspotClient::new(
+        .await?,
+        hubspot: hubwarp::startup::hubspot_client(
+            aws,
             &config.hubspot_api_url,
-            Token::new(hubspot_token),
+            &config.hubspot_token,
             config.http_timeout,
-            RetryPolicy::default(),
         )
-        .map_err(|e| StartupError::Http(e.to_string()))?,
+        .await?,
         mappings: config.mappings.clone(),
     })
 }

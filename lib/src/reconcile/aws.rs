@@ -4,10 +4,9 @@
 
 use super::config::Config;
 use super::run::Reconciler;
-use crate::http::{RetryPolicy, Token};
 use crate::hubspot::crm::HubspotClient;
 use crate::queue::SqsQueue;
-use crate::startup::StartupError;
+use crate::startup::{StartupError, hubspot_client, warp_client};
 use crate::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore};
 use crate::warp::WarpClient;
 
@@ -30,24 +29,22 @@ pub async fn build(
     config: &Config,
     aws: &aws_config::SdkConfig,
 ) -> Result<AwsReconciler, StartupError> {
-    let warp_token = config.warp_token.resolve(aws).await?;
-    let hubspot_token = config.hubspot_token.resolve(aws).await?;
     let ddb = crate::aws::dynamodb(aws);
     Ok(Reconciler {
-        warp: WarpClient::new(
+        warp: warp_client(
+            aws,
             &config.warp_api_url,
-            Token::new(warp_token),
+            &config.warp_token,
             config.http_timeout,
-            RetryPolicy::default(),
         )
-        .map_err(|e| StartupError::Http(e.to_string()))?,
-        hubspot: HubspotClient::new(
+        .await?,
+        hubspot: hubspot_client(
+            aws,
             &config.hubspot_api_url,
-            Token::new(hubspot_token),
+            &config.hubspot_token,
             config.http_timeout,
-            RetryPolicy::default(),
         )
-        .map_err(|e| StartupError::Http(e.to_string()))?
+        .await?
         .with_limiter(config.hubspot_rate.clone()),
         store: DynamoSyncStore::new(ddb.clone(), config.tables.clone(), SYNC_LOG_RETENTION),
         events: DynamoEventLog::new(ddb.clone(), &config.events_table),

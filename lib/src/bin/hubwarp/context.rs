@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use hubwarp::http::{RetryPolicy, Token};
 use hubwarp::hubspot::crm::HubspotClient;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
@@ -129,16 +128,12 @@ impl Context {
     pub async fn warp(&self) -> Result<WarpClient, StartupError> {
         let (url, token) = self.warp_settings()?;
         let timeout = self.http_timeout()?;
-        let token = token.resolve(self.aws().await).await?;
-        WarpClient::new(&url, Token::new(token), timeout, RetryPolicy::default())
-            .map_err(|e| StartupError::Http(e.to_string()))
+        hubwarp::startup::warp_client(self.aws().await, &url, &token, timeout).await
     }
 
     pub async fn hubspot(&self) -> Result<HubspotClient, StartupError> {
         let (url, token) = self.hubspot_settings()?;
         let timeout = self.http_timeout()?;
-        let token = token.resolve(self.aws().await).await?;
-        HubspotClient::new(&url, Token::new(token), timeout, RetryPolicy::default())
-            .map_err(|e| StartupError::Http(e.to_string()))
+        hubwarp::startup::hubspot_client(self.aws().await, &url, &token, timeout).await
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hubwarp::mapping::MappingSet;
 use hubwarp::reconcile::ReconcileRequest;
-use hubwarp::reconcile::ports::{Continuation, ReportStore, RunStatus, RunStore};
+use hubwarp::reconcile::ports::{ReportStore, RunStatus, RunStore};
 use hubwarp::reconcile::report::Report;
 use hubwarp::reconcile::run::Outcome;
 use hubwarp::secrets::SecretSource;
@@ -25,19 +25,8 @@ use crate::utils::{Harness, Options};
 
 const SCHEDULED: &str = "2026-11-25T07:00:00Z";
 
-/// Records handovers; the test plays Lambda and invokes again.
-#[derive(Default)]
-struct Handovers(Mutex<Vec<String>>);
-
-impl Continuation for Handovers {
-    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(run_id.to_string());
-        Ok(())
-    }
-}
+/// The test plays Lambda: it invokes again with each handover.
+type Handovers = hubwarp::reconcile::ports::RecordedHandovers;
 
 struct Rig {
     h: Harness,
@@ -139,7 +128,7 @@ impl Rig {
             .unwrap();
         let mut n = 1;
         while outcome.status == "continued" {
-            let run_id = handovers.0.lock().unwrap().pop().unwrap();
+            let run_id = handovers.take_last().unwrap();
             let next = ReconcileRequest {
                 continue_run: Some(run_id),
                 ..Default::default()

@@ -211,6 +211,28 @@ pub trait Alerts: Send + Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// Records handovers instead of invoking a function, for whoever plays the
+/// platform (tests, the model test) and invokes again with the run id.
+#[derive(Debug, Default)]
+pub struct RecordedHandovers(std::sync::Mutex<Vec<String>>);
+
+impl RecordedHandovers {
+    /// The newest handover not yet taken.
+    pub fn take_last(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+}
+
+impl Continuation for RecordedHandovers {
+    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(run_id.to_string());
+        Ok(())
+    }
+}
+
 /// No alert topic configured.
 pub struct NoAlerts;
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::warp::merge_patch as merge;
 
 use super::ReconcileRequest;
-use super::ports::{Continuation, HubspotCompanies, RateStats, RunStore, WarpCustomers};
+use super::ports::{HubspotCompanies, RateStats, RunStore, WarpCustomers};
 use super::run::{Outcome, Reconciler, RunSettings};
 use crate::hubspot::crm::{
     BatchFailure, BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
@@ -284,17 +284,8 @@ impl HubspotCompanies for Hubspot {
     }
 }
 
-/// Records handovers instead of invoking a function: the test plays the
-/// platform and invokes again.
-#[derive(Default)]
-struct Handovers(Mutex<Vec<String>>);
-
-impl Continuation for Handovers {
-    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
-        lock(&self.0).push(run_id.to_string());
-        Ok(())
-    }
-}
+/// The test plays the platform: it invokes again with each handover.
+type Handovers = super::ports::RecordedHandovers;
 
 type Rec = Reconciler<
     Warp,
@@ -389,7 +380,7 @@ async fn run_to_end(r: &Rec, request: &ReconcileRequest) -> (Outcome, u32) {
     let mut outcome = r.invoke(request, FAR, &handovers, &NoAlerts).await.unwrap();
     let mut invocations = 1;
     while outcome.status == "continued" {
-        let run_id = lock(&handovers.0).pop().unwrap();
+        let run_id = handovers.take_last().unwrap();
         let next = ReconcileRequest {
             continue_run: Some(run_id),
             ..Default::default()

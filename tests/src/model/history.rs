@@ -19,7 +19,7 @@
 //! everything else together in a debug build.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use hubwarp::hubspot::signature::{ClientSecret, SignatureVersion, Verifier};
@@ -29,7 +29,7 @@ use hubwarp::mapping::MappingSet;
 use hubwarp::mapping::conflict::FieldState;
 use hubwarp::queue::SyncMessage;
 use hubwarp::reconcile::ReconcileRequest;
-use hubwarp::reconcile::ports::{Continuation, NoAlerts};
+use hubwarp::reconcile::ports::{NoAlerts, RecordedHandovers};
 use hubwarp::reconcile::run::{Reconciler, RunSettings};
 use hubwarp::store::sync::{ConflictQueue, FieldStateStore, LinkState};
 use hubwarp::store::{
@@ -143,19 +143,6 @@ struct Generated {
     key: String,
     /// The receiver answered 2xx to a delivery carrying it.
     acknowledged: bool,
-}
-
-#[derive(Default)]
-struct Handovers(Mutex<Vec<String>>);
-
-impl Continuation for Handovers {
-    async fn continue_run(&self, run_id: &str) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(run_id.to_string());
-        Ok(())
-    }
 }
 
 struct World {
@@ -812,7 +799,7 @@ impl World {
     /// One nightly run to its end, as the platform drives it: handovers
     /// invoked, killed invocations retried once their lease lapses.
     async fn nightly(&mut self) -> Observed {
-        let handovers = Handovers::default();
+        let handovers = RecordedHandovers::default();
         // Scheduled, so a retry of a killed invocation is the same run; one
         // night later than the last run, since a run is one night.
         self.nights += 1;

@@ -59,6 +59,23 @@ impl DynamoEventLog {
         }
     }
 
+    /// The whole record, read consistently.
+    async fn item(
+        &self,
+        dedup_key: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, s(dedup_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws_error("GetItem", e))?
+            .item)
+    }
+
     /// Ok(true) when the conditional update was made, Ok(false) when its
     /// condition did not hold (an expected outcome, not an error).
     fn condition_held<O, R>(
@@ -181,17 +198,7 @@ impl EventLog for DynamoEventLog {
                     Some(item) => self.outcome_from_existing(event.dedup_key, &lease.owner, item),
                     // Older DynamoDB-compatible servers omit the item; read it.
                     None => {
-                        let item = self
-                            .client
-                            .get_item()
-                            .table_name(&self.table)
-                            .key(KEY, s(event.dedup_key))
-                            .consistent_read(true)
-                            .send()
-                            .await
-                            .map_err(|e| self.aws_error("GetItem", e))?
-                            .item
-                            .unwrap_or_default();
+                        let item = self.item(event.dedup_key).await?.unwrap_or_default();
                         self.outcome_from_existing(event.dedup_key, &lease.owner, &item)
                     }
                 },
@@ -474,16 +481,7 @@ impl crate::operate::ports::EventRecords for DynamoEventLog {
         &self,
         dedup_key: &str,
     ) -> Result<Option<crate::operate::ports::EventRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY, s(dedup_key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.aws_error("GetItem", e))?;
-        Ok(out.item.as_ref().and_then(record_of))
+        Ok(self.item(dedup_key).await?.as_ref().and_then(record_of))
     }
 
     /// A scan with a filter: an operator's question, asked rarely, of a

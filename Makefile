@@ -43,7 +43,7 @@ help:
 	@echo "make report-shot the newest report in headless Chromium: screenshot + summary-fits check"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
 	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
-	@echo "make model CASES=N [SEED=S]  N random histories against the reference model, faults at every step"
+	@echo "make model CASES=N [SEED=S] [MOTO=1]  N random histories against the reference model, faults at every step (MOTO=1: on moto, over HTTP)"
 	@echo "make soak EVENTS=N [SEED=S]  N webhook events through the pipeline with faults, then recovery"
 	@echo "make props CASES=N  the parser property tests with N cases each (default 1,000,000)"
 	@echo "make release     release build of the functions with cargo lambda"
@@ -102,9 +102,11 @@ reconcile-bench:
 # N seeded histories (tests/src/model) in release; history i runs seed S+i
 # (S drawn from the clock when not given, and printed). The last line is
 # `model: N histories, F failed`; each failure prints its replay command.
-model:
+# MOTO=1 runs them on DynamoDB, SQS and S3 on moto with the HTTP clients
+# against the sandboxes (about a second a history).
+model: $(if $(MOTO),venv)
 	cargo run --quiet --release -p integration-tests --bin model -- \
-		--cases $(or $(CASES),1000) $(if $(SEED),--seed $(SEED))
+		--cases $(or $(CASES),1000) $(if $(SEED),--seed $(SEED)) $(if $(MOTO),--moto)
 
 # The soak: histories of 40-80 customers until EVENTS webhook events went
 # through, faults at random, each history recovered and reconciled; last

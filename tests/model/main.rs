@@ -36,6 +36,39 @@ async fn a_thousand_histories_converge_to_the_model() {
     assert!(figures.faults > 0 && figures.events_sent > 0, "{figures:?}");
 }
 
+/// The same histories on what the functions run on in AWS: the DynamoDB
+/// event log, sync store and run store, SQS with its redrive policy and
+/// DLQ, S3 for the reports (aws-sdk clients against moto), and the WARP
+/// and HubSpot HTTP clients against the sandboxes on loopback. Smaller, as
+/// each port call is a request. `MODEL_MOTO_CASES` and `MODEL_MOTO_SEED`
+/// resize them; `make model MOTO=1 CASES=N` runs more.
+#[tokio::test]
+async fn histories_on_moto_and_over_http_converge_to_the_model() {
+    let _turn = CLOCK.lock().await;
+    let cases = env("MODEL_MOTO_CASES", 12);
+    let seed = env("MODEL_MOTO_SEED", 70_000);
+    let (figures, failed) = model::run_many_on::<model::backend::OnMoto>(
+        cases,
+        seed,
+        model::ON_MOTO,
+        model::replay_on_moto_command,
+    )
+    .await;
+    println!(
+        "model on moto: {cases} histories, {} failed ({} events, {} faults injected, {} in the DLQ)",
+        failed.len(),
+        figures.events_sent,
+        figures.faults,
+        figures.dlq
+    );
+    let seeds: Vec<String> = failed
+        .iter()
+        .map(|(s, _)| model::replay_on_moto_command(*s))
+        .collect();
+    assert!(failed.is_empty(), "failed histories: {seeds:?}");
+    assert!(figures.faults > 0 && figures.events_sent > 0, "{figures:?}");
+}
+
 #[tokio::test]
 async fn a_soak_loses_nothing_and_applies_nothing_twice() {
     let _turn = CLOCK.lock().await;

@@ -3,7 +3,8 @@
 //!
 //! Without a seed the first history's seed is drawn from the time, and
 //! printed; history i runs seed S+i, so any failure replays alone with
-//! `make model CASES=1 SEED=<its seed>`.
+//! `make model CASES=1 SEED=<its seed>`. `--moto` (`make model MOTO=1`)
+//! runs them on moto and the sandboxes over HTTP.
 
 use integration_tests::model;
 
@@ -45,9 +46,30 @@ fn main() {
         std::process::exit(if failed.is_empty() && bad == 0 { 0 } else { 1 });
     }
     let cases = arg(&args, "--cases").unwrap_or(1000);
-    println!("model: {cases} histories from seed {seed}");
-    let (figures, failed) =
-        runtime.block_on(model::run_many(cases, seed, model::history::Shape::MODEL));
+    let on_moto = args.iter().any(|a| a == "--moto");
+    let replay = if on_moto {
+        model::replay_on_moto_command
+    } else {
+        model::replay_command
+    };
+    println!(
+        "model: {cases} histories from seed {seed}{}",
+        if on_moto {
+            ", on moto and the sandboxes over HTTP"
+        } else {
+            ""
+        }
+    );
+    let (figures, failed) = if on_moto {
+        runtime.block_on(model::run_many_on::<model::backend::OnMoto>(
+            cases,
+            seed,
+            model::ON_MOTO,
+            replay,
+        ))
+    } else {
+        runtime.block_on(model::run_many(cases, seed, model::history::Shape::MODEL))
+    };
     println!(
         "{:.1} s; {} events sent, {} deliveries, {} faults injected, {} WARP edits, {} nightly invocations",
         started.elapsed().as_secs_f64(),
@@ -58,7 +80,7 @@ fn main() {
         figures.nightly_invocations
     );
     for (seed, _) in &failed {
-        println!("failed seed {seed}: {}", model::replay_command(*seed));
+        println!("failed seed {seed}: {}", replay(*seed));
     }
     println!("model: {cases} histories, {} failed", failed.len());
     std::process::exit(if failed.is_empty() { 0 } else { 1 });

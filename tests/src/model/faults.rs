@@ -10,7 +10,7 @@
 //! observations, so the model can follow what the world really holds.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hubwarp::hubspot::crm::{BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotError};
@@ -114,6 +114,17 @@ pub struct FaultPlan {
     observed: Mutex<Observed>,
     kill: tokio::sync::Notify,
     editor: Mutex<Option<Editor>>,
+    /// Calls under way past their fault check.
+    in_flight: AtomicUsize,
+}
+
+/// One call under way; counted until it ends or its future is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,6 +143,7 @@ impl FaultPlan {
             observed: Mutex::default(),
             kill: tokio::sync::Notify::new(),
             editor: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -170,13 +182,27 @@ impl FaultPlan {
         f(&mut lock(&self.observed));
     }
 
+    /// Awaits a port's own call, counted as in flight.
+    async fn call<R>(&self, call: impl std::future::Future<Output = R>) -> R {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _counted = InFlight(&self.in_flight);
+        call.await
+    }
+
     /// Whether `site` fails this time, and how.
+    ///
+    /// A crash strikes only while no other call is under way. In process
+    /// that is always so (a call ends when first polled); over the network
+    /// a killed invocation's request in flight may or may not land, which
+    /// no observer could tell the model. A request that landed for a
+    /// caller that then failed is `TimeoutAfter`, and a kill between calls
+    /// is `Crash`, so together they still cover it.
     pub fn pick(&self, site: Site) -> Option<Fault> {
         let rate = *lock(&self.rate);
         if rate <= 0.0 {
             return None;
         }
-        let crashes = *lock(&self.crashes);
+        let crashes = *lock(&self.crashes) && self.in_flight.load(Ordering::SeqCst) == 0;
         let races = *lock(&self.races);
         let mut rng = lock(&self.rng);
         if !rng.random_bool(rate.min(1.0)) {
@@ -295,10 +321,10 @@ impl<T> Faulty<T> {
         call: impl std::future::Future<Output = Result<R, StoreError>>,
     ) -> Result<R, StoreError> {
         match self.plan.pick(site) {
-            None => call.await,
+            None => self.plan.call(call).await,
             Some(Fault::Crash) => self.plan.crash().await,
             Some(Fault::TimeoutAfter) => {
-                call.await?;
+                self.plan.call(call).await?;
                 Err(store_error(site))
             }
             Some(_) => Err(store_error(site)),
@@ -367,7 +393,9 @@ impl<T: EventLog> EventLog for Faulty<T> {
     /// Not a fault site: the consumer's note of its last failure is best
     /// effort, and its own failure changes no outcome the model checks.
     async fn note_failure(&self, key: &str, error: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.inner.note_failure(key, error, now_ms).await
+        self.plan
+            .call(self.inner.note_failure(key, error, now_ms))
+            .await
     }
 }
 
@@ -407,9 +435,9 @@ impl<T: SyncQueue> SyncQueue for Faulty<T> {
             message: "injected fault".into(),
         };
         match self.plan.pick(Site::Send) {
-            None => self.inner.send_all(messages).await,
+            None => self.plan.call(self.inner.send_all(messages)).await,
             Some(Fault::TimeoutAfter) => {
-                self.inner.send_all(messages).await;
+                self.plan.call(self.inner.send_all(messages)).await;
                 messages.iter().map(|_| Err(failed())).collect()
             }
             Some(_) => messages.iter().map(|_| Err(failed())).collect(),
@@ -497,7 +525,7 @@ impl<T> Faulty<T> {
         call: impl std::future::Future<Output = Result<R, WarpError>>,
     ) -> Result<R, WarpError> {
         match self.plan.pick(site) {
-            None => call.await,
+            None => self.plan.call(call).await,
             Some(Fault::Crash) => self.plan.crash().await,
             Some(f) => Err(warp_error(f)),
         }
@@ -509,7 +537,7 @@ impl<T> Faulty<T> {
         call: impl std::future::Future<Output = Result<R, HubspotError>>,
     ) -> Result<R, HubspotError> {
         match self.plan.pick(site) {
-            None => call.await,
+            None => self.plan.call(call).await,
             Some(Fault::Crash) => self.plan.crash().await,
             Some(f) => Err(hubspot_error(f)),
         }
@@ -539,7 +567,7 @@ impl<T: WarpApi> WarpApi for Faulty<T> {
             Some(f @ (Fault::ServerError | Fault::RateLimited)) => return Err(warp_error(f)),
             _ => {}
         }
-        let out = self.inner.update(id, body, if_match).await;
+        let out = self.plan.call(self.inner.update(id, body, if_match)).await;
         if out.is_ok() {
             self.plan
                 .observe(|o| o.warp_puts.push((id.to_string(), body.clone())));

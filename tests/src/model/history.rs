@@ -8,15 +8,13 @@
 //!
 //! What runs for real: the receiver's handler (signed `lambda_http`
 //! requests), `Intake`, the consumer's `handle` with SQS events, the
-//! `Reconciler`, the WARP and HubSpot sandboxes' own state and rules. What
-//! is in process: the event log and sync store are the library's in-memory
-//! twins and the queue is [`super::sqs::SimQueue`], because moto answers a
-//! call in milliseconds and a thousand histories make a few hundred
-//! thousand calls (the `model_on_moto` test runs histories against moto
-//! and the sandboxes over HTTP with the real clients); the sandboxes are
-//! called without the HTTP hop (their in-process doors) for the same
-//! reason: real HTTP on loopback costs about as much per history as
-//! everything else together in a debug build.
+//! `Reconciler`, the WARP and HubSpot sandboxes' own state and rules.
+//! Where the ports live is the [`Backend`]'s choice: in process for the
+//! thousands of histories (moto answers a call in milliseconds, and real
+//! HTTP on loopback costs about as much per history as everything else
+//! together in a debug build), or DynamoDB, SQS and S3 on moto with the
+//! HTTP clients against the sandboxes ([`super::backend::OnMoto`]) for the
+//! few that check the real adapters against the same model.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -31,9 +29,10 @@ use hubwarp::queue::SyncMessage;
 use hubwarp::reconcile::ReconcileRequest;
 use hubwarp::reconcile::ports::{NoAlerts, RecordedHandovers};
 use hubwarp::reconcile::run::{Reconciler, RunSettings};
-use hubwarp::store::sync::{ConflictQueue, FieldStateStore, LinkState};
-use hubwarp::store::{
-    EventStatus, MemoryEventLog, MemoryReportStore, MemoryRunStore, MemorySyncStore,
+use hubwarp::store::EventLog;
+use hubwarp::store::EventStatus;
+use hubwarp::store::sync::{
+    ConflictQueue, FieldStateStore, LinkState, SyncLogEntry, SyncLogReader,
 };
 use hubwarp::sync::Consumer;
 use hubwarp::time::{now_ms, set_clock_ms};
@@ -44,10 +43,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use webhook_receiver::Receiver;
 
+use super::backend::{Backend, InProcess};
 use super::faults::{FaultPlan, Faulty, Observed};
 use super::fields::{self, Dir, FIELDS, Field, Strategy, Written};
 use super::reference::{Base, Change, Cust, Ev, LinkModel, Model};
-use super::sqs::SimQueue;
 use crate::fixtures::{self, LOCAL_SECRET, Signing};
 use crate::hubspot_sandbox::HubspotSandbox;
 use crate::warp_sandbox::WarpSandbox;
@@ -122,12 +121,6 @@ impl Figures {
     }
 }
 
-type Log = Faulty<MemoryEventLog>;
-type Store = Faulty<MemorySyncStore>;
-type Warp = Faulty<WarpSandbox>;
-type Hub = Faulty<HubspotSandbox>;
-type Queue = Faulty<SimQueue>;
-
 /// A webhook event HubSpot owes the receiver, and its delivery schedule.
 struct Pending {
     ev: usize,
@@ -145,17 +138,34 @@ struct Generated {
     acknowledged: bool,
 }
 
-struct World {
+type ConsumerOf<B> = Consumer<
+    Faulty<<B as Backend>::Log>,
+    Faulty<<B as Backend>::Store>,
+    Faulty<<B as Backend>::Warp>,
+    Faulty<<B as Backend>::Hub>,
+>;
+
+type ReconcilerOf<B> = Reconciler<
+    Faulty<<B as Backend>::Warp>,
+    Faulty<<B as Backend>::Hub>,
+    Faulty<<B as Backend>::Store>,
+    Faulty<<B as Backend>::Log>,
+    Faulty<<B as Backend>::Queue>,
+    <B as Backend>::Runs,
+    <B as Backend>::Reports,
+>;
+
+struct World<B: Backend> {
     rng: StdRng,
     plan: Arc<FaultPlan>,
-    log: Arc<MemoryEventLog>,
-    store: Arc<MemorySyncStore>,
+    log: Arc<B::Log>,
+    store: Arc<B::Store>,
     warp: Arc<WarpSandbox>,
     hub: Arc<HubspotSandbox>,
-    queue: SimQueue,
-    receiver: Receiver<Log, Queue>,
-    consumer: Consumer<Log, Store, Warp, Hub>,
-    reconciler: Reconciler<Warp, Hub, Store, Log, Queue, MemoryRunStore, MemoryReportStore>,
+    queue: B,
+    receiver: Receiver<Faulty<B::Log>, Faulty<B::Queue>>,
+    consumer: ConsumerOf<B>,
+    reconciler: ReconcilerOf<B>,
     model: Model,
     events: Vec<Generated>,
     pending: Vec<Pending>,
@@ -175,10 +185,16 @@ fn advance(ms: i64) {
     set_clock_ms(Some(now_ms() + ms));
 }
 
-/// Runs history `seed`; Ok with its figures when every check holds.
+/// Runs history `seed` in process; Ok with its figures when every check
+/// holds.
 pub async fn run(seed: u64, shape: Shape) -> Result<Figures, String> {
+    run_on::<InProcess>(seed, shape).await
+}
+
+/// Runs history `seed` on backend `B`.
+pub async fn run_on<B: Backend>(seed: u64, shape: Shape) -> Result<Figures, String> {
     set_clock_ms(Some(EPOCH_MS + (seed % 1000) as i64 * 86_400_000));
-    let mut world = World::new(seed, shape).await?;
+    let mut world = World::<B>::new(seed, shape).await?;
     let steps = world.rng.random_range(shape.steps.0..=shape.steps.1);
     world.plan.set(shape.fault_rate, true);
     for _ in 0..steps {
@@ -196,8 +212,8 @@ pub async fn run(seed: u64, shape: Shape) -> Result<Figures, String> {
     }
 }
 
-impl World {
-    async fn new(seed: u64, shape: Shape) -> Result<World, String> {
+impl<B: Backend> World<B> {
+    async fn new(seed: u64, shape: Shape) -> Result<World<B>, String> {
         let mut rng = StdRng::seed_from_u64(seed);
         let plan = FaultPlan::new(seed);
         let mut fields: Vec<Field> = FIELDS.to_vec();
@@ -215,11 +231,8 @@ impl World {
         }
         let mappings = MappingSet::parse(&fields::mapping_toml(&fields))
             .map_err(|e| format!("the model's mapping file: {e}"))?;
-        let warp = Arc::new(WarpSandbox::in_process());
-        let hub = Arc::new(HubspotSandbox::in_process());
-        let log = Arc::new(MemoryEventLog::new());
-        let store = Arc::new(MemorySyncStore::new());
-        let queue = SimQueue::new(30_000, 5);
+        let (queue, parts) = B::build().await?;
+        let (warp, hub, log, store) = (parts.warp, parts.hub, parts.log, parts.store);
 
         let n = rng.random_range(shape.customers.0..=shape.customers.1);
         let with_baselines = rng.random_bool(0.5);
@@ -315,15 +328,15 @@ impl World {
             max_body_bytes: 1024 * 1024,
             intake: Intake::new(
                 Faulty::new(log.clone(), plan.clone()),
-                Faulty::new(Arc::new(queue.clone()), plan.clone()),
+                Faulty::new(parts.queue.clone(), plan.clone()),
                 intake,
             ),
         };
         let consumer = Consumer {
             events: Faulty::new(log.clone(), plan.clone()),
             store: faulty(store.clone()),
-            warp: Faulty::new(warp.clone(), plan.clone()),
-            hubspot: Faulty::new(hub.clone(), plan.clone()),
+            warp: Faulty::new(parts.warp_api.clone(), plan.clone()),
+            hubspot: Faulty::new(parts.hub_api.clone(), plan.clone()),
             mappings: mappings.clone(),
         };
         let settings = RunSettings {
@@ -333,13 +346,13 @@ impl World {
             ..RunSettings::default()
         };
         let reconciler = Reconciler {
-            warp: Faulty::new(warp.clone(), plan.clone()),
-            hubspot: Faulty::new(hub.clone(), plan.clone()),
+            warp: Faulty::new(parts.warp_api.clone(), plan.clone()),
+            hubspot: Faulty::new(parts.hub_api.clone(), plan.clone()),
             store: faulty(store.clone()),
             events: Faulty::new(log.clone(), plan.clone()),
-            queue: Faulty::new(Arc::new(queue.clone()), plan.clone()),
-            runs: MemoryRunStore::default(),
-            reports: MemoryReportStore::default(),
+            queue: Faulty::new(parts.queue.clone(), plan.clone()),
+            runs: parts.runs,
+            reports: parts.reports,
             mappings,
             settings,
         };
@@ -570,7 +583,9 @@ impl World {
         };
         fixtures::sign_event(&mut event, LOCAL_SECRET, signing, None);
         self.figures.deliveries += 1;
-        let answer = self.receiver.handle(fixtures::request(&event)).await;
+        // Boxed, as the invocations below: their futures nest every port
+        // call's, and a history's would outgrow a test thread's stack.
+        let answer = Box::pin(self.receiver.handle(fixtures::request(&event))).await;
         let status = answer.map(|r| r.status().as_u16()).unwrap_or(500);
         if status == 200 {
             for p in &batch {
@@ -598,7 +613,13 @@ impl World {
 
     /// One consumer invocation with up to 10 messages, as Lambda's trigger.
     async fn poll(&mut self) {
-        let received = self.queue.receive(10, &mut self.rng);
+        let received = match self.queue.receive(10, &mut self.rng).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(e);
+                return;
+            }
+        };
         if received.is_empty() {
             return;
         }
@@ -618,10 +639,10 @@ impl World {
         self.plan.take_observed();
         let answer = self
             .plan
-            .run_killable(sync_consumer::handle(
+            .run_killable(Box::pin(sync_consumer::handle(
                 &self.consumer,
                 LambdaEvent::new(event, Context::default()),
-            ))
+            )))
             .await;
         let faulted = self.plan.fired() > fired;
         let retry: HashSet<String> = match answer {
@@ -650,7 +671,9 @@ impl World {
                 }
                 continue;
             }
-            self.queue.delete(&m.id);
+            if let Err(e) = self.queue.delete(&m.id).await {
+                self.fail(e);
+            }
             match self.read(&m.body) {
                 Some(pair) => acked.push(pair),
                 None => self.fail(format!(
@@ -772,7 +795,7 @@ impl World {
                 self.deliver_due().await;
                 continue;
             }
-            if self.queue.live() == 0 {
+            if self.live().await == 0 {
                 return;
             }
             if let Some(at) = self.queue.next_visible_ms() {
@@ -783,9 +806,20 @@ impl World {
         self.fail("recovery did not drain the queue".into());
     }
 
+    /// Messages on the queue; a failure to count is the history's failure.
+    async fn live(&mut self) -> usize {
+        match self.queue.live().await {
+            Ok(n) => n,
+            Err(e) => {
+                self.fail(e);
+                0
+            }
+        }
+    }
+
     async fn drain(&mut self) {
         for _ in 0..10_000 {
-            if self.queue.live() == 0 {
+            if self.live().await == 0 {
                 return;
             }
             if let Some(at) = self.queue.next_visible_ms() {
@@ -818,10 +852,10 @@ impl World {
             let deadline = now_ms() + 15 * 60_000;
             let out = self
                 .plan
-                .run_killable(
+                .run_killable(Box::pin(
                     self.reconciler
                         .invoke(&request, deadline, &handovers, &NoAlerts),
-                )
+                ))
                 .await;
             match out {
                 None => advance(130_000),
@@ -878,7 +912,7 @@ impl World {
     }
 }
 
-impl World {
+impl<B: Backend> World<B> {
     /// Both systems (and, with `baselines`, the field state) against the
     /// model; `when` names the moment in the failure.
     async fn compare(&mut self, when: &str, baselines: bool) {
@@ -964,6 +998,25 @@ impl World {
         }
     }
 
+    /// Every customer's sync log, oldest decision first. Within one
+    /// millisecond (one invocation: the model clock stands still while it
+    /// runs) a log cannot say the order, and DynamoDB's keys would sort by
+    /// dedup key: such entries go by the change's time, the order the
+    /// consumer applies a batch in; a batch that broke it leaves a value
+    /// the comparison after each batch catches.
+    async fn sync_log(&mut self, at_of_key: &HashMap<String, i64>) -> Vec<SyncLogEntry> {
+        let mut all = Vec::new();
+        for c in 0..self.model.custs.len() {
+            let id = self.model.custs[c].id.clone();
+            match self.store.entries(&id, usize::MAX).await {
+                Ok(entries) => all.extend(entries),
+                Err(e) => self.fail(format!("sync log of {id}: {e}")),
+            }
+        }
+        all.sort_by_key(|e| (e.at_ms, at_of_key.get(&e.dedup_key).copied()));
+        all
+    }
+
     /// The checks of the issue, after the history, recovery and the nightly.
     async fn check(&mut self) {
         // Both systems equal the model.
@@ -991,7 +1044,13 @@ impl World {
             ));
         }
         // Nothing in the DLQ that the faults did not put there.
-        let dlq = self.queue.dlq();
+        let dlq = match self.queue.dlq().await {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
+        };
         let mut dlq_keys = HashSet::new();
         for m in &dlq {
             if let Ok(msg) = SyncMessage::read(&m.body) {
@@ -1009,8 +1068,9 @@ impl World {
             *self.figures.dlq_reasons.entry(reason).or_default() += 1;
         }
         self.figures.dlq = dlq.len() as u64;
-        if self.queue.live() > 0 {
-            self.fail(format!("{} messages left on the queue", self.queue.live()));
+        let live = self.live().await;
+        if live > 0 {
+            self.fail(format!("{live} messages left on the queue"));
         }
         // Nothing lost: every event recorded is settled or in the DLQ, and
         // every event the receiver acknowledged is recorded.
@@ -1020,18 +1080,25 @@ impl World {
         }
         let mut lost = Vec::new();
         for g in &self.events {
-            match self.log.get(&g.key) {
+            let status = match self.log.status(&g.key).await {
+                Ok(s) => s,
+                Err(e) => {
+                    lost.push(format!("{}: the event log answered {e}", g.key));
+                    continue;
+                }
+            };
+            match status {
                 None if g.acknowledged => {
                     lost.push(format!("{} acknowledged, never recorded", g.key))
                 }
                 None => {}
-                Some(r) => {
+                Some(status) => {
                     self.figures.recorded += 1;
-                    match r.status {
+                    match status {
                         EventStatus::Received | EventStatus::Queued
                             if dlq_keys.contains(&g.key) => {}
                         EventStatus::Received | EventStatus::Queued => {
-                            lost.push(format!("{} left {}", g.key, r.status.as_str()))
+                            lost.push(format!("{} left {}", g.key, status.as_str()))
                         }
                         _ => self.figures.applied += 1,
                     }
@@ -1045,7 +1112,7 @@ impl World {
         }
         // Applied at most once in effect, and never an older change after
         // a newer one (per customer field, in the order decided).
-        let log = self.store.log_entries();
+        let log = self.sync_log(&at_of_key).await;
         let mut applied: HashMap<&str, u64> = HashMap::new();
         let mut last: HashMap<(&str, &str), i64> = HashMap::new();
         let mut problems = Vec::new();

@@ -5,6 +5,7 @@
 //! `make model` and `make soak` run many (src/bin/model.rs), and the
 //! `model` test target runs them at CI size.
 
+pub mod backend;
 pub mod faults;
 pub mod fields;
 pub mod history;
@@ -25,19 +26,39 @@ pub fn replay_command(seed: u64) -> String {
     format!("make model CASES=1 SEED={seed}")
 }
 
-/// Runs `cases` histories, seeds `base_seed..`; the failures with their
-/// seeds (each printed with its replay command as it happens).
+/// Histories on moto and the sandboxes over HTTP ([`backend::OnMoto`]):
+/// fewer customers and steps, as every port call is a loopback request.
+pub const ON_MOTO: Shape = Shape {
+    customers: (3, 8),
+    steps: (20, 60),
+    fault_rate: 0.04,
+};
+
+/// The command that replays one history on moto.
+pub fn replay_on_moto_command(seed: u64) -> String {
+    format!("make model MOTO=1 CASES=1 SEED={seed}")
+}
+
+/// Runs `cases` histories in process, seeds `base_seed..`; the failures
+/// with their seeds (each printed with its replay command as it happens).
 pub async fn run_many(cases: u64, base_seed: u64, shape: Shape) -> (Figures, Vec<(u64, String)>) {
+    run_many_on::<backend::InProcess>(cases, base_seed, shape, replay_command).await
+}
+
+/// Runs `cases` histories on backend `B`.
+pub async fn run_many_on<B: backend::Backend>(
+    cases: u64,
+    base_seed: u64,
+    shape: Shape,
+    replay: fn(u64) -> String,
+) -> (Figures, Vec<(u64, String)>) {
     let mut figures = Figures::default();
     let mut failed = Vec::new();
     for seed in base_seed..base_seed.saturating_add(cases) {
-        match history::run(seed, shape).await {
+        match history::run_on::<B>(seed, shape).await {
             Ok(f) => figures.add(&f),
             Err(why) => {
-                eprintln!(
-                    "history {seed} failed (replay: {}):\n{why}",
-                    replay_command(seed)
-                );
+                eprintln!("history {seed} failed (replay: {}):\n{why}", replay(seed));
                 failed.push((seed, why));
             }
         }

@@ -354,6 +354,48 @@ where
         Ok(Resolution::Linked(link))
     }
 
+    /// The WARP customer of merged companies none of which was linked yet
+    /// (links are made by a company's first change or by the nightly run):
+    /// the survivor's `warp_ban` (a merge keeps the merged company's when
+    /// the survivor had none) names it, followed only when WARP names one
+    /// of the merged companies, the survivor, or none. Err: why not.
+    async fn merged_customer(
+        &self,
+        survivor: &str,
+        merged: &[String],
+    ) -> Result<Result<Customer, String>, Transient> {
+        let ban = match self.hubspot.warp_ban(survivor).await {
+            Ok(Some(ban)) => ban,
+            Ok(None) => {
+                return Ok(Err(
+                    "no merged company was linked, and the survivor has no warp_ban".into(),
+                ));
+            }
+            Err(e @ crate::hubspot::crm::HubspotError::Rejected { .. }) => {
+                return Ok(Err(format!("HubSpot refused the survivor's read: {e}")));
+            }
+            Err(e) => return Err(Transient::Hubspot(e)),
+        };
+        let customer = match self.warp.by_ban(&ban).await {
+            Ok(c) => c,
+            Err(WarpError::NotFound) => {
+                return Ok(Err(
+                    "no merged company was linked, and no WARP customer has the survivor's warp_ban"
+                        .into(),
+                ));
+            }
+            Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+            Err(e) => return Ok(Err(format!("WARP lookup by BAN refused: {e}"))),
+        };
+        match customer.hubspot_company_id.as_deref() {
+            Some(id) if id != survivor && !merged.iter().any(|m| m == id) => Ok(Err(format!(
+                "WARP customer {} with the survivor's warp_ban is linked to company {id}, not one merged",
+                customer.id
+            ))),
+            _ => Ok(Ok(customer)),
+        }
+    }
+
     /// Points WARP's `external_ids.hubspot_company_id` at `company_id`.
     async fn set_company_id(
         &self,
@@ -873,17 +915,20 @@ where
             }
         }
         let existing = self.store.link(&survivor).await?;
-        let target = match (&existing, customer_ids.first()) {
+        let linked = match (&existing, customer_ids.first()) {
             (Some(l), _) if l.state == LinkState::Active => {
                 Some((l.customer_id.clone(), l.ban.clone()))
             }
             (_, Some(c)) => Some(c.clone()),
             _ => None,
         };
-        let Some((customer_id, ban)) = target else {
-            return self
-                .unmatched(item, "no merged company was linked to WARP", report)
-                .await;
+        // WARP's company id as last read, when this merge read it.
+        let (customer_id, ban, mut names) = match linked {
+            Some((customer_id, ban)) => (customer_id, ban, None),
+            None => match self.merged_customer(&survivor, &merged).await? {
+                Ok(c) => (c.id, c.ban, Some(c.hubspot_company_id)),
+                Err(reason) => return self.unmatched(item, &reason, report).await,
+            },
         };
         let link = Link {
             company_id: survivor.clone(),
@@ -897,15 +942,30 @@ where
         // A refusal is permanent, and the links are already re-pointed: the
         // event is settled, with the refusal in its reason and the sync log
         // (not only a log line) so the review finds WARP's stale id.
-        let refused = match self.set_company_id(&customer_id, &survivor).await {
-            Ok(_) => {
-                report.warp_writes += 1;
-                None
-            }
-            Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
-            Err(e) => {
-                warn!(customer_id, error = %e, "WARP refused the re-link after a merge");
-                Some(e)
+        if names.is_none() {
+            names = match self.warp.get(&customer_id).await {
+                Ok(c) => Some(c.hubspot_company_id),
+                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+                // Not readable for good: the write below says why.
+                Err(_) => None,
+            };
+        }
+        // A write bumps WARP's `updated_at`, which LATEST_WINS reads as an
+        // edit: none when WARP already names the survivor (the linked
+        // company absorbed another).
+        let refused = if names.flatten().as_deref() == Some(survivor.as_str()) {
+            None
+        } else {
+            match self.set_company_id(&customer_id, &survivor).await {
+                Ok(_) => {
+                    report.warp_writes += 1;
+                    None
+                }
+                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
+                Err(e) => {
+                    warn!(customer_id, error = %e, "WARP refused the re-link after a merge");
+                    Some(e)
+                }
             }
         };
         let reason = match refused {

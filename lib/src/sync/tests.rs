@@ -527,3 +527,87 @@ async fn a_refused_relink_after_a_merge_is_recorded_not_only_logged() {
         entry.reason
     );
 }
+
+/// Found modelling merges (tests/src/model): a company merged before its
+/// first change had no link (links come from a first change or the nightly
+/// run), so the merge was settled UNMATCHED, WARP kept naming the
+/// merged-away company, and the pair fell out of every nightly run. The
+/// survivor keeps the merged company's warp_ban, which now finds it.
+#[tokio::test]
+async fn regression_merge_of_a_company_never_linked_is_followed() {
+    let c = consumer(2);
+    lock(&c.hubspot.bans).insert("5555".into(), "ZT-0".into());
+    let r = c
+        .handle_batch(&[lifecycle(
+            1,
+            "merge",
+            5555,
+            json!({"primaryObjectId": 5555, "mergedObjectIds": [1000]}),
+        )])
+        .await;
+    assert!(r.retry.is_empty() && r.unmatched == 0, "{r:?}");
+    assert_eq!(
+        c.warp.customer("cust-0")["external_ids"]["hubspot_company_id"],
+        "5555"
+    );
+    let link = c.store.link("5555").await.unwrap().unwrap();
+    assert_eq!(
+        (link.customer_id.as_str(), link.state),
+        ("cust-0", LinkState::Active)
+    );
+
+    // A survivor whose BAN names a customer of another company is not
+    // taken over: unmatched, with the reason, and WARP untouched.
+    lock(&c.hubspot.bans).insert("6666".into(), "ZT-1".into());
+    let before = c.warp.customer("cust-1");
+    let r = c
+        .handle_batch(&[lifecycle(
+            2,
+            "merge",
+            6666,
+            json!({"primaryObjectId": 6666, "mergedObjectIds": [4242]}),
+        )])
+        .await;
+    assert_eq!(r.unmatched, 1, "{r:?}");
+    assert_eq!(c.warp.customer("cust-1"), before);
+    assert!(c.store.link("6666").await.unwrap().is_none());
+    let entry = c
+        .store
+        .log_entries()
+        .into_iter()
+        .find(|e| e.dedup_key == "l2")
+        .unwrap();
+    assert!(
+        entry.reason.contains("linked to company 1001"),
+        "{}",
+        entry.reason
+    );
+}
+
+/// The linked company absorbing a duplicate keeps its id: the link stays,
+/// and WARP, which already names it, is not written (a write would bump
+/// `updated_at`, which LATEST_WINS reads as an edit).
+#[tokio::test]
+async fn a_merge_into_the_linked_company_writes_nothing_to_warp() {
+    let c = consumer(1);
+    c.handle_batch(&[change(1, 0, "city", "Aspen", T)]).await;
+    let (writes, before) = (c.warp.writes(), c.warp.customer("cust-0"));
+    let r = c
+        .handle_batch(&[lifecycle(
+            2,
+            "merge",
+            1000,
+            json!({"primaryObjectId": 1000, "mergedObjectIds": [7777]}),
+        )])
+        .await;
+    assert!(r.retry.is_empty() && r.unmatched == 0, "{r:?}");
+    assert_eq!(
+        (c.warp.writes(), c.warp.customer("cust-0")),
+        (writes, before)
+    );
+    let link = c.store.link("1000").await.unwrap().unwrap();
+    assert_eq!(
+        (link.customer_id.as_str(), link.state),
+        ("cust-0", LinkState::Active)
+    );
+}

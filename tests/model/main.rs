@@ -94,3 +94,16 @@ async fn regression_swept_event_without_baseline_overwrites_newer_warp_value() {
     let (_, failed) = model::run_many(1, 5476, model::history::Shape::MODEL).await;
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+/// History 90000: a customer's company, never linked yet, was merged into
+/// a duplicate; the consumer found no link for it and settled the merge
+/// UNMATCHED, so WARP kept naming the merged-away company and no nightly
+/// run paired them again. Fixed in the consumer: the survivor's warp_ban
+/// (kept from the merged company) finds the customer.
+#[tokio::test]
+async fn regression_merge_of_a_company_never_linked_is_followed() {
+    let _turn = CLOCK.lock().await;
+    let (figures, failed) = model::run_many(1, 90_000, model::history::Shape::MODEL).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(figures.relinked > 0, "{figures:?}");
+}

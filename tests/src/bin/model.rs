@@ -71,12 +71,14 @@ fn main() {
         runtime.block_on(model::run_many(cases, seed, model::history::Shape::MODEL))
     };
     println!(
-        "{:.1} s; {} events sent, {} deliveries, {} faults injected, {} WARP edits, {} nightly invocations",
+        "{:.1} s; {} events sent, {} deliveries, {} faults injected, {} WARP edits, {} merges ({} customers re-linked), {} nightly invocations",
         started.elapsed().as_secs_f64(),
         figures.events_sent,
         figures.deliveries,
         figures.faults,
         figures.warp_edits,
+        figures.merges,
+        figures.relinked,
         figures.nightly_invocations
     );
     for (seed, _) in &failed {

@@ -147,6 +147,14 @@ impl HubspotSandbox {
             .is_some()
     }
 
+    /// Merges company `other` into `primary`, as a person does in HubSpot
+    /// (and `POST /crm/v3/objects/companies/merge`): `primary` keeps its
+    /// values and takes `other`'s where it has none; `other` is gone.
+    /// False when either is missing or they are the same company.
+    pub fn merge_companies(&self, primary: &str, other: &str) -> bool {
+        self.shared.lock().portal.merge(primary, other).is_ok()
+    }
+
     /// Every stored property of company `id`, system properties included.
     pub fn company(&self, id: &str) -> Option<Map<String, Value>> {
         self.shared

@@ -17,7 +17,9 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::errors::{self, invalid_properties, not_found, validation};
 use super::search::{self, Filter, GroupIn, MAX_FILTERS, MAX_FILTERS_PER_GROUP, MAX_GROUPS, Sort};
-use super::store::{Asked, DEFAULT_PROPERTIES, IdKey, SYSTEM_PROPERTIES, as_property_value};
+use super::store::{
+    Asked, DEFAULT_PROPERTIES, IdKey, MergeRefused, SYSTEM_PROPERTIES, as_property_value,
+};
 use crate::warp_sandbox::{now_ms, rfc3339};
 
 const LIST_DEFAULT_LIMIT: usize = 10;
@@ -447,17 +449,15 @@ pub(super) async fn merge(State(shared): State<Shared>, bytes: Bytes) -> Respons
         Ok(r) => r,
         Err(message) => return validation(message),
     };
-    if req.primary_object_id == req.object_id_to_merge {
-        return validation("Cannot merge a company into itself");
-    }
     let mut inner = shared.lock();
     let portal = &mut inner.portal;
-    for id in [&req.primary_object_id, &req.object_id_to_merge] {
-        if portal.get(id).is_none() {
+    let asked = match portal.merge(&req.primary_object_id, &req.object_id_to_merge) {
+        Ok(asked) => asked,
+        Err(MergeRefused::Itself) => return validation("Cannot merge a company into itself"),
+        Err(MergeRefused::Missing(id)) => {
             return not_found(format!("Object not found. objectId={id}"));
         }
-    }
-    let asked = portal.merge(&req.primary_object_id, &req.object_id_to_merge);
+    };
     let Some(company) = portal.get(&req.primary_object_id) else {
         return not_found("the primary company vanished");
     };

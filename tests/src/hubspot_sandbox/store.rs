@@ -51,6 +51,13 @@ const PORTAL_PROPERTIES: [&str; 27] = [
 
 /// Companies in id order: numerically for numeric ids (as HubSpot's list
 /// and its `hs_object_id` sort go), others after them by text.
+/// Why HubSpot refuses a merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum MergeRefused {
+    Itself,
+    Missing(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct IdKey {
     non_numeric: bool,
@@ -187,7 +194,19 @@ impl Portal {
 
     /// Moves `other` into `primary`: values `primary` lacks are taken from
     /// `other`, which is removed. Returns the names of `primary`'s values.
-    pub(super) fn merge(&mut self, primary: &str, other: &str) -> Vec<String> {
+    pub(super) fn merge(
+        &mut self,
+        primary: &str,
+        other: &str,
+    ) -> Result<Vec<String>, MergeRefused> {
+        if primary == other {
+            return Err(MergeRefused::Itself);
+        }
+        for id in [primary, other] {
+            if self.get(id).is_none() {
+                return Err(MergeRefused::Missing(id.to_string()));
+            }
+        }
         let taken: Vec<(String, Value)> = match (self.get(primary), self.get(other)) {
             (Some(p), Some(o)) => o
                 .properties
@@ -199,13 +218,14 @@ impl Portal {
                 })
                 .map(|(name, v)| (name.clone(), v.clone()))
                 .collect(),
-            _ => return Vec::new(),
+            _ => Vec::new(),
         };
         self.companies.remove(&IdKey::new(other));
         self.update(&IdKey::new(primary), taken);
-        self.get(primary)
+        Ok(self
+            .get(primary)
             .map(|c| c.properties.keys().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     pub(super) fn update(&mut self, key: &IdKey, changes: Vec<(String, Value)>) {

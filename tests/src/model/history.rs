@@ -1,7 +1,9 @@
 //! One history: a world of a few dozen linked customers, random edits on
 //! both sides, HubSpot's webhooks for its edits (duplicated, reordered,
 //! delayed, dropped, retried on every non-2xx by HubSpot's own schedule),
-//! WARP edits that send nothing, company deletions, the consumer polling
+//! WARP edits that send nothing, company deletions and merges (a person's
+//! duplicate absorbing the customer's company, or absorbed by it), the
+//! consumer polling
 //! the queue as Lambda's SQS trigger does, faults at every port call, then
 //! recovery, a nightly run (killed between pages, handing over) and the
 //! checks of the issue.
@@ -97,6 +99,10 @@ pub struct Figures {
     pub dlq_reasons: BTreeMap<String, u64>,
     pub faults: u64,
     pub warp_edits: u64,
+    /// Company merges (a duplicate absorbing the company, or absorbed).
+    pub merges: u64,
+    /// Customers WARP names a merge's survivor for at the end.
+    pub relinked: u64,
     pub nightly_invocations: u64,
 }
 
@@ -117,6 +123,8 @@ impl Figures {
         }
         self.faults += o.faults;
         self.warp_edits += o.warp_edits;
+        self.merges += o.merges;
+        self.relinked += o.relinked;
         self.nightly_invocations += o.nightly_invocations;
     }
 }
@@ -174,6 +182,8 @@ struct World<B: Backend> {
     /// Nightly runs so far: each is a night of its own (the run id is the
     /// scheduled night), however little model time passed between them.
     nights: i64,
+    /// Companies merged so far (each made one duplicate).
+    merges: usize,
     failures: Vec<String>,
 }
 
@@ -204,6 +214,8 @@ pub async fn run_on<B: Backend>(seed: u64, shape: Shape) -> Result<Figures, Stri
     world.recover().await;
     world.nightly_and_checks(shape.fault_rate).await;
     world.figures.histories = 1;
+    world.figures.merges = world.merges as u64;
+    world.figures.relinked = world.relinked().await;
     world.figures.faults = world.plan.fired();
     if world.failures.is_empty() {
         Ok(world.figures)
@@ -291,13 +303,13 @@ impl<B: Backend> World<B> {
             custs.push(Cust {
                 id,
                 ban,
+                external: company.clone(),
                 company,
                 warp: values.clone(),
                 warp_at: now,
                 hub: values,
                 hub_at: now,
                 base,
-                link: LinkModel::None,
                 company_exists: true,
             });
         }
@@ -373,8 +385,22 @@ impl<B: Backend> World<B> {
             by_event: HashMap::new(),
             figures: Figures::default(),
             nights: 0,
+            merges: 0,
             failures: Vec::new(),
         })
+    }
+
+    /// Customers whose WARP record names a company made by a merge: the
+    /// consumer followed the merge.
+    async fn relinked(&mut self) -> u64 {
+        let mut n = 0;
+        for (i, cust) in self.model.custs.iter().enumerate() {
+            let warp = self.warp.customer(&cust.id).unwrap_or(Value::Null);
+            if names_company(&warp) != company_id(i) {
+                n += 1;
+            }
+        }
+        n
     }
 
     fn fail(&mut self, what: String) {
@@ -392,7 +418,8 @@ impl<B: Backend> World<B> {
             0..35 => self.hubspot_edit(),
             35..55 => self.warp_edit(),
             55..57 => self.delete_company(),
-            57..80 => self.deliver_due().await,
+            57..59 => self.merge_company(),
+            59..80 => self.deliver_due().await,
             _ => self.poll().await,
         }
     }
@@ -507,6 +534,86 @@ impl<B: Backend> World<B> {
                 change: Change::Deletion,
             },
             json,
+        );
+    }
+
+    /// A person makes a duplicate of a customer's company (a name and a
+    /// few values, no BAN) and merges the two, the duplicate surviving or
+    /// absorbed. HubSpot owes a deletion of the merged-away company and a
+    /// merge; the survivor's values (its own, the other's where it had
+    /// none) change without a property webhook, as HubSpot's merge does.
+    fn merge_company(&mut self) {
+        if self.merges * 4 >= self.model.custs.len() {
+            return;
+        }
+        let Some(c) = self.live_company() else {
+            return;
+        };
+        self.merges += 1;
+        let company = self.model.custs[c].company.clone();
+        let duplicate = company_id(1_000 + self.merges);
+        let mut props = Map::new();
+        for f in &self.model.fields {
+            if f.warp != "ban" && self.rng.random_bool(0.4) {
+                let w = f.random(&mut self.rng);
+                if !w.hubspot.is_empty() {
+                    props.insert(f.hubspot.into(), json!(w.hubspot));
+                }
+            }
+        }
+        self.hub.upsert_company(&duplicate, props);
+        let (survivor, merged) = if self.rng.random_bool(0.6) {
+            (duplicate.clone(), company)
+        } else {
+            (company, duplicate.clone())
+        };
+        if !self.hub.merge_companies(&survivor, &merged) {
+            self.fail(format!("HubSpot would not merge {merged} into {survivor}"));
+            return;
+        }
+        // What the survivor holds now, as HubSpot's merge left it.
+        let Some(props) = self.hub.company(&survivor) else {
+            self.fail(format!("the survivor {survivor} of a merge is gone"));
+            return;
+        };
+        let modified = props
+            .get("hs_lastmodifieddate")
+            .and_then(Value::as_str)
+            .and_then(hubwarp::reconcile::plan::hubspot_time);
+        let cust = &mut self.model.custs[c];
+        for (i, f) in self.model.fields.iter().enumerate() {
+            cust.hub[i] = f.canon_hubspot(props.get(f.hubspot).and_then(Value::as_str));
+        }
+        cust.hub_at = modified.unwrap_or_else(now_ms);
+        cust.company = survivor.clone();
+        self.model.by_company.insert(duplicate, c);
+        let at = now_ms();
+        let id = |c: &str| c.parse::<u64>().unwrap_or_default();
+        let deletion = json!({"eventId": self.rng.random_range(1..200u64), "subscriptionId": SUBSCRIPTION + 1,
+            "portalId": PORTAL, "appId": 1160452, "occurredAt": at,
+            "subscriptionType": "company.deletion", "attemptNumber": 0,
+            "objectId": id(&merged), "changeSource": "CRM_UI"});
+        self.owe(
+            Ev {
+                company: merged.clone(),
+                at,
+                change: Change::Deletion,
+            },
+            deletion,
+        );
+        let merge = json!({"eventId": self.rng.random_range(1..200u64), "subscriptionId": SUBSCRIPTION + 2,
+            "portalId": PORTAL, "appId": 1160452, "occurredAt": at,
+            "subscriptionType": "company.merge", "attemptNumber": 0,
+            "objectId": id(&survivor), "changeSource": "CRM_UI",
+            "primaryObjectId": id(&survivor), "mergedObjectIds": [id(&merged)],
+            "numberOfPropertiesMoved": props.len()});
+        self.owe(
+            Ev {
+                company: survivor,
+                at,
+                change: Change::Merge { merged },
+            },
+            merge,
         );
     }
 
@@ -734,14 +841,19 @@ impl<B: Backend> World<B> {
         }
     }
 
+    /// The links an invocation wrote, as the links table holds them.
     fn apply_links(&mut self, observed: &Observed) {
         for link in &observed.links {
-            if let Some(&c) = self.model.by_company.get(&link.company_id) {
-                self.model.custs[c].link = match link.state {
-                    LinkState::Active => LinkModel::Active,
-                    _ => LinkModel::Deleted,
-                };
-            }
+            let Some(&c) = self.model.by_id.get(&link.customer_id) else {
+                self.fail(format!("a link to unknown customer {}", link.customer_id));
+                continue;
+            };
+            let state = match link.state {
+                LinkState::Active => LinkModel::Active,
+                LinkState::Deleted => LinkModel::Deleted,
+                LinkState::Merged => LinkModel::Merged,
+            };
+            self.model.links.insert(link.company_id.clone(), (c, state));
         }
     }
 
@@ -752,6 +864,15 @@ impl<B: Backend> World<B> {
         let m = &mut self.model;
         for (id, body) in &observed.warp_puts {
             let Some(&c) = m.by_id.get(id) else { continue };
+            // A merge's re-link (its message may have failed after it).
+            if let Some(company) = body
+                .get("external_ids")
+                .and_then(|e| e.get("hubspot_company_id"))
+                .and_then(Value::as_str)
+            {
+                m.custs[c].external = company.to_string();
+                m.custs[c].warp_at = now;
+            }
             if decided.contains(&c) {
                 continue;
             }
@@ -900,6 +1021,14 @@ impl<B: Backend> World<B> {
         self.baselines_after_nightly(faulted, recovery).await;
         // The events the sweep queued again.
         self.drain().await;
+        // What they changed is the next run's to repair: a swept merge
+        // re-links a customer the runs before could not pair.
+        advance(3_600_000);
+        let at = now_ms();
+        let after_sweep = self.nightly().await;
+        self.model.nightly(at);
+        self.baselines_after_nightly(after_sweep, Observed::default())
+            .await;
         advance(3_600_000);
         let check = self.nightly().await;
         let (puts, updates) = (check.warp_puts.len(), check.hub_updates.len());
@@ -921,6 +1050,14 @@ impl<B: Backend> World<B> {
             let warp = self.warp.customer(&cust.id).unwrap_or(Value::Null);
             let hub = self.hub.company(&cust.company);
             let states = self.store.field_states(&cust.id).await.unwrap_or_default();
+            if names_company(&warp) != cust.external {
+                self.fail(format!(
+                    "{when}: WARP {} names company {:?}, the model says {}",
+                    cust.id,
+                    names_company(&warp),
+                    cust.external
+                ));
+            }
             for (i, f) in self.model.fields.clone().iter().enumerate() {
                 let w = f.canon_warp(fields::warp_get(&warp, f.warp));
                 if w != cust.warp[i] {
@@ -1143,6 +1280,14 @@ impl<B: Backend> World<B> {
             self.fail(p);
         }
     }
+}
+
+/// The company a WARP customer's `external_ids` names.
+fn names_company(warp: &Value) -> String {
+    warp.pointer("/external_ids/hubspot_company_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn merge(target: &mut Value, patch: &Value) {

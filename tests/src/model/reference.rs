@@ -16,7 +16,13 @@
 //!   side is written, a review record is);
 //! - the consumer writes only WARP, a batch's changes per customer oldest
 //!   first; the nightly run writes whichever side the decision says, with
-//!   the company's `hs_lastmodifieddate` as HubSpot's time.
+//!   the company's `hs_lastmodifieddate` as HubSpot's time;
+//! - links ("Links and merges"): a change is applied through its company's
+//!   link, made on its first change when WARP names the company; a deleted
+//!   or merged-away company's changes are skipped; a merge moves the link
+//!   to the survivor and points WARP there; the nightly run pairs each
+//!   customer with the company WARP names, when it exists and its link is
+//!   not deleted or merged away.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -28,18 +34,23 @@ pub struct Base {
     pub hub_at: Option<i64>,
 }
 
+/// A row of the links table (a company with none has no row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkModel {
-    None,
     Active,
     Deleted,
+    Merged,
 }
 
 #[derive(Debug, Clone)]
 pub struct Cust {
     pub id: String,
     pub ban: String,
+    /// The HubSpot company that holds the customer's values (a merge's
+    /// survivor after a merge).
     pub company: String,
+    /// The company WARP's `external_ids.hubspot_company_id` names.
+    pub external: String,
     /// Canonical values, one per field of the history's mapping.
     pub warp: Vec<String>,
     /// WARP's `updated_at`: the last write of any field.
@@ -48,15 +59,22 @@ pub struct Cust {
     /// The company's `hs_lastmodifieddate`.
     pub hub_at: i64,
     pub base: Vec<Option<Base>>,
-    pub link: LinkModel,
+    /// `company` exists (it was not deleted).
     pub company_exists: bool,
 }
 
 /// A HubSpot change as the model knows it.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Property { field: usize, canon: String },
+    Property {
+        field: usize,
+        canon: String,
+    },
     Deletion,
+    /// The event's company survived a merge, absorbing `merged`.
+    Merge {
+        merged: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -144,8 +162,11 @@ fn decide(f: &Field, base: Option<&Base>, warp: &str, warp_at: i64, hub: Hub<'_>
 pub struct Model {
     pub fields: Vec<Field>,
     pub custs: Vec<Cust>,
+    /// Every company a customer's values were ever in.
     pub by_company: HashMap<String, usize>,
     pub by_id: HashMap<String, usize>,
+    /// The links table: company → (customer, state).
+    pub links: HashMap<String, (usize, LinkModel)>,
     /// (customer index, field index) with a MANUAL review record.
     pub manual: BTreeSet<(usize, usize)>,
     /// Events the consumer has settled (a redelivery is a no-op).
@@ -169,6 +190,7 @@ impl Model {
             custs,
             by_company,
             by_id,
+            links: HashMap::new(),
             manual: BTreeSet::new(),
             settled: HashSet::new(),
         }
@@ -176,6 +198,61 @@ impl Model {
 
     pub fn field_index(&self, path: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.warp == path)
+    }
+
+    /// The customer whose values `company` holds, when it exists in HubSpot
+    /// (a read of its `warp_ban` finds that customer's BAN).
+    fn holder(&self, company: &str) -> Option<usize> {
+        let &c = self.by_company.get(company)?;
+        (self.custs[c].company == company && self.custs[c].company_exists).then_some(c)
+    }
+
+    /// The customer a change of `company` is applied to, linking it on
+    /// its first change: its link's, or, with none, the one whose BAN the
+    /// company carries if WARP names this company.
+    fn linked(&mut self, company: &str) -> Option<usize> {
+        match self.links.get(company) {
+            Some(&(c, LinkModel::Active)) => Some(c),
+            Some(_) => None,
+            None => {
+                let c = self.holder(company)?;
+                (self.custs[c].external == company).then(|| {
+                    self.links
+                        .insert(company.to_string(), (c, LinkModel::Active));
+                    c
+                })
+            }
+        }
+    }
+
+    /// A merge: `merged`'s link (if any) is merged away and the survivor
+    /// linked to its customer (the survivor's own active link's, else the
+    /// merged one's, else the customer whose BAN the survivor carries when
+    /// WARP names one of the two); WARP is pointed at the survivor when it
+    /// names another company. The customer WARP was written for, if any.
+    fn merge(&mut self, survivor: &str, merged: &str, now: i64) -> Option<usize> {
+        let mut moved = None;
+        if let Some((c, state)) = self.links.get_mut(merged) {
+            *state = LinkModel::Merged;
+            moved = Some(*c);
+        }
+        let target = match self.links.get(survivor) {
+            Some(&(c, LinkModel::Active)) => Some(c),
+            _ => moved.or_else(|| {
+                let c = self.holder(survivor)?;
+                let names = &self.custs[c].external;
+                (names == survivor || names == merged).then_some(c)
+            }),
+        }?;
+        self.links
+            .insert(survivor.to_string(), (target, LinkModel::Active));
+        let cust = &mut self.custs[target];
+        if cust.external == survivor {
+            return None;
+        }
+        cust.external = survivor.to_string();
+        cust.warp_at = now;
+        Some(target)
     }
 
     /// One consumer invocation's acknowledged messages `(dedup key, event)`,
@@ -187,34 +264,34 @@ impl Model {
             .collect();
         fresh.sort_by_key(|(_, e)| e.at);
         let mut decided = HashSet::new();
-        // Deletions first: the link is marked deleted (never the customer).
-        for (_, e) in fresh
-            .iter()
-            .filter(|(_, e)| matches!(e.change, Change::Deletion))
-        {
-            if let Some(&c) = self.by_company.get(&e.company)
-                && self.custs[c].link != LinkModel::None
-            {
-                self.custs[c].link = LinkModel::Deleted;
+        // Lifecycle events first, oldest first: a deletion marks the link
+        // deleted (never the customer), unless a merge moved it.
+        for (_, e) in &fresh {
+            match &e.change {
+                Change::Deletion => {
+                    if let Some((_, state)) = self.links.get_mut(&e.company)
+                        && *state != LinkModel::Merged
+                    {
+                        *state = LinkModel::Deleted;
+                    }
+                }
+                Change::Merge { merged } => {
+                    self.merge(&e.company, merged, now);
+                }
+                Change::Property { .. } => {}
             }
         }
-        // Property changes, per customer, oldest first.
+        // Property changes, per company's customer, oldest first.
         let mut groups: HashMap<usize, Vec<&Ev>> = HashMap::new();
         for (_, e) in &fresh {
-            if let (Change::Property { .. }, Some(&c)) =
-                (&e.change, self.by_company.get(&e.company))
+            if let Change::Property { .. } = &e.change
+                && let Some(c) = self.linked(&e.company)
             {
                 groups.entry(c).or_default().push(e);
             }
         }
         for (c, events) in groups {
             let cust = &mut self.custs[c];
-            match cust.link {
-                LinkModel::Deleted => continue,
-                LinkModel::None if !cust.company_exists => continue,
-                LinkModel::None => cust.link = LinkModel::Active,
-                LinkModel::Active => {}
-            }
             decided.insert(c);
             let mut pending = cust.warp.clone();
             let mut wrote = false;
@@ -261,10 +338,17 @@ impl Model {
     /// every field decided on both sides' current values.
     pub fn nightly(&mut self, now: i64) {
         for (c, cust) in self.custs.iter_mut().enumerate() {
-            if cust.link == LinkModel::Deleted || !cust.company_exists {
+            // Paired with the company WARP names: unmatched when it is
+            // gone (deleted, merged away) or its link is not active.
+            let linked = self.links.get(&cust.external).copied();
+            let paired = cust.company == cust.external
+                && cust.company_exists
+                && linked.is_none_or(|l| l == (c, LinkModel::Active));
+            if !paired {
                 continue;
             }
-            cust.link = LinkModel::Active;
+            self.links
+                .insert(cust.external.clone(), (c, LinkModel::Active));
             let (mut to_warp, mut to_hub) = (false, false);
             let modified = cust.hub_at;
             for (i, f) in self.fields.iter().enumerate() {

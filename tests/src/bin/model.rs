@@ -71,7 +71,7 @@ fn main() {
         runtime.block_on(model::run_many(cases, seed, model::history::Shape::MODEL))
     };
     println!(
-        "{:.1} s; {} events sent, {} deliveries, {} faults injected, {} WARP edits, {} merges ({} customers re-linked), {} nightly invocations",
+        "{:.1} s; {} events sent, {} deliveries, {} faults injected, {} WARP edits, {} merges ({} customers re-linked), {} HubSpot 429 storms, {} nightly invocations",
         started.elapsed().as_secs_f64(),
         figures.events_sent,
         figures.deliveries,
@@ -79,6 +79,7 @@ fn main() {
         figures.warp_edits,
         figures.merges,
         figures.relinked,
+        figures.storms,
         figures.nightly_invocations
     );
     for (seed, _) in &failed {

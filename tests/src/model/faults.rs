@@ -116,6 +116,9 @@ pub struct FaultPlan {
     editor: Mutex<Option<Editor>>,
     /// Calls under way past their fault check.
     in_flight: AtomicUsize,
+    /// HubSpot calls still to be refused by the 429 storm under way.
+    storm: Mutex<u32>,
+    pub storms: AtomicU64,
 }
 
 /// One call under way; counted until it ends or its future is dropped.
@@ -144,6 +147,8 @@ impl FaultPlan {
             kill: tokio::sync::Notify::new(),
             editor: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
+            storm: Mutex::new(0),
+            storms: AtomicU64::new(0),
         })
     }
 
@@ -205,6 +210,28 @@ impl FaultPlan {
         let crashes = *lock(&self.crashes) && self.in_flight.load(Ordering::SeqCst) == 0;
         let races = *lock(&self.races);
         let mut rng = lock(&self.rng);
+        if matches!(
+            site,
+            Site::HubBan | Site::HubList | Site::HubRead | Site::HubUpdate
+        ) {
+            // A 429 storm: every HubSpot call refused for a while (longer
+            // than a client waits out), now and then.
+            let mut storm = lock(&self.storm);
+            if *storm == 0 && rng.random_bool((rate / 10.0).min(1.0)) {
+                *storm = rng.random_range(5..=40);
+                self.storms.fetch_add(1, Ordering::Relaxed);
+            }
+            if *storm > 0 {
+                *storm -= 1;
+                drop(storm);
+                drop(rng);
+                self.fired.fetch_add(1, Ordering::Relaxed);
+                *lock(&self.counts)
+                    .entry((site, Fault::RateLimited))
+                    .or_default() += 1;
+                return Some(Fault::RateLimited);
+            }
+        }
         if !rng.random_bool(rate.min(1.0)) {
             return None;
         }

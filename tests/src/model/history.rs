@@ -101,6 +101,8 @@ pub struct Figures {
     pub warp_edits: u64,
     /// Company merges (a duplicate absorbing the company, or absorbed).
     pub merges: u64,
+    /// HubSpot 429 storms (5-40 calls in a row refused).
+    pub storms: u64,
     /// Customers WARP names a merge's survivor for at the end.
     pub relinked: u64,
     pub nightly_invocations: u64,
@@ -124,6 +126,7 @@ impl Figures {
         self.faults += o.faults;
         self.warp_edits += o.warp_edits;
         self.merges += o.merges;
+        self.storms += o.storms;
         self.relinked += o.relinked;
         self.nightly_invocations += o.nightly_invocations;
     }
@@ -215,6 +218,7 @@ pub async fn run_on<B: Backend>(seed: u64, shape: Shape) -> Result<Figures, Stri
     world.nightly_and_checks(shape.fault_rate).await;
     world.figures.histories = 1;
     world.figures.merges = world.merges as u64;
+    world.figures.storms = world.plan.storms.load(std::sync::atomic::Ordering::Relaxed);
     world.figures.relinked = world.relinked().await;
     world.figures.faults = world.plan.fired();
     if world.failures.is_empty() {

@@ -95,13 +95,15 @@ pub fn soak_report(f: &Figures) -> String {
         .map(|(r, n)| format!("    {n} with {r}"))
         .collect();
     format!(
-        "histories {}, faults injected {}, WARP edits {}, nightly invocations {}\n\
+        "histories {}, faults injected {} ({} HubSpot 429 storms), WARP edits {}, merges {}, nightly invocations {}\n\
          events sent {}, deliveries {}, recorded {}, queued {}, applied {}\n\
          left in the DLQ: {}{}{}\n\
          soak: {} events, lost {}, doubled {}, stale {}, dlq {}",
         f.histories,
         f.faults,
+        f.storms,
         f.warp_edits,
+        f.merges,
         f.nightly_invocations,
         f.events_sent,
         f.deliveries,

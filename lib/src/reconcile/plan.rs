@@ -136,17 +136,26 @@ pub fn plan_pair(
             Decision::InSync { value } => {
                 plan.fields_in_sync += 1;
                 // Both sides agree on a value other than the remembered one
-                // (both made the same edit), or on a value never remembered:
-                // remember the agreement, as of the company's last change.
-                // Without it, an older webhook of that field (swept after
-                // HubSpot stopped retrying, or a late retry) found no
-                // baseline, counted as "only HubSpot moved" and overwrote
-                // the newer value both sides held (model test, seed 5476).
-                // The price: a first run writes one baseline per field.
-                let stale = baseline
+                // (both made the same edit), on a value never remembered,
+                // or on the remembered one dated before the company's last
+                // change (the field may have moved and come back, with its
+                // webhooks lost): remember the agreement, as of that
+                // change. Without it, an older webhook of the field (swept
+                // after HubSpot stopped retrying, or a late retry) counted
+                // as "only HubSpot moved" and took back the newer value
+                // both sides held (model test: seed 5476 with no baseline,
+                // seed 2031051 with an older one). The price: a first run
+                // writes one baseline per field, and a run one per field of
+                // each company changed since.
+                let remembered = baseline
                     .and_then(|b| b.synced_value.as_ref())
-                    .is_none_or(|b| !mapping.value_type.same_warp_value(b, value));
-                if stale {
+                    .is_some_and(|b| mapping.value_type.same_warp_value(b, value));
+                let dated = match (baseline.and_then(|b| b.hubspot_occurred_at), modified_at) {
+                    (Some(last), Some(modified)) => last >= modified,
+                    (None, Some(_)) => false,
+                    (_, None) => true,
+                };
+                if !remembered || !dated {
                     plan.agreed_baselines.push(baseline_of(value));
                 }
             }
@@ -251,6 +260,41 @@ mod tests {
         assert!(plan.in_sync(), "{:?}", plan.diffs);
         assert_eq!(plan.fields_in_sync, 13);
         assert!(plan.warp_body.is_empty() && plan.hubspot_properties.is_empty());
+    }
+
+    /// History 2031051 of the model test: HubSpot's city went from
+    /// "Zürich" to "Boulder" and back, the webhooks of both lost or stuck.
+    /// The nightly run found both sides at "Zürich", the baseline's value,
+    /// and wrote nothing, so the baseline kept its old date; the sweep then
+    /// queued the "Boulder" change, newer than that date, and the consumer
+    /// applied it over the value both sides held. An agreement on the
+    /// remembered value is now dated again when the company changed since.
+    #[test]
+    fn regression_agreement_dated_before_the_company_change_lets_an_older_webhook_win() {
+        let mappings = MappingSet::default_mapping().unwrap();
+        let (c, props) = in_sync_pair();
+        let modified = hubspot_time("2026-11-19T10:00:00.000Z").unwrap();
+        let baselines = |at: i64| -> HashMap<String, FieldState> {
+            mappings
+                .fields_for(&c.id, &c.ban)
+                .into_iter()
+                .map(|m| {
+                    let state = FieldState {
+                        synced_value: m.warp.get(&c.raw).cloned().or(Some(Value::Null)),
+                        hubspot_occurred_at: Some(at),
+                        warp_updated_at: c.updated_at_ms,
+                    };
+                    (m.warp.as_str().to_string(), state)
+                })
+                .collect()
+        };
+        // Dated before the company's last change: every field again.
+        let plan = plan_pair(&mappings, &c, &company(&props), &baselines(modified - 1));
+        assert!(plan.in_sync());
+        assert_eq!(plan.agreed_baselines.len(), 13);
+        // Dated at or after it: nothing to write.
+        let plan = plan_pair(&mappings, &c, &company(&props), &baselines(modified));
+        assert!(plan.in_sync() && plan.agreed_baselines.is_empty());
     }
 
     #[test]

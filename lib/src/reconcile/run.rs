@@ -823,9 +823,10 @@ where
                 .agreed_baselines
                 .iter()
                 .map(|b| {
+                    let prev = states.get(&b.field).and_then(|s| s.hubspot_occurred_at);
                     let state = FieldState {
                         synced_value: Some(b.value.clone()),
-                        hubspot_occurred_at: modified_at,
+                        hubspot_occurred_at: prev.max(modified_at),
                         warp_updated_at: customer.updated_at_ms,
                     };
                     (b.field.as_str(), state)

@@ -1017,12 +1017,13 @@ impl<B: Backend> World<B> {
         self.plan.set_races(false);
         let faulted = self.nightly().await;
         self.apply_race_edits(&faulted, at);
-        self.model.nightly(at);
+        let agreed = self.model.nightly(at);
         // Whatever the faulted run could not write, a clean run does.
         self.plan.set(0.0, false);
         advance(2 * 3_600_000);
         let recovery = self.nightly().await;
-        self.baselines_after_nightly(faulted, recovery).await;
+        self.baselines_after_nightly(faulted, recovery, &agreed)
+            .await;
         // The events the sweep queued again.
         self.drain().await;
         // What they changed is the next run's to repair: a swept merge
@@ -1030,8 +1031,8 @@ impl<B: Backend> World<B> {
         advance(3_600_000);
         let at = now_ms();
         let after_sweep = self.nightly().await;
-        self.model.nightly(at);
-        self.baselines_after_nightly(after_sweep, Observed::default())
+        let agreed = self.model.nightly(at);
+        self.baselines_after_nightly(after_sweep, Observed::default(), &agreed)
             .await;
         advance(3_600_000);
         let check = self.nightly().await;
@@ -1100,7 +1101,12 @@ impl<B: Backend> World<B> {
     /// dates its writes when they land, and a baseline whose write failed
     /// (reported as an error of the run) is simply absent, both of which
     /// only the world knows.
-    async fn baselines_after_nightly(&mut self, mut faulted: Observed, recovery: Observed) {
+    async fn baselines_after_nightly(
+        &mut self,
+        mut faulted: Observed,
+        recovery: Observed,
+        agreed: &[(usize, usize, i64)],
+    ) {
         faulted.absorb(recovery);
         if std::env::var_os("MODEL_TRACE").is_some() {
             eprintln!("nightly observed: {faulted:?}");
@@ -1127,9 +1133,30 @@ impl<B: Backend> World<B> {
                 ));
             }
         }
+        let mut states = HashMap::new();
         for c in 0..self.model.custs.len() {
             let id = self.model.custs[c].id.clone();
-            let states = self.store.field_states(&id).await.unwrap_or_default();
+            states.insert(c, self.store.field_states(&id).await.unwrap_or_default());
+        }
+        // Every agreement is dated no earlier than the company's change
+        // that made it: else an older webhook of the field, swept or
+        // retried late, would count as news and take the value back.
+        for &(c, i, required) in agreed {
+            let f = self.model.fields[i];
+            let dated = states
+                .get(&c)
+                .and_then(|s| s.get(f.warp))
+                .and_then(|s| s.hubspot_occurred_at);
+            if dated.is_none_or(|at| at < required) {
+                let id = self.model.custs[c].id.clone();
+                self.fail(format!(
+                    "after the nightly run the agreed baseline of {id} {} is dated {dated:?}, before the change it agrees with ({required})",
+                    f.warp
+                ));
+            }
+        }
+        for c in 0..self.model.custs.len() {
+            let states = states.remove(&c).unwrap_or_default();
             for (i, f) in self.model.fields.clone().iter().enumerate() {
                 self.model.custs[c].base[i] = states.get(f.warp).map(|s| Base {
                     value: f.canon_warp(s.synced_value.as_ref()),

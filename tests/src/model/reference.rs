@@ -335,8 +335,12 @@ impl Model {
     }
 
     /// The nightly run at `now`: every linked pair whose company exists,
-    /// every field decided on both sides' current values.
-    pub fn nightly(&mut self, now: i64) {
+    /// every field decided on both sides' current values. Returns the
+    /// agreements it found, `(customer, field, time)`: each baseline must
+    /// be dated at least that late, or an older webhook of the field could
+    /// still take back what both sides hold.
+    pub fn nightly(&mut self, now: i64) -> Vec<(usize, usize, i64)> {
+        let mut agreed = Vec::new();
         for (c, cust) in self.custs.iter_mut().enumerate() {
             // Paired with the company WARP names: unmatched when it is
             // gone (deleted, merged away) or its link is not active.
@@ -364,16 +368,22 @@ impl Model {
                 );
                 match out {
                     Out::InSync => {
-                        // An agreement is remembered: a new one, or the
-                        // first (the README: "a field found equal on both
-                        // sides gets the agreed value as its baseline").
+                        // An agreement is remembered, as of the company's
+                        // last change: a new one, the first, or one the
+                        // company changed after (the field may have moved
+                        // and come back): no webhook of the field older
+                        // than what both sides hold now may win (the
+                        // README: "a field found equal on both sides").
+                        let prev = cust.base[i].as_ref().and_then(|b| b.hub_at);
+                        agreed.push((c, i, prev.unwrap_or(modified).max(modified)));
                         if cust.base[i]
                             .as_ref()
                             .is_none_or(|b| b.value != cust.warp[i])
+                            || prev.is_none_or(|p| p < modified)
                         {
                             cust.base[i] = Some(Base {
                                 value: cust.warp[i].clone(),
-                                hub_at: Some(modified),
+                                hub_at: prev.max(Some(modified)),
                             });
                         }
                     }
@@ -407,6 +417,7 @@ impl Model {
                 cust.hub_at = now;
             }
         }
+        agreed
     }
 }
 

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use hubwarp::mapping::conflict::FieldState;
 use hubwarp::store::sync::{
-    ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkState, LinkStore,
-    SyncLog, SyncLogEntry, SyncLogReader,
+    ConflictQueue, ConflictRecord, ConflictReview, DecisionDetail, FieldStateStore, Link,
+    LinkState, LinkStore, Resolution, SyncLog, SyncLogEntry, SyncLogReader,
 };
-use hubwarp::store::{DynamoSyncStore, EventLog, EventStatus};
+use hubwarp::store::{DynamoSyncStore, EventLog, EventStatus, MemorySyncStore};
 use integration_tests::moto::MotoServer;
 use integration_tests::resources::{self, Names};
 use serde_json::json;
@@ -114,6 +114,97 @@ async fn links_field_state_log_and_conflicts_round_trip() {
         })
         .await
         .unwrap();
+}
+
+fn conflict(field: &str, at: i64) -> ConflictRecord {
+    ConflictRecord {
+        customer_id: "c-1".into(),
+        field: field.into(),
+        property: format!("warp_{field}"),
+        hubspot_value: format!("hub {at}"),
+        hubspot_occurred_at: at,
+        warp_value: format!("\"warp {at}\""),
+        warp_updated_at: Some(at),
+        dedup_key: format!("k{at}"),
+    }
+}
+
+/// What both stores promise: one open conflict per customer field, the
+/// newest by HubSpot time. The consumer and the nightly run each find a
+/// lasting MANUAL disagreement, so without it the review queue held one
+/// record per finding, and resolving one left the others open.
+async fn one_open_conflict_per_field<S: ConflictQueue + ConflictReview>(store: &S) {
+    let open = || async {
+        let mut keys: Vec<String> = store
+            .open_conflicts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.key())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let key = |field: &str, at: i64| conflict(field, at).key();
+    store.put_conflict(&conflict("tier", 100)).await.unwrap();
+    assert_eq!(open().await, [key("tier", 100)]);
+    // A newer finding supersedes the open one.
+    store.put_conflict(&conflict("tier", 200)).await.unwrap();
+    assert_eq!(open().await, [key("tier", 200)]);
+    // An older one (a late webhook) does not take its place.
+    store.put_conflict(&conflict("tier", 150)).await.unwrap();
+    assert_eq!(open().await, [key("tier", 200)]);
+    // The same finding again stays one.
+    store.put_conflict(&conflict("tier", 200)).await.unwrap();
+    // Fields are apart.
+    store
+        .put_conflict(&conflict("credit_limit", 50))
+        .await
+        .unwrap();
+    assert_eq!(open().await, [key("credit_limit", 50), key("tier", 200)]);
+    let resolution = Resolution {
+        take: "warp".into(),
+        value: "\"warp 200\"".into(),
+        by: "ops@example.com".into(),
+        note: None,
+        at_ms: 300,
+    };
+    // A superseded conflict is no longer open to resolve; the open one is.
+    assert!(
+        !store
+            .resolve_conflict(&conflict("tier", 100), &resolution)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .resolve_conflict(&conflict("tier", 200), &resolution)
+            .await
+            .unwrap()
+    );
+    assert_eq!(open().await, [key("credit_limit", 50)]);
+    // A disagreement found again after the resolution is open again.
+    store.put_conflict(&conflict("tier", 400)).await.unwrap();
+    assert_eq!(open().await, [key("credit_limit", 50), key("tier", 400)]);
+}
+
+#[tokio::test]
+async fn one_open_conflict_per_field_in_dynamodb() {
+    let aws = MotoServer::shared().sdk_config().await;
+    let names = Names::unique("conflicts");
+    resources::ensure(&aws, &names).await.unwrap();
+    let store = DynamoSyncStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        names.sync_tables(),
+        Duration::from_secs(86_400),
+    );
+    one_open_conflict_per_field(&store).await;
+}
+
+/// The unit tests' twin keeps the same promise.
+#[tokio::test]
+async fn one_open_conflict_per_field_in_memory() {
+    one_open_conflict_per_field(&MemorySyncStore::new()).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! | `<prefix>-links` | `company_id` | customer_id, ban, state, merged_into, updated_at |
 //! | `<prefix>-field-state` | `customer_id`, `field` | synced_value (JSON text), hubspot_occurred_at, warp_updated_at |
 //! | `<prefix>-sync-log` | `customer_id`, `entry` (`<ms>#<dedup key>#<property>`) | outcome, reason, warp_value / baseline (JSON text), hubspot_value, rule, expires_at (TTL) |
-//! | `<prefix>-conflicts` | `customer_id`, `conflict` (`<field>#<occurredAt>`) | both values, both times, the event, state OPEN (RESOLVED: resolution, resolved_value, resolved_by, resolved_at, note) |
+//! | `<prefix>-conflicts` | `customer_id`, `conflict` (`<field>#<occurredAt>`) | both values, both times, the event, state OPEN (RESOLVED: resolution, resolved_value, resolved_by, resolved_at, note; SUPERSEDED by a newer conflict of the field: superseded_by) |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -386,30 +386,114 @@ impl ConflictReview for DynamoSyncStore {
     }
 }
 
+impl DynamoSyncStore {
+    /// The open conflicts of one customer field: (key, HubSpot time).
+    async fn open_of_field(
+        &self,
+        customer_id: &str,
+        field: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let table = &self.tables.conflicts;
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("customer_id = :c AND begins_with(#conflict, :field)")
+                .filter_expression("#state = :open")
+                .expression_attribute_names("#conflict", "conflict")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":c", s(customer_id))
+                .expression_attribute_values(":field", s(format!("{field}#")))
+                .expression_attribute_values(":open", s("OPEN"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.fail("Query", table, e))?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(key) = get_s(&item, "conflict") {
+                    out.push((key, get_n(&item, "hubspot_occurred_at").unwrap_or_default()));
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
 impl ConflictQueue for DynamoSyncStore {
     #[instrument(skip_all, fields(table = %self.tables.conflicts, customer_id = %c.customer_id, field = %c.field))]
     async fn put_conflict(&self, c: &ConflictRecord) -> Result<(), StoreError> {
         let table = &self.tables.conflicts;
+        let key = c.key();
+        let open = self.open_of_field(&c.customer_id, &c.field).await?;
+        let newer = open
+            .iter()
+            .find(|(k, at)| *k != key && *at > c.hubspot_occurred_at)
+            .map(|(k, _)| k.clone());
         let mut req = self
             .client
             .put_item()
             .table_name(table)
             .item("customer_id", s(&c.customer_id))
-            .item("conflict", s(c.key()))
+            .item("conflict", s(&key))
             .item("field", s(&c.field))
             .item("property", s(&c.property))
             .item("hubspot_value", s(&c.hubspot_value))
             .item("hubspot_occurred_at", n(c.hubspot_occurred_at))
             .item("warp_value", s(&c.warp_value))
             .item("dedup_key", s(&c.dedup_key))
-            .item("state", s("OPEN"))
+            .item(
+                "state",
+                s(if newer.is_some() {
+                    "SUPERSEDED"
+                } else {
+                    "OPEN"
+                }),
+            )
             .item("recorded_at", n(crate::time::now_ms()));
         if let Some(t) = c.warp_updated_at {
             req = req.item("warp_updated_at", n(t));
         }
+        if let Some(newer) = &newer {
+            req = req.item("superseded_by", s(newer));
+        }
         req.send()
             .await
             .map_err(|e| self.fail("PutItem", table, e))?;
+        if newer.is_some() {
+            return Ok(());
+        }
+        // The new one written first: a failure here leaves two open, which
+        // the field's next conflict (or a person) settles.
+        for (old, _) in open.iter().filter(|(k, _)| *k != key) {
+            let superseded = self
+                .client
+                .update_item()
+                .table_name(table)
+                .key("customer_id", s(&c.customer_id))
+                .key("conflict", s(old))
+                .update_expression("SET #state = :superseded, superseded_by = :by")
+                .condition_expression("#state = :open")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":open", s("OPEN"))
+                .expression_attribute_values(":superseded", s("SUPERSEDED"))
+                .expression_attribute_values(":by", s(&key))
+                .send()
+                .await;
+            match superseded {
+                Ok(_) => {}
+                // Resolved meanwhile: a person's choice stands.
+                Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                    if se.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(self.fail("UpdateItem", table, e)),
+            }
+        }
         Ok(())
     }
 

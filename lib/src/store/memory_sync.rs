@@ -1,6 +1,6 @@
 //! In-memory twin of the consumer's state, for unit tests of the domain.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::StoreError;
@@ -18,6 +18,8 @@ pub struct MemorySyncStore {
     conflicts: Mutex<Vec<ConflictRecord>>,
     /// Resolutions by (customer, conflict key).
     resolved: Mutex<HashMap<(String, String), Resolution>>,
+    /// Conflicts a newer one of the same field replaced, by (customer, key).
+    superseded: Mutex<HashSet<(String, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -83,8 +85,25 @@ impl SyncLog for MemorySyncStore {
 
 impl ConflictQueue for MemorySyncStore {
     async fn put_conflict(&self, conflict: &ConflictRecord) -> Result<(), StoreError> {
-        // Recorded again, it is open again (the table's item is replaced).
-        lock(&self.resolved).remove(&(conflict.customer_id.clone(), conflict.key()));
+        let id = (conflict.customer_id.clone(), conflict.key());
+        // Recorded again, it is open again (the table's item is replaced)...
+        lock(&self.resolved).remove(&id);
+        let open = self.open_conflicts().await?;
+        let mut superseded = lock(&self.superseded);
+        superseded.remove(&id);
+        // ...unless a newer one of the field is open; else it replaces
+        // the open ones.
+        for other in open.iter().filter(|o| {
+            (&o.customer_id, &o.field) == (&conflict.customer_id, &conflict.field)
+                && o.key() != conflict.key()
+        }) {
+            if other.hubspot_occurred_at > conflict.hubspot_occurred_at {
+                superseded.insert(id.clone());
+            } else {
+                superseded.insert((other.customer_id.clone(), other.key()));
+            }
+        }
+        drop(superseded);
         let mut all = lock(&self.conflicts);
         // The same conflict recorded again replaces itself, as the table's
         // key (customer, field, HubSpot time) does.
@@ -102,9 +121,13 @@ impl ConflictQueue for MemorySyncStore {
 
     async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
         let resolved = lock(&self.resolved);
+        let superseded = lock(&self.superseded);
         Ok(lock(&self.conflicts)
             .iter()
-            .filter(|c| !resolved.contains_key(&(c.customer_id.clone(), c.key())))
+            .filter(|c| {
+                let id = (c.customer_id.clone(), c.key());
+                !resolved.contains_key(&id) && !superseded.contains(&id)
+            })
             .cloned()
             .collect())
     }
@@ -121,7 +144,7 @@ impl ConflictReview for MemorySyncStore {
             .iter()
             .any(|c| (c.customer_id.clone(), c.key()) == key);
         let mut resolved = lock(&self.resolved);
-        if !exists || resolved.contains_key(&key) {
+        if !exists || resolved.contains_key(&key) || lock(&self.superseded).contains(&key) {
             return Ok(false);
         }
         resolved.insert(key, resolution.clone());

@@ -233,11 +233,16 @@ pub trait ConflictReview: Send + Sync {
 }
 
 pub trait ConflictQueue: Send + Sync {
+    /// Records a conflict. A customer field has at most one open conflict,
+    /// the newest by HubSpot time: recording a newer one supersedes the
+    /// open one (kept, SUPERSEDED), and an older one is kept superseded
+    /// from the start. The consumer and the nightly run both find a
+    /// lasting disagreement, night after night.
     fn put_conflict(
         &self,
         conflict: &ConflictRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Every conflict still waiting for a person.
+    /// Every conflict still waiting for a person: one per customer field.
     fn open_conflicts(
         &self,
     ) -> impl Future<Output = Result<Vec<ConflictRecord>, StoreError>> + Send;

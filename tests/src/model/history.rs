@@ -1189,8 +1189,9 @@ impl<B: Backend> World<B> {
     async fn check(&mut self) {
         // Both systems equal the model.
         self.compare("at the end", false).await;
-        // Every MANUAL conflict is in the review queue (and nothing else).
-        let open: BTreeSet<(usize, usize)> = match self.store.open_conflicts().await {
+        // Every MANUAL conflict is in the review queue (and nothing else),
+        // once.
+        let records: Vec<(usize, usize)> = match self.store.open_conflicts().await {
             Ok(all) => all
                 .iter()
                 .filter_map(|r| {
@@ -1202,9 +1203,17 @@ impl<B: Backend> World<B> {
                 .collect(),
             Err(e) => {
                 self.fail(format!("open conflicts: {e}"));
-                BTreeSet::new()
+                Vec::new()
             }
         };
+        let open: BTreeSet<(usize, usize)> = records.iter().copied().collect();
+        if open.len() != records.len() {
+            self.fail(format!(
+                "{} open conflicts for {} customer fields: {records:?}",
+                records.len(),
+                open.len()
+            ));
+        }
         if open != self.model.manual {
             self.fail(format!(
                 "review queue {:?}, the model says {:?}",

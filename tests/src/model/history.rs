@@ -805,9 +805,10 @@ impl<B: Backend> World<B> {
             );
         }
         // Lifecycle events are handled first in a batch: a link they
-        // changed holds for the batch's property changes even when their
-        // own message then failed and comes back.
-        self.apply_links(&observed);
+        // changed, and WARP's company id a merge re-pointed (a write, so
+        // WARP's `updated_at` moves), hold for the batch's property
+        // changes even when their own message then failed and comes back.
+        self.apply_lifecycle(&observed, now_ms());
         let decided = self.model.consumer_batch(&acked, now_ms());
         self.follow(&observed, &decided);
         // After every invocation, not only at the end: the nightly run
@@ -845,8 +846,22 @@ impl<B: Backend> World<B> {
         }
     }
 
-    /// The links an invocation wrote, as the links table holds them.
-    fn apply_links(&mut self, observed: &Observed) {
+    /// The links an invocation wrote, as the links table holds them, and
+    /// the company ids it wrote into WARP.
+    fn apply_lifecycle(&mut self, observed: &Observed, now: i64) {
+        for (id, body) in &observed.warp_puts {
+            let Some(&c) = self.model.by_id.get(id) else {
+                continue;
+            };
+            if let Some(company) = body
+                .get("external_ids")
+                .and_then(|e| e.get("hubspot_company_id"))
+                .and_then(Value::as_str)
+            {
+                self.model.custs[c].external = company.to_string();
+                self.model.custs[c].warp_at = now;
+            }
+        }
         for link in &observed.links {
             let Some(&c) = self.model.by_id.get(&link.customer_id) else {
                 self.fail(format!("a link to unknown customer {}", link.customer_id));
@@ -868,15 +883,6 @@ impl<B: Backend> World<B> {
         let m = &mut self.model;
         for (id, body) in &observed.warp_puts {
             let Some(&c) = m.by_id.get(id) else { continue };
-            // A merge's re-link (its message may have failed after it).
-            if let Some(company) = body
-                .get("external_ids")
-                .and_then(|e| e.get("hubspot_company_id"))
-                .and_then(Value::as_str)
-            {
-                m.custs[c].external = company.to_string();
-                m.custs[c].warp_at = now;
-            }
             if decided.contains(&c) {
                 continue;
             }

@@ -59,6 +59,17 @@ pub struct Received {
     pub faulted_receives: u32,
 }
 
+impl From<super::sqs::Message> for Received {
+    fn from(m: super::sqs::Message) -> Self {
+        Received {
+            id: m.id,
+            body: m.body,
+            receives: m.receives,
+            faulted_receives: m.faulted_receives,
+        }
+    }
+}
+
 /// The ports of one history, and the sandboxes behind them (a person's
 /// edits go straight to the sandbox, as a person's do to WARP or HubSpot).
 pub struct Parts<B: Backend> {
@@ -148,12 +159,7 @@ impl Backend for InProcess {
             .queue
             .receive(max, rng)
             .into_iter()
-            .map(|m| Received {
-                id: m.id,
-                body: m.body,
-                receives: m.receives,
-                faulted_receives: m.faulted_receives,
-            })
+            .map(Received::from)
             .collect())
     }
 
@@ -175,17 +181,7 @@ impl Backend for InProcess {
     }
 
     async fn dlq(&mut self) -> Result<Vec<Received>, String> {
-        Ok(self
-            .queue
-            .dlq()
-            .into_iter()
-            .map(|m| Received {
-                id: m.id,
-                body: m.body,
-                receives: m.receives,
-                faulted_receives: m.faulted_receives,
-            })
-            .collect())
+        Ok(self.queue.dlq().into_iter().map(Received::from).collect())
     }
 
     fn keys(&self) -> usize {

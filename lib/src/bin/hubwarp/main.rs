@@ -384,7 +384,11 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 }
                 RunsCommand::Show { run_id } => {
                     let reports = ctx.reports().await?;
-                    render::run(&runs::show(&store, &reports, &run_id).await?, json)
+                    render::run(
+                        &runs::show(&store, &reports, &run_id).await?,
+                        ctx.reports_bucket().ok().as_deref(),
+                        json,
+                    )
                 }
             }
         }
@@ -410,6 +414,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             };
             render::undone(
                 &undo::undo(&sides, &settings, &run_id, dry_run).await?,
+                ctx.reports_bucket().ok().as_deref(),
                 json,
             )
         }

@@ -384,7 +384,7 @@ fn writes_table(w: &[Write]) -> String {
     t.render()
 }
 
-pub fn run(s: &Shown, json: bool) -> String {
+pub fn run(s: &Shown, bucket: Option<&str>, json: bool) -> String {
     if json {
         return as_json(s);
     }
@@ -406,8 +406,8 @@ pub fn run(s: &Shown, json: bool) -> String {
     let _ = writeln!(
         out,
         "\nReport: {}\n        {}",
-        opt(&r.report_json_key),
-        opt(&r.report_html_key)
+        report_line(&r.report_json_key, bucket),
+        report_line(&r.report_html_key, bucket)
     );
     let _ = writeln!(out, "\nWrites ({}):", s.writes.len());
     if let Some(n) = &s.note {
@@ -418,7 +418,7 @@ pub fn run(s: &Shown, json: bool) -> String {
     out
 }
 
-pub fn undone(u: &UndoOutcome, json: bool) -> String {
+pub fn undone(u: &UndoOutcome, bucket: Option<&str>, json: bool) -> String {
     if json {
         return as_json(u);
     }
@@ -466,8 +466,27 @@ pub fn undone(u: &UndoOutcome, json: bool) -> String {
     let _ = writeln!(
         out,
         "\nReport: {}\n        {}",
-        opt(&u.report_json_key),
-        opt(&u.report_html_key)
+        report_line(&u.report_json_key, bucket),
+        report_line(&u.report_html_key, bucket)
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report_line;
+
+    #[test]
+    fn report_keys_are_shown_as_s3_uris_when_the_bucket_is_known() {
+        let key = Some("reports/nightly-2026-11-24/report.html".to_string());
+        assert_eq!(
+            report_line(&key, Some("hubspot-warp-reports")),
+            "s3://hubspot-warp-reports/reports/nightly-2026-11-24/report.html"
+        );
+        assert_eq!(
+            report_line(&key, None),
+            "reports/nightly-2026-11-24/report.html"
+        );
+        assert_eq!(report_line(&None, Some("b")), "-");
+    }
 }

@@ -18,7 +18,7 @@
 //! HTTP clients against the sandboxes ([`super::backend::OnMoto`]) for the
 //! few that check the real adapters against the same model.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -48,7 +48,7 @@ use webhook_receiver::Receiver;
 use super::backend::{Backend, InProcess};
 use super::faults::{FaultPlan, Faulty, Observed};
 use super::fields::{self, Dir, FIELDS, Field, Strategy, Written};
-use super::reference::{Base, Change, Cust, Ev, LinkModel, Model};
+use super::reference::{Base, Change, Cust, Ev, LinkModel, Model, Write};
 use crate::fixtures::{self, LOCAL_SECRET, Signing};
 use crate::hubspot_sandbox::HubspotSandbox;
 use crate::warp_sandbox::WarpSandbox;
@@ -770,8 +770,13 @@ impl<B: Backend> World<B> {
             None => received.iter().map(|m| m.id.clone()).collect(),
         };
         let mut acked = Vec::new();
+        // Every message's event, and whether it was acknowledged.
+        let mut batch = Vec::new();
         for m in &received {
             if retry.contains(&m.id) {
+                if let Some((key, e)) = self.read(&m.body) {
+                    batch.push((key, e, false));
+                }
                 if faulted {
                     self.queue.note_faulted(&m.id);
                 } else {
@@ -786,7 +791,10 @@ impl<B: Backend> World<B> {
                 self.fail(e);
             }
             match self.read(&m.body) {
-                Some(pair) => acked.push(pair),
+                Some(pair) => {
+                    batch.push((pair.0.clone(), pair.1.clone(), true));
+                    acked.push(pair);
+                }
                 None => self.fail(format!(
                     "consumer acknowledged a message the history never sent: {}",
                     m.body
@@ -808,7 +816,7 @@ impl<B: Backend> World<B> {
         // changed, and WARP's company id a merge re-pointed (a write, so
         // WARP's `updated_at` moves), hold for the batch's property
         // changes even when their own message then failed and comes back.
-        self.apply_lifecycle(&observed, now_ms());
+        self.lifecycle(&batch, &observed, now_ms());
         let decided = self.model.consumer_batch(&acked, now_ms());
         self.follow(&observed, &decided);
         // After every invocation, not only at the end: the nightly run
@@ -846,33 +854,80 @@ impl<B: Backend> World<B> {
         }
     }
 
-    /// The links an invocation wrote, as the links table holds them, and
-    /// the company ids it wrote into WARP.
-    fn apply_lifecycle(&mut self, observed: &Observed, now: i64) {
-        for (id, body) in &observed.warp_puts {
-            let Some(&c) = self.model.by_id.get(id) else {
-                continue;
-            };
-            if let Some(company) = body
-                .get("external_ids")
-                .and_then(|e| e.get("hubspot_company_id"))
-                .and_then(Value::as_str)
-            {
-                self.model.custs[c].external = company.to_string();
-                self.model.custs[c].warp_at = now;
+    /// A batch's lifecycle events, oldest first, as the consumer handles
+    /// them before its property changes. One acknowledged must have made
+    /// exactly the writes the model says; one whose message failed made
+    /// the first of them, as far as it got. The links left over are those
+    /// the batch's first changes of companies made.
+    fn lifecycle(&mut self, batch: &[(String, Ev, bool)], observed: &Observed, now: i64) {
+        let model = &self.model;
+        let mut links: VecDeque<Write> = observed
+            .links
+            .iter()
+            .filter_map(|l| {
+                let state = match l.state {
+                    LinkState::Active => LinkModel::Active,
+                    LinkState::Deleted => LinkModel::Deleted,
+                    LinkState::Merged => LinkModel::Merged,
+                };
+                Some(Write::Link(
+                    l.company_id.clone(),
+                    *model.by_id.get(&l.customer_id)?,
+                    state,
+                ))
+            })
+            .collect();
+        let mut externals: VecDeque<Write> = observed
+            .warp_puts
+            .iter()
+            .filter_map(|(id, body)| {
+                let company = body
+                    .get("external_ids")?
+                    .get("hubspot_company_id")?
+                    .as_str()?;
+                Some(Write::External(*model.by_id.get(id)?, company.to_string()))
+            })
+            .collect();
+        let mut events: Vec<&(String, Ev, bool)> = batch
+            .iter()
+            .filter(|(key, e, _)| {
+                !matches!(e.change, Change::Property { .. }) && !model.settled.contains(key)
+            })
+            .collect();
+        events.sort_by_key(|(_, e, _)| e.at);
+        for (key, e, acked) in events {
+            let predicted = self.model.lifecycle_writes(e);
+            let mut made = Vec::new();
+            for w in &predicted {
+                let queue = match w {
+                    Write::Link(..) => &mut links,
+                    Write::External(..) => &mut externals,
+                };
+                if queue.front() != Some(w) {
+                    break;
+                }
+                queue.pop_front();
+                made.push(w.clone());
+            }
+            if *acked && made.len() != predicted.len() {
+                self.fail(format!(
+                    "the consumer acknowledged {key} after writing {made:?} (then {:?}, {:?}), the model says {predicted:?}",
+                    links.front(),
+                    externals.front()
+                ));
+            }
+            for w in &made {
+                self.model.apply(w, now);
             }
         }
-        for link in &observed.links {
-            let Some(&c) = self.model.by_id.get(&link.customer_id) else {
-                self.fail(format!("a link to unknown customer {}", link.customer_id));
-                continue;
-            };
-            let state = match link.state {
-                LinkState::Active => LinkModel::Active,
-                LinkState::Deleted => LinkModel::Deleted,
-                LinkState::Merged => LinkModel::Merged,
-            };
-            self.model.links.insert(link.company_id.clone(), (c, state));
+        for w in links {
+            self.model.apply(&w, now);
+        }
+        for w in externals {
+            self.fail(format!(
+                "WARP's company id written with no merge to say so: {w:?}"
+            ));
+            self.model.apply(&w, now);
         }
     }
 

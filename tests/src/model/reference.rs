@@ -84,6 +84,15 @@ pub struct Ev {
     pub change: Change,
 }
 
+/// A write the consumer makes for a lifecycle event, in its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// The links table's row of a company: (company, customer, state).
+    Link(String, usize, LinkModel),
+    /// WARP's `external_ids.hubspot_company_id` of a customer.
+    External(usize, String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hub<'a> {
     Event { value: &'a str, at: i64 },
@@ -225,38 +234,67 @@ impl Model {
         }
     }
 
-    /// A merge: `merged`'s link (if any) is merged away and the survivor
-    /// linked to its customer (the survivor's own active link's, else the
-    /// merged one's, else the customer whose BAN the survivor carries when
-    /// WARP names one of the two); WARP is pointed at the survivor when it
-    /// names another company. The customer WARP was written for, if any.
-    fn merge(&mut self, survivor: &str, merged: &str, now: i64) -> Option<usize> {
-        let mut moved = None;
-        if let Some((c, state)) = self.links.get_mut(merged) {
-            *state = LinkModel::Merged;
-            moved = Some(*c);
+    /// The writes the consumer makes for lifecycle event `e`, in order,
+    /// as the state stands (nothing for a property change). A deletion
+    /// marks the company's link deleted (never the customer), unless a
+    /// merge moved it. A merge marks `merged`'s link (if any) merged away
+    /// and links the survivor to its customer (the survivor's own active
+    /// link's, else the merged one's, else the customer whose BAN the
+    /// survivor carries when WARP names one of the two), then points WARP
+    /// at the survivor when it names another company.
+    pub fn lifecycle_writes(&self, e: &Ev) -> Vec<Write> {
+        match &e.change {
+            Change::Property { .. } => Vec::new(),
+            Change::Deletion => match self.links.get(&e.company) {
+                Some(&(c, state)) if state != LinkModel::Merged => {
+                    vec![Write::Link(e.company.clone(), c, LinkModel::Deleted)]
+                }
+                _ => Vec::new(),
+            },
+            Change::Merge { merged } => {
+                let survivor = &e.company;
+                let mut writes = Vec::new();
+                let mut moved = None;
+                if let Some(&(c, _)) = self.links.get(merged) {
+                    writes.push(Write::Link(merged.clone(), c, LinkModel::Merged));
+                    moved = Some(c);
+                }
+                let target = match self.links.get(survivor) {
+                    Some(&(c, LinkModel::Active)) => Some(c),
+                    _ => moved.or_else(|| {
+                        let c = self.holder(survivor)?;
+                        let names = &self.custs[c].external;
+                        (names == survivor || names == merged).then_some(c)
+                    }),
+                };
+                if let Some(t) = target {
+                    writes.push(Write::Link(survivor.clone(), t, LinkModel::Active));
+                    if &self.custs[t].external != survivor {
+                        writes.push(Write::External(t, survivor.clone()));
+                    }
+                }
+                writes
+            }
         }
-        let target = match self.links.get(survivor) {
-            Some(&(c, LinkModel::Active)) => Some(c),
-            _ => moved.or_else(|| {
-                let c = self.holder(survivor)?;
-                let names = &self.custs[c].external;
-                (names == survivor || names == merged).then_some(c)
-            }),
-        }?;
-        self.links
-            .insert(survivor.to_string(), (target, LinkModel::Active));
-        let cust = &mut self.custs[target];
-        if cust.external == survivor {
-            return None;
-        }
-        cust.external = survivor.to_string();
-        cust.warp_at = now;
-        Some(target)
     }
 
-    /// One consumer invocation's acknowledged messages `(dedup key, event)`,
-    /// at `now`. Returns the customers whose changes it decided.
+    /// Applies a write (a WARP write moves WARP's `updated_at`).
+    pub fn apply(&mut self, write: &Write, now: i64) {
+        match write {
+            Write::Link(company, c, state) => {
+                self.links.insert(company.clone(), (*c, *state));
+            }
+            Write::External(c, company) => {
+                self.custs[*c].external = company.clone();
+                self.custs[*c].warp_at = now;
+            }
+        }
+    }
+
+    /// The property changes of one consumer invocation's acknowledged
+    /// messages `(dedup key, event)`, at `now`, after its lifecycle events
+    /// (see `lifecycle_writes`). Returns the customers whose changes it
+    /// decided.
     pub fn consumer_batch(&mut self, acked: &[(String, Ev)], now: i64) -> HashSet<usize> {
         let mut fresh: Vec<&(String, Ev)> = acked
             .iter()
@@ -264,23 +302,6 @@ impl Model {
             .collect();
         fresh.sort_by_key(|(_, e)| e.at);
         let mut decided = HashSet::new();
-        // Lifecycle events first, oldest first: a deletion marks the link
-        // deleted (never the customer), unless a merge moved it.
-        for (_, e) in &fresh {
-            match &e.change {
-                Change::Deletion => {
-                    if let Some((_, state)) = self.links.get_mut(&e.company)
-                        && *state != LinkModel::Merged
-                    {
-                        *state = LinkModel::Deleted;
-                    }
-                }
-                Change::Merge { merged } => {
-                    self.merge(&e.company, merged, now);
-                }
-                Change::Property { .. } => {}
-            }
-        }
         // Property changes, per company's customer, oldest first.
         let mut groups: HashMap<usize, Vec<&Ev>> = HashMap::new();
         for (_, e) in &fresh {

@@ -17,12 +17,12 @@
 //! - the consumer writes only WARP, a batch's changes per customer oldest
 //!   first; the nightly run writes whichever side the decision says, with
 //!   the company's `hs_lastmodifieddate` as HubSpot's time;
-//! - links ("Links and merges"): a change is applied through its company's
-//!   link, made on its first change when WARP names the company; a deleted
-//!   or merged-away company's changes are skipped; a merge moves the link
-//!   to the survivor and points WARP there; the nightly run pairs each
-//!   customer with the company WARP names, when it exists and its link is
-//!   not deleted or merged away.
+//! - links ("How a change is applied", after its steps): a change is
+//!   applied through its company's link, made on its first change when
+//!   WARP names the company; a deleted or merged-away company's changes
+//!   are skipped; a merge moves the link to the survivor and points WARP
+//!   there; the nightly run pairs each customer with the company WARP
+//!   names, when it exists and its link is not deleted or merged away.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

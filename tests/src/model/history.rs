@@ -895,29 +895,21 @@ impl<B: Backend> World<B> {
             })
             .collect();
         events.sort_by_key(|(_, e, _)| e.at);
-        for (key, e, acked) in events {
-            let predicted = self.model.lifecycle_writes(e);
-            let mut made = Vec::new();
-            for w in &predicted {
-                let queue = match w {
-                    Write::Link(..) => &mut links,
-                    Write::External(..) => &mut externals,
-                };
-                if queue.front() != Some(w) {
-                    break;
-                }
-                queue.pop_front();
-                made.push(w.clone());
+        match replay(&self.model, &events, links.clone(), externals.clone(), now) {
+            Some((model, rest_links, rest_externals)) => {
+                self.model = model;
+                links = rest_links;
+                externals = rest_externals;
             }
-            if *acked && made.len() != predicted.len() {
+            None => {
+                let what: Vec<String> = events
+                    .iter()
+                    .map(|(key, _, acked)| format!("{key} (acknowledged: {acked})"))
+                    .collect();
                 self.fail(format!(
-                    "the consumer acknowledged {key} after writing {made:?} (then {:?}, {:?}), the model says {predicted:?}",
-                    links.front(),
-                    externals.front()
+                    "no order of the batch's lifecycle events {what:?} explains the writes {links:?} {externals:?}"
                 ));
-            }
-            for w in &made {
-                self.model.apply(w, now);
+                return;
             }
         }
         for w in links {
@@ -1381,6 +1373,55 @@ impl<B: Backend> World<B> {
             self.fail(p);
         }
     }
+}
+
+/// The model after a batch's lifecycle `events` (in the consumer's order)
+/// that explains the observed writes, and the writes left over (those of
+/// the batch's property changes). An acknowledged event made all the
+/// writes the model predicts for it; one whose message failed made the
+/// first few of them, maybe none (its status read may have failed, or an
+/// earlier write): the replay tries the most first and backs off when a
+/// later acknowledged event would then be left without its writes.
+fn replay(
+    model: &Model,
+    events: &[&(String, Ev, bool)],
+    links: VecDeque<Write>,
+    externals: VecDeque<Write>,
+    now: i64,
+) -> Option<(Model, VecDeque<Write>, VecDeque<Write>)> {
+    let Some(((_, e, acked), rest)) = events.split_first() else {
+        return Some((model.clone(), links, externals));
+    };
+    let predicted = model.lifecycle_writes(e);
+    let (mut l, mut x) = (links.clone(), externals.clone());
+    let mut matched = 0;
+    for w in &predicted {
+        let queue = match w {
+            Write::Link(..) => &mut l,
+            Write::External(..) => &mut x,
+        };
+        if queue.front() != Some(w) {
+            break;
+        }
+        queue.pop_front();
+        matched += 1;
+    }
+    let fewest = if *acked { predicted.len() } else { 0 };
+    for take in (fewest..=matched).rev() {
+        let mut next = model.clone();
+        let (mut l, mut x) = (links.clone(), externals.clone());
+        for w in &predicted[..take] {
+            match w {
+                Write::Link(..) => l.pop_front(),
+                Write::External(..) => x.pop_front(),
+            };
+            next.apply(w, now);
+        }
+        if let Some(found) = replay(&next, rest, l, x, now) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// The company a WARP customer's `external_ids` names.

@@ -967,21 +967,7 @@ impl<B: Backend> World<B> {
     /// HubSpot finishes its retries, the consumer drains the queue.
     async fn recover(&mut self) {
         self.plan.set(0.0, false);
-        for _ in 0..10_000 {
-            if let Some(due) = self.pending.iter().map(|p| p.due_ms).min() {
-                set_clock_ms(Some(due.max(now_ms())));
-                self.deliver_due().await;
-                continue;
-            }
-            if self.live().await == 0 {
-                return;
-            }
-            if let Some(at) = self.queue.next_visible_ms() {
-                set_clock_ms(Some(at.max(now_ms())));
-            }
-            self.poll().await;
-        }
-        self.fail("recovery did not drain the queue".into());
+        self.drain().await;
     }
 
     /// Messages on the queue; a failure to count is the history's failure.
@@ -995,8 +981,16 @@ impl<B: Backend> World<B> {
         }
     }
 
+    /// HubSpot's retries delivered as they come due and the consumer
+    /// polled until the queue is empty. (After the nightly runs HubSpot
+    /// owes nothing: it only polls.)
     async fn drain(&mut self) {
         for _ in 0..10_000 {
+            if let Some(due) = self.pending.iter().map(|p| p.due_ms).min() {
+                set_clock_ms(Some(due.max(now_ms())));
+                self.deliver_due().await;
+                continue;
+            }
             if self.live().await == 0 {
                 return;
             }

@@ -154,40 +154,30 @@ impl FieldStateStore for DynamoSyncStore {
         customer_id: &str,
     ) -> Result<HashMap<String, FieldState>, StoreError> {
         let table = &self.tables.field_state;
+        let query = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("customer_id = :c")
+            .expression_attribute_values(":c", s(customer_id))
+            .consistent_read(true);
         let mut out = HashMap::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("customer_id = :c")
-                .expression_attribute_values(":c", s(customer_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.fail("Query", table, e))?;
-            for item in page.items.unwrap_or_default() {
-                let Some(field) = get_s(&item, "field") else {
-                    continue;
-                };
-                let synced_value =
-                    get_s(&item, "synced_value").and_then(|t| serde_json::from_str(&t).ok());
-                out.insert(
-                    field,
-                    FieldState {
-                        synced_value,
-                        hubspot_occurred_at: get_n(&item, "hubspot_occurred_at"),
-                        warp_updated_at: get_n(&item, "warp_updated_at"),
-                    },
-                );
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
+        for item in self.query_all(table, query).await? {
+            let Some(field) = get_s(&item, "field") else {
+                continue;
+            };
+            let synced_value =
+                get_s(&item, "synced_value").and_then(|t| serde_json::from_str(&t).ok());
+            out.insert(
+                field,
+                FieldState {
+                    synced_value,
+                    hubspot_occurred_at: get_n(&item, "hubspot_occurred_at"),
+                    warp_updated_at: get_n(&item, "warp_updated_at"),
+                },
+            );
         }
+        Ok(out)
     }
 
     #[instrument(skip(self, state), fields(table = %self.tables.field_state))]
@@ -394,35 +384,42 @@ impl DynamoSyncStore {
         field: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let table = &self.tables.conflicts;
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("customer_id = :c AND begins_with(#conflict, :field)")
-                .filter_expression("#state = :open")
-                .expression_attribute_names("#conflict", "conflict")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":c", s(customer_id))
-                .expression_attribute_values(":field", s(format!("{field}#")))
-                .expression_attribute_values(":open", s("OPEN"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.fail("Query", table, e))?;
-            for item in page.items.unwrap_or_default() {
-                if let Some(key) = get_s(&item, "conflict") {
-                    out.push((key, get_n(&item, "hubspot_occurred_at").unwrap_or_default()));
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
+        let query = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("customer_id = :c AND begins_with(#conflict, :field)")
+            .filter_expression("#state = :open")
+            .expression_attribute_names("#conflict", "conflict")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":c", s(customer_id))
+            .expression_attribute_values(":field", s(format!("{field}#")))
+            .expression_attribute_values(":open", s("OPEN"))
+            .consistent_read(true);
+        Ok(self
+            .query_all(table, query)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let key = get_s(item, "conflict")?;
+                Some((key, get_n(item, "hubspot_occurred_at").unwrap_or_default()))
+            })
+            .collect())
+    }
+
+    /// Every item `query` selects, page after page.
+    async fn query_all(
+        &self,
+        table: &str,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut pages = query.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.fail("Query", table, e))?;
+            items.extend(page.items.unwrap_or_default());
         }
+        Ok(items)
     }
 }
 

@@ -22,16 +22,26 @@ async fn a_thousand_histories_converge_to_the_model() {
     let cases = env("MODEL_CASES", 1000);
     let seed = env("MODEL_SEED", 90_000);
     let (figures, failed) = model::run_many(cases, seed, model::history::Shape::MODEL).await;
+    converged("model", &figures, &failed, model::replay_command);
+}
+
+/// The figures printed; no history failed (each failure named by the
+/// command that replays it), and faults and events there were.
+fn converged(
+    what: &str,
+    figures: &model::history::Figures,
+    failed: &[(u64, String)],
+    replay: fn(u64) -> String,
+) {
     println!(
-        "model: {cases} histories, {} failed ({} events, {} faults injected)",
+        "{what}: {} histories, {} failed ({} events, {} faults injected, {} in the DLQ)",
+        figures.histories + failed.len() as u64,
         failed.len(),
         figures.events_sent,
-        figures.faults
+        figures.faults,
+        figures.dlq
     );
-    let seeds: Vec<String> = failed
-        .iter()
-        .map(|(s, _)| model::replay_command(*s))
-        .collect();
+    let seeds: Vec<String> = failed.iter().map(|(s, _)| replay(*s)).collect();
     assert!(failed.is_empty(), "failed histories: {seeds:?}");
     assert!(figures.faults > 0 && figures.events_sent > 0, "{figures:?}");
 }
@@ -54,19 +64,12 @@ async fn histories_on_moto_and_over_http_converge_to_the_model() {
         model::replay_on_moto_command,
     )
     .await;
-    println!(
-        "model on moto: {cases} histories, {} failed ({} events, {} faults injected, {} in the DLQ)",
-        failed.len(),
-        figures.events_sent,
-        figures.faults,
-        figures.dlq
+    converged(
+        "model on moto",
+        &figures,
+        &failed,
+        model::replay_on_moto_command,
     );
-    let seeds: Vec<String> = failed
-        .iter()
-        .map(|(s, _)| model::replay_on_moto_command(*s))
-        .collect();
-    assert!(failed.is_empty(), "failed histories: {seeds:?}");
-    assert!(figures.faults > 0 && figures.events_sent > 0, "{figures:?}");
 }
 
 #[tokio::test]

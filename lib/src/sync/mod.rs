@@ -922,8 +922,8 @@ where
             (_, Some(c)) => Some(c.clone()),
             _ => None,
         };
-        // WARP's company id as last read, when this merge read it.
-        let (customer_id, ban, mut names) = match linked {
+        // WARP's company id, when the customer was read to find it.
+        let (customer_id, ban, read) = match linked {
             Some((customer_id, ban)) => (customer_id, ban, None),
             None => match self.merged_customer(&survivor, &merged).await? {
                 Ok(c) => (c.id, c.ban, Some(c.hubspot_company_id)),
@@ -939,21 +939,22 @@ where
             updated_at_ms: now_ms(),
         };
         self.store.put_link(&link).await?;
-        // A refusal is permanent, and the links are already re-pointed: the
-        // event is settled, with the refusal in its reason and the sync log
-        // (not only a log line) so the review finds WARP's stale id.
-        if names.is_none() {
-            names = match self.warp.get(&customer_id).await {
-                Ok(c) => Some(c.hubspot_company_id),
+        let names = match read {
+            Some(names) => names,
+            None => match self.warp.get(&customer_id).await {
+                Ok(c) => c.hubspot_company_id,
                 Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
                 // Not readable for good: the write below says why.
                 Err(_) => None,
-            };
-        }
+            },
+        };
         // A write bumps WARP's `updated_at`, which LATEST_WINS reads as an
         // edit: none when WARP already names the survivor (the linked
-        // company absorbed another).
-        let refused = if names.flatten().as_deref() == Some(survivor.as_str()) {
+        // company absorbed another). A refusal is permanent, and the links
+        // are already re-pointed: the event is settled, with the refusal in
+        // its reason and the sync log (not only a log line) so the review
+        // finds WARP's stale id.
+        let refused = if names.as_deref() == Some(survivor.as_str()) {
             None
         } else {
             match self.set_company_id(&customer_id, &survivor).await {

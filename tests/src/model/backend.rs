@@ -335,9 +335,7 @@ impl Backend for OnMoto {
         self.release_lapsed().await?;
         // Hidden for an hour of wall-clock time: longer than any history,
         // so only `release_lapsed` brings a message back.
-        let messages = self
-            .receive_from(&self.queue_url.clone(), max, 3600)
-            .await?;
+        let messages = self.receive_from(&self.queue_url, max, 3600).await?;
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
             let (Some(id), Some(body), Some(receipt)) = (m.message_id, m.body, m.receipt_handle)
@@ -415,7 +413,7 @@ impl Backend for OnMoto {
     async fn dlq(&mut self) -> Result<Vec<Received>, String> {
         let mut out = Vec::new();
         loop {
-            let batch = self.receive_from(&self.dlq_url.clone(), 10, 3600).await?;
+            let batch = self.receive_from(&self.dlq_url, 10, 3600).await?;
             if batch.is_empty() {
                 return Ok(out);
             }

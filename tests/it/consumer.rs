@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use hubwarp::aws::Caller;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::store::EventLog;
@@ -62,7 +63,9 @@ impl SyncHarness {
             sync_log_retention_days: 90,
             http_timeout: std::time::Duration::from_secs(5),
         };
-        let consumer = sync_consumer::build(&config, &h.aws).await.unwrap();
+        let consumer = sync_consumer::build(&config, &h.aws_as(Caller::SyncConsumer))
+            .await
+            .unwrap();
         Self {
             h,
             warp,

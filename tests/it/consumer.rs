@@ -3,13 +3,17 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use hubwarp::aws::Caller;
+use hubwarp::hubspot::rate::RateLimiter;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::store::EventLog;
 use hubwarp::store::sync::{LinkState, LinkStore, SyncLogReader};
+use hubwarp::sync::backoff::Backoff;
 use integration_tests::fixtures::Signing;
 use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
 use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
@@ -17,7 +21,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Map, Value, json};
 use sync_consumer::{AwsConsumer, Config};
 
-use crate::utils::Harness;
+use crate::utils::{Harness, Options};
 
 pub struct SyncHarness {
     pub h: Harness,
@@ -36,7 +40,16 @@ impl SyncHarness {
     }
 
     pub async fn with_mappings(test: &str, customers: usize, mappings: MappingSet) -> Self {
-        let h = Harness::new(test).await;
+        Self::build(test, customers, mappings, Options::default()).await
+    }
+
+    pub async fn build(
+        test: &str,
+        customers: usize,
+        mappings: MappingSet,
+        options: Options,
+    ) -> Self {
+        let h = Harness::with(test, options).await;
         let warp = WarpSandbox::start().await;
         let hubspot = HubspotSandbox::start().await;
         for n in 0..customers {
@@ -63,6 +76,8 @@ impl SyncHarness {
             mappings,
             sync_log_retention_days: 90,
             http_timeout: std::time::Duration::from_secs(5),
+            retry: Backoff::default(),
+            hubspot_rate: Arc::new(RateLimiter::new(100, 4).with_max_throttled_retries(3)),
         };
         let consumer = sync_consumer::build(&config, &h.aws_as(Caller::SyncConsumer))
             .await
@@ -144,6 +159,26 @@ impl SyncHarness {
                 return stats;
             }
         }
+    }
+
+    /// One batch as the deployed function handles it: the consumer's
+    /// answer, and every message handed back hidden for its backoff with
+    /// `ChangeMessageVisibility` (signed as the consumer).
+    pub async fn invoke_as_lambda(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.invoke_with(event, &Backoff::default()).await
+    }
+
+    pub async fn invoke_with(&self, event: SqsEvent, backoff: &Backoff) -> SqsBatchResponse {
+        let receipts = sync_consumer::Receipt::of(&event);
+        let handled = sync_consumer::handle_batch(
+            &self.consumer,
+            backoff,
+            LambdaEvent::new(event, Context::default()),
+        )
+        .await;
+        let sqs = aws_sdk_sqs::Client::new(&self.h.aws_as(Caller::SyncConsumer));
+        sync_consumer::hide(&sqs, &receipts, &handled.hide).await;
+        handled.response
     }
 
     /// One receive from the sync queue (visibility `visibility_s`), shaped as
@@ -528,7 +563,7 @@ async fn a_merge_relinks_and_a_deletion_leaves_the_customer_untouched() {
 
 #[tokio::test]
 async fn unknown_companies_are_unmatched_and_hubspot_rate_limits_are_waited_out() {
-    let s = SyncHarness::new("unmatched", 1).await;
+    let s = SyncHarness::new("unmatched", 2).await;
     // A company without warp_ban, and one HubSpot does not know.
     s.hubspot.upsert_company("555", Map::new());
     let events = [
@@ -547,13 +582,23 @@ async fn unknown_companies_are_unmatched_and_hubspot_rate_limits_are_waited_out(
             .count();
     assert_eq!(unmatched, 2);
 
-    // The link lookup meets HubSpot's 429s; the message comes back until it passes.
-    s.hubspot.set_rate_limited(4);
+    // The link lookup meets a few of HubSpot's 429s: waited out inside the
+    // invocation (Retry-After, the 10-second window), as the reconciler does.
+    s.hubspot.set_rate_limited(2);
     let change = SyncHarness::change(0, 502, "city", "Telluride", T + 5);
     assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
     let stats = s.pump().await;
-    assert!(stats.retried >= 1, "{stats:?}");
+    assert_eq!(stats.retried, 0, "{stats:?}");
     assert_eq!(s.customer(0)["address"]["city"], "Telluride");
+
+    // A storm longer than one invocation waits out: the message is handed
+    // back (to its backoff, never failed) until it passes.
+    s.hubspot.set_rate_limited(40);
+    let change = SyncHarness::change(1, 503, "city", "Ouray", T + 6);
+    assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
+    let stats = s.pump().await;
+    assert!(stats.retried >= 1, "{stats:?}");
+    assert_eq!(s.customer(1)["address"]["city"], "Ouray");
 }
 
 /// The default mapping plus, per customer, `company_name` mapped with the
@@ -680,13 +725,7 @@ async fn hubspots_daily_limit_holds_messages_back_until_it_resets() {
     let url = &s.h.res.sync_queue_url;
     let (event, received) = s.receive_as_lambda(1).await;
     assert_eq!(received, 1);
-    let response = sync_consumer::handle_holding(
-        &s.consumer,
-        Some(&sqs),
-        LambdaEvent::new(event, Context::default()),
-    )
-    .await
-    .unwrap();
+    let response = s.invoke_as_lambda(event).await;
     assert_eq!(
         response.batch_item_failures.len(),
         1,
@@ -768,9 +807,19 @@ async fn both_releases_writing_during_a_deploy_apply_every_event_once() {
 #[tokio::test]
 async fn unreadable_messages_reach_the_dlq_after_the_configured_receives() {
     use hubwarp::sync::QueuedMessage;
-    use integration_tests::resources::MAX_RECEIVE_COUNT;
-
-    let s = SyncHarness::new("dlq", 1).await;
+    // Five receives here (the template's 1,000 are days of backoff): the
+    // redrive policy's mechanics are the same.
+    const MAX_RECEIVE_COUNT: u32 = 5;
+    let s = SyncHarness::build(
+        "dlq",
+        1,
+        MappingSet::default_mapping().unwrap(),
+        Options {
+            max_receives: MAX_RECEIVE_COUNT,
+            ..Options::default()
+        },
+    )
+    .await;
     let change = SyncHarness::change(0, 1200, "warp_credit_limit", "6100.00", T);
     assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
     let good = s.h.drain_queue().await.remove(0);
@@ -855,13 +904,7 @@ async fn an_unreadable_message_is_not_held_back_with_hubspots_daily_cap() {
     let url = &s.h.res.sync_queue_url;
     let (event, received) = s.receive_as_lambda(1).await;
     assert_eq!(received, 2);
-    let response = sync_consumer::handle_holding(
-        &s.consumer,
-        Some(&sqs),
-        LambdaEvent::new(event, Context::default()),
-    )
-    .await
-    .unwrap();
+    let response = s.invoke_as_lambda(event).await;
     assert_eq!(response.batch_item_failures.len(), 2, "both handed back");
     // Past the 1 s visibility the receive used, only the unreadable one is
     // back: it goes on towards the DLQ while the change waits for the cap.

@@ -169,6 +169,14 @@ impl SyncHarness {
     }
 
     pub async fn invoke_with(&self, event: SqsEvent, backoff: &Backoff) -> SqsBatchResponse {
+        self.invoke_hiding(event, backoff).await.response
+    }
+
+    pub async fn invoke_hiding(
+        &self,
+        event: SqsEvent,
+        backoff: &Backoff,
+    ) -> sync_consumer::Handled {
         let receipts = sync_consumer::Receipt::of(&event);
         let handled = sync_consumer::handle_batch(
             &self.consumer,
@@ -178,14 +186,14 @@ impl SyncHarness {
         .await;
         let sqs = aws_sdk_sqs::Client::new(&self.h.aws_as(Caller::SyncConsumer));
         sync_consumer::hide(&sqs, &receipts, &handled.hide).await;
-        handled.response
+        handled
     }
 
     /// One receive from the sync queue (visibility `visibility_s`), shaped as
     /// Lambda's SQS trigger hands it over: receipt handles and the queue's
     /// ARN included. Also returns how many messages came.
     pub async fn receive_as_lambda(&self, visibility_s: i32) -> (SqsEvent, usize) {
-        use aws_sdk_sqs::types::QueueAttributeName;
+        use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
         let sqs = aws_sdk_sqs::Client::new(&self.h.aws);
         let url = &self.h.res.sync_queue_url;
         let arn = sqs
@@ -203,6 +211,8 @@ impl SyncHarness {
             .queue_url(url)
             .max_number_of_messages(10)
             .visibility_timeout(visibility_s)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .unwrap()
@@ -217,6 +227,10 @@ impl SyncHarness {
                 r.receipt_handle = m.receipt_handle.clone();
                 r.body = m.body.clone();
                 r.event_source_arn = Some(arn.clone());
+                for (name, value) in m.attributes.iter().flatten() {
+                    r.attributes
+                        .insert(name.as_str().to_string(), value.clone());
+                }
                 r
             })
             .collect();
@@ -922,4 +936,154 @@ async fn an_unreadable_message_is_not_held_back_with_hubspots_daily_cap() {
         .filter_map(|m| m.body)
         .collect();
     assert_eq!(again, ["garbage{"]);
+}
+
+/// A WARP outage on the real queue and redrive policy (moto): each message
+/// handed back is hidden for its backoff, so receives thin out (the gaps
+/// measured below); once WARP is back every change is applied once and the
+/// DLQ holds only the poison message, which was sent on at once.
+#[tokio::test]
+async fn a_warp_outage_backs_messages_off_then_applies_each_once_and_only_poison_reaches_the_dlq() {
+    use integration_tests::warp_sandbox::Fault;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    // Seconds instead of minutes, and 6 receives instead of 1,000: the
+    // same arithmetic, shrunk to a test.
+    let backoff = Backoff {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(8),
+    };
+    let s = SyncHarness::build(
+        "outage",
+        3,
+        MappingSet::default_mapping().unwrap(),
+        Options {
+            max_receives: 6,
+            ..Options::default()
+        },
+    )
+    .await;
+    s.warp.set_fault(Fault::ServerError { times: 100_000 });
+    let changes: Vec<Value> = (0..3)
+        .map(|n| SyncHarness::change(n, 1300 + n, "warp_credit_limit", "4321.00", T + n as i64))
+        .collect();
+    assert_eq!(s.h.deliver(&body(&changes), Signing::V1).await.0, 200);
+    send_raw(&s, &["garbage{".to_string()]).await;
+
+    // message id -> (receive count, when received, hidden for)
+    let mut seen: BTreeMap<String, Vec<(u32, Instant, i32)>> = BTreeMap::new();
+    let mut poison = std::collections::HashSet::new();
+    let started = Instant::now();
+    let mut warp_back = false;
+    let mut applied = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        let (event, n) = s.receive_as_lambda(30).await;
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            let at = Instant::now();
+            let counts: Vec<(String, u32)> = event
+                .records
+                .iter()
+                .map(|r| {
+                    let id = r.message_id.clone().unwrap_or_default();
+                    if r.body.as_deref() == Some("garbage{") {
+                        poison.insert(id.clone());
+                    }
+                    let n = r.attributes["ApproximateReceiveCount"].parse().unwrap_or(0);
+                    (id, n)
+                })
+                .collect();
+            let handled = s.invoke_hiding(event, &backoff).await;
+            for (id, n) in counts {
+                let hidden = handled
+                    .hide
+                    .iter()
+                    .find(|h| h.message_id == id)
+                    .map_or(0, |h| h.seconds);
+                seen.entry(id).or_default().push((n, at, hidden));
+            }
+        }
+        let good_receives = seen
+            .iter()
+            .filter(|(id, _)| !poison.contains(*id))
+            .map(|(_, r)| r.len())
+            .min()
+            .unwrap_or(0);
+        if !warp_back && good_receives >= 4 {
+            // Four receives each into the outage: WARP comes back.
+            s.warp.set_fault(Fault::None);
+            warp_back = true;
+        }
+        applied = (0..3)
+            .filter(|&n| s.customer(n)["credit_limit"] == "4321.00")
+            .count();
+        if warp_back
+            && applied == 3
+            && s.h
+                .records()
+                .await
+                .iter()
+                .all(|r| crate::utils::s(r, "status") == "APPLIED")
+        {
+            break;
+        }
+    }
+    assert!(warp_back, "the outage part did not finish: {seen:?}");
+    assert_eq!(applied, 3, "{seen:?}");
+    assert_eq!(s.warp.calls().put, 3, "each change applied once");
+
+    // The receive times: each gap at least what the message was hidden for,
+    // each hiding under its doubling ceiling.
+    for (id, receives) in &seen {
+        for pair in receives.windows(2) {
+            let ((n, at, hidden), (next_n, next_at, _)) = (pair[0], pair[1]);
+            assert_eq!(next_n, n + 1, "{id}: {receives:?}");
+            assert!(
+                hidden >= 1 && hidden as u64 <= backoff.ceiling(n).as_secs(),
+                "{id}: {receives:?}"
+            );
+            let gap = next_at.duration_since(at).as_secs_f64();
+            assert!(
+                gap + 0.3 >= f64::from(hidden),
+                "{id}: receive {n} hidden {hidden} s, back after {gap:.1} s"
+            );
+            eprintln!(
+                "{id}: receive {n} hidden {hidden} s (ceiling {} s), next receive after {gap:.1} s",
+                backoff.ceiling(n).as_secs()
+            );
+        }
+    }
+
+    // The poison went on at once, through its receives, to the DLQ; the
+    // changes did not.
+    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&s.h.res.sync_dlq_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        dead.extend(got.into_iter().filter_map(|m| m.body));
+        if !dead.is_empty() {
+            break;
+        }
+        // Moved on its next receive after the sixth.
+        let (event, n) = s.receive_as_lambda(30).await;
+        if n > 0 {
+            s.invoke_hiding(event, &backoff).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(dead, ["garbage{"]);
+    assert!(
+        s.h.drain_queue().await.is_empty(),
+        "nothing left on the queue"
+    );
 }

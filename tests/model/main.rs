@@ -43,6 +43,11 @@ fn converged(
     );
     let seeds: Vec<String> = failed.iter().map(|(s, _)| replay(*s)).collect();
     assert!(failed.is_empty(), "failed histories: {seeds:?}");
+    assert_eq!(
+        figures.dlq, 0,
+        "weather reached the DLQ: {:?}",
+        figures.dlq_reasons
+    );
     assert!(figures.faults > 0 && figures.events_sent > 0, "{figures:?}");
 }
 
@@ -80,7 +85,42 @@ async fn a_soak_loses_nothing_and_applies_nothing_twice() {
     println!("{}", model::soak_report(&figures));
     assert!(failed.is_empty(), "soak histories failed: {failed:?}");
     assert!(figures.events_sent >= events);
-    assert_eq!((figures.lost, figures.doubled, figures.stale), (0, 0, 0));
+    assert_eq!(
+        (figures.lost, figures.doubled, figures.stale, figures.dlq),
+        (0, 0, 0, 0)
+    );
+}
+
+/// Each timed outage, in model time, met by histories with faults at every
+/// step: WARP down 10 minutes, 6 hours and 3 days, HubSpot refusing every
+/// call (429) for 30 minutes. The consumer backs every change off through
+/// it; nothing is lost, applied twice or stale, and nothing reaches the DLQ.
+#[tokio::test]
+async fn each_timed_outage_is_ridden_out_without_the_dlq() {
+    let _turn = CLOCK.lock().await;
+    let mut figures = model::history::Figures::default();
+    let mut failed = Vec::new();
+    for kind in 0..model::history::OUTAGES.len() {
+        for seed in [11_000 + kind as u64, 12_000 + kind as u64] {
+            match model::history::run_with_outage(seed, model::history::Shape::MODEL, kind).await {
+                Ok(f) => figures.add(&f),
+                Err(why) => failed.push((seed, kind, why)),
+            }
+        }
+    }
+    hubwarp::time::set_clock_ms(None);
+    println!("{}", model::soak_report(&figures));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        figures.outages.len(),
+        model::history::OUTAGES.len(),
+        "{:?}",
+        figures.outages
+    );
+    assert_eq!(
+        (figures.lost, figures.doubled, figures.stale, figures.dlq),
+        (0, 0, 0, 0)
+    );
 }
 
 /// History 5476: HubSpot changed a field and its webhook stuck unqueued;

@@ -82,6 +82,16 @@ fn main() {
         figures.storms,
         figures.nightly_invocations
     );
+    let outages: Vec<String> = figures
+        .outages
+        .iter()
+        .map(|(what, n)| format!("{what} x{n}"))
+        .collect();
+    println!(
+        "timed outages: {}; {} in the DLQ",
+        outages.join(", "),
+        figures.dlq
+    );
     for (seed, _) in &failed {
         println!("failed seed {seed}: {}", replay(*seed));
     }

@@ -131,6 +131,10 @@ pub trait Backend: Sized {
     /// Deletes a received message (its invocation succeeded for it).
     async fn delete(&mut self, id: &str) -> Result<(), String>;
 
+    /// Hides a received message for `seconds` of model time, as the
+    /// consumer's `ChangeMessageVisibility` does.
+    async fn hide(&mut self, id: &str, seconds: i32) -> Result<(), String>;
+
     /// Notes that a receive of `id` met an injected fault.
     fn note_faulted(&mut self, id: &str);
 
@@ -198,6 +202,11 @@ impl Backend for InProcess {
 
     async fn delete(&mut self, id: &str) -> Result<(), String> {
         self.queue.delete(id);
+        Ok(())
+    }
+
+    async fn hide(&mut self, id: &str, seconds: i32) -> Result<(), String> {
+        self.queue.hide(id, i64::from(seconds) * 1000);
         Ok(())
     }
 
@@ -428,6 +437,16 @@ impl Backend for OnMoto {
 
     fn note_faulted(&mut self, id: &str) {
         *self.faulted.entry(id.to_string()).or_default() += 1;
+    }
+
+    /// In model time: SQS holds the message hidden (for an hour of wall
+    /// time) until `release_lapsed` finds its model time past.
+    async fn hide(&mut self, id: &str, seconds: i32) -> Result<(), String> {
+        let Some(h) = self.hidden.get_mut(id) else {
+            return Err(format!("hiding {id}, which no invocation holds"));
+        };
+        h.visible_at_ms = now_ms() + i64::from(seconds) * 1000;
+        Ok(())
     }
 
     async fn live(&mut self) -> Result<usize, String> {

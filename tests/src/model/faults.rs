@@ -73,6 +73,56 @@ pub enum Fault {
     Crash,
 }
 
+/// A dependency down for a span of model time: every WARP call answers
+/// 5xx, or HubSpot refuses every call with 429. Weather, not a fault of a
+/// call: the consumer must ride it out without sending a change to the DLQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    pub what: Down,
+    pub from_ms: i64,
+    pub until_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Down {
+    Warp,
+    HubspotThrottling,
+}
+
+impl Outage {
+    /// What the soak's figures call it: `WARP down 6 h`, ...
+    pub fn label(&self) -> String {
+        let minutes = (self.until_ms - self.from_ms) / 60_000;
+        let span = if minutes % 1440 == 0 {
+            format!("{} days", minutes / 1440)
+        } else if minutes % 60 == 0 {
+            format!("{} h", minutes / 60)
+        } else {
+            format!("{minutes} min")
+        };
+        match self.what {
+            Down::Warp => format!("WARP down {span}"),
+            Down::HubspotThrottling => format!("HubSpot 429 {span}"),
+        }
+    }
+
+    fn covers(&self, site: Site, now: i64) -> Option<Fault> {
+        if now < self.from_ms || now >= self.until_ms {
+            return None;
+        }
+        match (self.what, site) {
+            (Down::Warp, Site::WarpGet | Site::WarpByBan | Site::WarpPut | Site::WarpList) => {
+                Some(Fault::ServerError)
+            }
+            (
+                Down::HubspotThrottling,
+                Site::HubBan | Site::HubList | Site::HubRead | Site::HubUpdate,
+            ) => Some(Fault::RateLimited),
+            _ => None,
+        }
+    }
+}
+
 /// What the world did inside invocations that did not finish cleanly.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -119,6 +169,7 @@ pub struct FaultPlan {
     /// HubSpot calls still to be refused by the 429 storm under way.
     storm: Mutex<u32>,
     pub storms: AtomicU64,
+    outages: Mutex<Vec<Outage>>,
 }
 
 /// One call under way; counted until it ends or its future is dropped.
@@ -149,7 +200,19 @@ impl FaultPlan {
             in_flight: AtomicUsize::new(0),
             storm: Mutex::new(0),
             storms: AtomicU64::new(0),
+            outages: Mutex::default(),
         })
+    }
+
+    /// Schedules an outage (in model time; it holds whatever the fault
+    /// rate, recovery included).
+    pub fn add_outage(&self, outage: Outage) {
+        lock(&self.outages).push(outage);
+    }
+
+    /// When the last scheduled outage ends.
+    pub fn outages_end_ms(&self) -> Option<i64> {
+        lock(&self.outages).iter().map(|o| o.until_ms).max()
     }
 
     pub fn set_editor(&self, editor: Editor) {
@@ -203,6 +266,13 @@ impl FaultPlan {
     /// caller that then failed is `TimeoutAfter`, and a kill between calls
     /// is `Crash`, so together they still cover it.
     pub fn pick(&self, site: Site) -> Option<Fault> {
+        let now = hubwarp::time::now_ms();
+        let down = lock(&self.outages).iter().find_map(|o| o.covers(site, now));
+        if let Some(fault) = down {
+            self.fired.fetch_add(1, Ordering::Relaxed);
+            *lock(&self.counts).entry((site, fault)).or_default() += 1;
+            return Some(fault);
+        }
         let rate = *lock(&self.rate);
         if rate <= 0.0 {
             return None;

@@ -18,6 +18,7 @@
 //! HTTP clients against the sandboxes ([`super::backend::OnMoto`]) for the
 //! few that check the real adapters against the same model.
 
+use hubwarp::sync::backoff::Backoff;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ use serde_json::{Map, Value, json};
 use webhook_receiver::Receiver;
 
 use super::backend::{Backend, InProcess};
-use super::faults::{FaultPlan, Faulty, Observed};
+use super::faults::{Down, FaultPlan, Faulty, Observed, Outage};
 use super::fields::{self, Dir, FIELDS, Field, Strategy, Written};
 use super::reference::{Base, Change, Cust, Ev, LinkModel, Model, Write};
 use crate::fixtures::{self, LOCAL_SECRET, Signing};
@@ -67,7 +68,19 @@ pub struct Shape {
     pub steps: (usize, usize),
     /// Probability that a port call is faulted while the history runs.
     pub fault_rate: f64,
+    /// Probability that the history meets a timed outage ([`OUTAGES`]).
+    pub outage_rate: f64,
 }
+
+/// The outages a history may meet, starting while it runs: WARP down for 10
+/// minutes, 6 hours or 3 days; HubSpot refusing everything (429) for 30
+/// minutes. (what, minutes)
+pub const OUTAGES: [(Down, i64); 4] = [
+    (Down::Warp, 10),
+    (Down::Warp, 6 * 60),
+    (Down::Warp, 3 * 24 * 60),
+    (Down::HubspotThrottling, 30),
+];
 
 impl Shape {
     /// The model test's histories.
@@ -75,6 +88,7 @@ impl Shape {
         customers: (3, 30),
         steps: (20, 120),
         fault_rate: 0.04,
+        outage_rate: 0.2,
     };
 }
 
@@ -106,6 +120,8 @@ pub struct Figures {
     /// Customers WARP names a merge's survivor for at the end.
     pub relinked: u64,
     pub nightly_invocations: u64,
+    /// Timed outages met, by kind (`WARP down 6 h`, ...).
+    pub outages: BTreeMap<String, u64>,
 }
 
 impl Figures {
@@ -129,6 +145,9 @@ impl Figures {
         self.storms += o.storms;
         self.relinked += o.relinked;
         self.nightly_invocations += o.nightly_invocations;
+        for (k, v) in &o.outages {
+            *self.outages.entry(k.clone()).or_default() += v;
+        }
     }
 }
 
@@ -206,9 +225,40 @@ pub async fn run(seed: u64, shape: Shape) -> Result<Figures, String> {
 
 /// Runs history `seed` on backend `B`.
 pub async fn run_on<B: Backend>(seed: u64, shape: Shape) -> Result<Figures, String> {
+    run_with::<B>(seed, shape, None).await
+}
+
+/// Runs history `seed` in process meeting the outage `OUTAGES[kind]`.
+pub async fn run_with_outage(seed: u64, shape: Shape, kind: usize) -> Result<Figures, String> {
+    run_with::<InProcess>(seed, shape, Some(kind)).await
+}
+
+async fn run_with<B: Backend>(
+    seed: u64,
+    shape: Shape,
+    outage: Option<usize>,
+) -> Result<Figures, String> {
     set_clock_ms(Some(EPOCH_MS + (seed % 1000) as i64 * 86_400_000));
     let mut world = World::<B>::new(seed, shape).await?;
     let steps = world.rng.random_range(shape.steps.0..=shape.steps.1);
+    let kind = match outage {
+        Some(kind) => Some(kind % OUTAGES.len()),
+        None => world
+            .rng
+            .random_bool(shape.outage_rate)
+            .then(|| world.rng.random_range(0..OUTAGES.len())),
+    };
+    if let Some(kind) = kind {
+        let (what, minutes) = OUTAGES[kind];
+        let from_ms = now_ms() + world.rng.random_range(0..steps as i64) * STEP_MS;
+        let outage = Outage {
+            what,
+            from_ms,
+            until_ms: from_ms + minutes * 60_000,
+        };
+        *world.figures.outages.entry(outage.label()).or_default() += 1;
+        world.plan.add_outage(outage);
+    }
     world.plan.set(shape.fault_rate, true);
     for _ in 0..steps {
         advance(STEP_MS);
@@ -750,23 +800,31 @@ impl<B: Backend> World<B> {
         self.plan.take_observed();
         let answer = self
             .plan
-            .run_killable(Box::pin(sync_consumer::handle(
+            .run_killable(Box::pin(sync_consumer::handle_batch(
                 &self.consumer,
+                &Backoff::default(),
                 LambdaEvent::new(event, Context::default()),
             )))
             .await;
         let faulted = self.plan.fired() > fired;
         let retry: HashSet<String> = match answer {
-            Some(Ok(r)) => r
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
-            Some(Err(e)) => {
-                self.fail(format!("consumer invocation failed: {e}"));
-                received.iter().map(|m| m.id.clone()).collect()
+            Some(handled) => {
+                // As the function does after its batch: each message
+                // handed back hidden for its backoff (model time).
+                for h in &handled.hide {
+                    if let Err(e) = self.queue.hide(&h.message_id, h.seconds).await {
+                        self.fail(e);
+                    }
+                }
+                handled
+                    .response
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect()
             }
-            // Killed: nothing deleted, every message comes back.
+            // Killed: nothing deleted or hidden; every message comes back
+            // after the queue's visibility timeout.
             None => received.iter().map(|m| m.id.clone()).collect(),
         };
         let mut acked = Vec::new();
@@ -965,9 +1023,18 @@ impl<B: Backend> World<B> {
     }
 
     /// HubSpot finishes its retries, the consumer drains the queue.
+    /// Faults stop; an outage under way goes on to its end while the queue
+    /// is drained (the consumer backs off through it), and the nightly run
+    /// comes after it.
     async fn recover(&mut self) {
         self.plan.set(0.0, false);
         self.drain().await;
+        if let Some(end) = self.plan.outages_end_ms()
+            && end > now_ms()
+        {
+            set_clock_ms(Some(end));
+            self.drain().await;
+        }
     }
 
     /// Messages on the queue; a failure to count is the history's failure.
@@ -985,7 +1052,8 @@ impl<B: Backend> World<B> {
     /// polled until the queue is empty. (After the nightly runs HubSpot
     /// owes nothing: it only polls.)
     async fn drain(&mut self) {
-        for _ in 0..10_000 {
+        // A three-day outage is hundreds of receives of each message.
+        for _ in 0..1_000_000 {
             if let Some(due) = self.pending.iter().map(|p| p.due_ms).min() {
                 set_clock_ms(Some(due.max(now_ms())));
                 self.deliver_due().await;

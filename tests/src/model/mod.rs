@@ -19,6 +19,7 @@ pub const SOAK: Shape = Shape {
     customers: (40, 80),
     steps: (800, 1_200),
     fault_rate: 0.02,
+    outage_rate: 0.3,
 };
 
 /// The command that replays one history.
@@ -32,6 +33,7 @@ pub const ON_MOTO: Shape = Shape {
     customers: (3, 8),
     steps: (20, 60),
     fault_rate: 0.04,
+    outage_rate: 0.2,
 };
 
 /// The command that replays one history on moto.
@@ -94,8 +96,14 @@ pub fn soak_report(f: &Figures) -> String {
         .iter()
         .map(|(r, n)| format!("    {n} with {r}"))
         .collect();
+    let outages: Vec<String> = f
+        .outages
+        .iter()
+        .map(|(what, n)| format!("{what} x{n}"))
+        .collect();
     format!(
         "histories {}, faults injected {} ({} HubSpot 429 storms), WARP edits {}, merges {}, nightly invocations {}\n\
+         timed outages: {}\n\
          events sent {}, deliveries {}, recorded {}, queued {}, applied {}\n\
          left in the DLQ: {}{}{}\n\
          soak: {} events, lost {}, doubled {}, stale {}, dlq {}",
@@ -105,6 +113,11 @@ pub fn soak_report(f: &Figures) -> String {
         f.warp_edits,
         f.merges,
         f.nightly_invocations,
+        if outages.is_empty() {
+            "none".to_string()
+        } else {
+            outages.join(", ")
+        },
         f.events_sent,
         f.deliveries,
         f.recorded,

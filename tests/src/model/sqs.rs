@@ -80,6 +80,14 @@ impl SimQueue {
             .collect()
     }
 
+    /// Hides a received message for `ms` from now (ChangeMessageVisibility).
+    pub fn hide(&self, id: &str, ms: i64) {
+        let now = now_ms();
+        if let Some(m) = self.lock().live.iter_mut().find(|m| m.id == id) {
+            m.visible_at_ms = now + ms;
+        }
+    }
+
     /// Deletes a received message (the invocation succeeded for it).
     pub fn delete(&self, id: &str) {
         self.lock().live.retain(|m| m.id != id);

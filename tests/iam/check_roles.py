@@ -105,6 +105,7 @@ def sam_transform(template):
     if "Transform" not in template:
         return template
     import boto3
+    from samtranslator.metrics.metrics import Metrics
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
@@ -116,9 +117,12 @@ def sam_transform(template):
                 props.get("CodeUri"), str) and not props["CodeUri"].startswith("s3://"):
             props["CodeUri"] = "s3://code-bucket/code.zip"
     names = {arn.rsplit("/", 1)[-1]: arn for arn in aws_managed_policies()}
-    translator = Translator(names, Parser(),
+    metrics = Metrics()  # the default publisher publishes nowhere
+    translator = Translator(names, Parser(), metrics=metrics,
                             boto_session=boto3.session.Session(region_name=REGION))
-    return translator.translate(template, parameter_values={}, get_managed_policy_map=lambda: names)
+    out = translator.translate(template, parameter_values={}, get_managed_policy_map=lambda: names)
+    metrics.publish()  # else it warns of unpublished metrics when collected
+    return out
 
 
 NO_VALUE = object()
@@ -570,7 +574,8 @@ def unexercised(principals, verdicts):
 SHOWN_RESOURCES = 3
 
 
-def report(principals, verdicts, expect=(), out=sys.stdout):
+def report(principals, verdicts, expect=(), out=None):
+    out = out or sys.stdout
     failed = verdicts.failed
     for problem in principals.problems:
         print(problem, file=out)

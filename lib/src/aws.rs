@@ -16,10 +16,54 @@
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
 use crate::settings::Env;
+
+/// Who calls AWS. Each function, and the operator's command, sends its
+/// name as the SDK's app name (the `app/<name>` token of the user agent):
+/// CloudTrail shows it as the call's user agent, and the local stack's call
+/// log (`tests/moto_server.py`) uses it to judge every call the tests make
+/// against that caller's role in the template (`make iam-check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    WebhookReceiver,
+    SyncConsumer,
+    NightlyReconciler,
+    /// `hubwarp`, under the operator policy the template outputs.
+    Operator,
+}
+
+impl Caller {
+    pub const ALL: [Caller; 4] = [
+        Caller::WebhookReceiver,
+        Caller::SyncConsumer,
+        Caller::NightlyReconciler,
+        Caller::Operator,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Caller::WebhookReceiver => "webhook-receiver",
+            Caller::SyncConsumer => "sync-consumer",
+            Caller::NightlyReconciler => "nightly-reconciler",
+            Caller::Operator => "hubwarp",
+        }
+    }
+
+    fn app_name(self) -> Option<AppName> {
+        // The names above are constants the SDK accepts (a unit test says so).
+        AppName::new(self.name()).ok()
+    }
+
+    /// `config` with this caller's name on every call.
+    pub fn tag(self, config: &SdkConfig) -> SdkConfig {
+        let mut builder = config.to_builder();
+        builder.set_app_name(self.app_name());
+        builder.build()
+    }
+}
 
 /// Loads the SDK config with a time budget per call. The SDK sets no
 /// operation timeout by default, so one stuck connection would otherwise
@@ -29,9 +73,12 @@ use crate::settings::Env;
 /// Endpoint, region and keys are taken from `env` when it has them, so that
 /// local defaults (see [`crate::settings::LOCAL_DEFAULTS`]) reach the SDK
 /// too; in AWS these are Lambda's own variables, read the same way.
-pub async fn load(env: &Env, call_budget: Duration) -> SdkConfig {
+pub async fn load(env: &Env, call_budget: Duration, caller: Caller) -> SdkConfig {
     let mut loader =
         aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(call_budget));
+    if let Some(app) = caller.app_name() {
+        loader = loader.app_name(app);
+    }
     if let Some(url) = env.optional("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
     } else if let Some(http) = amazon_trust_services_client() {
@@ -107,6 +154,18 @@ pub fn lambda(config: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_lambda::Cli
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_caller_is_a_valid_app_name() {
+        for caller in Caller::ALL {
+            assert!(caller.app_name().is_some(), "{caller:?}");
+            let tagged = caller.tag(&SdkConfig::builder().build());
+            assert_eq!(
+                tagged.app_name().map(|a| a.to_string()).as_deref(),
+                Some(caller.name())
+            );
+        }
+    }
 
     #[test]
     fn the_vendored_roots_are_amazon_trust_services() {

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::AttributeValue;
+use hubwarp::aws::Caller;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::store::EventLog;
-use hubwarp::store::sync::{LinkState, LinkStore};
+use hubwarp::store::sync::{LinkState, LinkStore, SyncLogReader};
 use integration_tests::fixtures::Signing;
 use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
 use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
@@ -62,7 +64,9 @@ impl SyncHarness {
             sync_log_retention_days: 90,
             http_timeout: std::time::Duration::from_secs(5),
         };
-        let consumer = sync_consumer::build(&config, &h.aws).await.unwrap();
+        let consumer = sync_consumer::build(&config, &h.aws_as(Caller::SyncConsumer))
+            .await
+            .unwrap();
         Self {
             h,
             warp,
@@ -238,6 +242,79 @@ async fn a_signed_credit_limit_change_ends_in_warp() {
         log.status(&key).await.unwrap(),
         Some(hubwarp::store::EventStatus::Applied)
     );
+    // Applied, its queue body (the customer's value) is no longer kept.
+    assert!(!records[0].contains_key("message"), "{:?}", records[0]);
+    assert_eq!(
+        crate::utils::s(&records[0], "property_name"),
+        "warp_credit_limit"
+    );
+}
+
+/// v1 signs no time, so a captured v1 delivery verifies for ever (the
+/// receiver's default minimum is v3; this is the opt-in). Once its dedup
+/// record has expired it is recorded and queued again like a new event, and
+/// the consumer's stale check is what keeps it harmless: WARP is not written.
+#[tokio::test]
+async fn a_captured_v1_delivery_replayed_after_its_dedup_record_expired_writes_nothing() {
+    let s = SyncHarness::new("replay_v1", 1).await;
+    let captured = s.h.event(
+        &body(&[SyncHarness::change(0, 1, "warp_credit_limit", "7000.00", T)]),
+        Signing::V1,
+    );
+    let (status, _) = Harness::deliver_with(&s.h.receiver, &captured).await;
+    assert_eq!(status, 200);
+    s.pump().await;
+    assert_eq!(s.customer(0)["credit_limit"], "7000.00");
+    // A newer change, then the captured one's record expires (TTL).
+    let (status, _) =
+        s.h.deliver(
+            &body(&[SyncHarness::change(
+                0,
+                2,
+                "warp_credit_limit",
+                "8000",
+                T + 60_000,
+            )]),
+            Signing::V3(hubwarp::time::now_ms()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.pump().await;
+    assert_eq!(s.customer(0)["credit_limit"], "8000");
+    let records = s.h.records().await;
+    let old = records
+        .iter()
+        .find(|r| r.get("occurred_at").and_then(|v| v.as_n().ok()) == Some(&T.to_string()))
+        .map(|r| crate::utils::s(r, "dedup_key").to_string())
+        .expect("the first event's record");
+    aws_sdk_dynamodb::Client::new(&s.h.aws)
+        .delete_item()
+        .table_name(s.h.res.names.events_table())
+        .key("dedup_key", AttributeValue::S(old.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    s.warp.reset_calls();
+    let (status, _) = Harness::deliver_with(&s.h.receiver, &captured).await;
+    assert_eq!(
+        status, 200,
+        "a v1 replay verifies: the signature has no time"
+    );
+    s.pump().await;
+    assert_eq!(s.warp.calls().put, 0, "the replay wrote WARP");
+    assert_eq!(s.customer(0)["credit_limit"], "8000");
+    assert_eq!(
+        s.h.log().status(&old).await.unwrap(),
+        Some(hubwarp::store::EventStatus::Applied),
+        "the replay is settled"
+    );
+    let customer = demo_customer(0)["id"].as_str().unwrap().to_string();
+    let entries = s.consumer.store.entries(&customer, 10).await.unwrap();
+    let replayed = entries
+        .iter()
+        .find(|e| e.dedup_key == old && e.outcome == "skipped-stale");
+    assert!(replayed.is_some(), "no stale skip logged: {entries:?}");
 }
 
 #[tokio::test]

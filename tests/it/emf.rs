@@ -169,7 +169,12 @@ async fn receiver_counts_events_and_rejections_by_reason() {
 
     let host = "abc.execute-api.us-east-1.amazonaws.com";
     let mut good = function_url_event(host, "/hubspot/webhooks", "", &property_changes(3, 700));
-    sign_event(&mut good, LOCAL_SECRET, Signing::V1, None);
+    sign_event(
+        &mut good,
+        LOCAL_SECRET,
+        Signing::V3(hubwarp::time::now_ms()),
+        None,
+    );
     let answer: Value = serde_json::from_str(&invoke(&mut api, good.clone()).await).unwrap();
     assert_eq!(answer["statusCode"], 200, "{answer}");
     // The same delivery again: three duplicates.
@@ -184,7 +189,12 @@ async fn receiver_counts_events_and_rejections_by_reason() {
     let answer: Value = serde_json::from_str(&invoke(&mut api, forged).await).unwrap();
     assert_eq!(answer["statusCode"], 401, "{answer}");
     let mut not_json = function_url_event(host, "/hubspot/webhooks", "", "{\"not\":\"an array\"}");
-    sign_event(&mut not_json, LOCAL_SECRET, Signing::V1, None);
+    sign_event(
+        &mut not_json,
+        LOCAL_SECRET,
+        Signing::V3(hubwarp::time::now_ms()),
+        None,
+    );
     invoke(&mut api, not_json).await;
 
     let docs = emf_lines(&process, 4).await;

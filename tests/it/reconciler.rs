@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use hubwarp::aws::Caller;
 use hubwarp::mapping::MappingSet;
 use hubwarp::reconcile::ReconcileRequest;
 use hubwarp::reconcile::ports::{ReportStore, RunStatus, RunStore};
@@ -99,7 +100,9 @@ impl Rig {
             http_timeout: Duration::from_secs(5),
             run,
         };
-        let f = nightly_reconciler::build(&config, &h.aws).await.unwrap();
+        let f = nightly_reconciler::build(&config, &h.aws_as(Caller::NightlyReconciler))
+            .await
+            .unwrap();
         Self {
             h,
             warp,
@@ -426,7 +429,9 @@ async fn a_run_hands_over_through_asynchronous_invokes_of_itself() {
     let lambda = LambdaInvokes::default();
     let mut config = r.config.clone();
     config.lambda_endpoint = Some(lambda.serve().await);
-    let f = nightly_reconciler::build(&config, &r.h.aws).await.unwrap();
+    let f = nightly_reconciler::build(&config, &r.h.aws_as(Caller::NightlyReconciler))
+        .await
+        .unwrap();
     let mut ctx = Context::default();
     ctx.deadline = far() as u64;
     let mut payload = json!({ "scheduled_time": SCHEDULED });

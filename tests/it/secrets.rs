@@ -1,6 +1,7 @@
 //! In AWS the client secret comes from Secrets Manager, read once at cold
 //! start; a rotation holds "new,old" and either signature verifies.
 
+use hubwarp::aws::Caller;
 use hubwarp::hubspot::signature::SignatureVersion;
 use hubwarp::secrets::SecretSource;
 use integration_tests::fixtures::{self, LOCAL_SECRET, Signing};
@@ -40,7 +41,9 @@ async fn the_client_secret_is_read_from_secrets_manager_and_rotation_accepts_bot
         max_body_bytes: 1024 * 1024,
         event_retention_days: 30,
     };
-    let receiver = AwsReceiver::from_config(&config, &aws).await.unwrap();
+    let receiver = AwsReceiver::from_config(&config, &Caller::WebhookReceiver.tag(&aws))
+        .await
+        .unwrap();
 
     for (i, secret) in ["brand-new-secret", LOCAL_SECRET].into_iter().enumerate() {
         let body = fixtures::property_changes(1, i);
@@ -84,7 +87,7 @@ async fn a_missing_secret_fails_the_start_naming_the_setting() {
         max_body_bytes: 1024,
         event_retention_days: 30,
     };
-    let err = AwsReceiver::from_config(&config, &aws)
+    let err = AwsReceiver::from_config(&config, &Caller::WebhookReceiver.tag(&aws))
         .await
         .err()
         .expect("start fails");

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
+use hubwarp::aws::Caller;
 use hubwarp::hubspot::signature::{ClientSecret, SignatureVersion, Verifier};
 use hubwarp::intake::{Intake, IntakeSettings};
 use hubwarp::queue::SqsQueue;
@@ -141,9 +142,24 @@ impl Harness {
             self.res.names.events_table(),
         )
     }
+
+    /// The event log as `caller` reaches it.
+    pub fn log_as(&self, caller: Caller) -> DynamoEventLog {
+        DynamoEventLog::new(
+            aws_sdk_dynamodb::Client::new(&self.aws_as(caller)),
+            self.res.names.events_table(),
+        )
+    }
+
+    /// The shared config as `caller` signs its calls (judged against its
+    /// role by `make iam-check`).
+    pub fn aws_as(&self, caller: Caller) -> SdkConfig {
+        caller.tag(&self.aws)
+    }
 }
 
 fn receiver(aws: &SdkConfig, res: &Resources, o: Options) -> AwsReceiver {
+    let aws = &Caller::WebhookReceiver.tag(aws);
     Receiver {
         verifier: Verifier::new(vec![ClientSecret::new(LOCAL_SECRET)], o.min_version),
         public_url: None,

@@ -18,6 +18,31 @@ fn client(sandbox: &WarpSandbox, token: &str) -> WarpClient {
     .unwrap()
 }
 
+/// A BAN is whatever a HubSpot user typed into `warp_ban`: `..` would turn
+/// `/v1/customers/by-ban/..` into `/v1/customers/`, so it never leaves.
+#[tokio::test]
+async fn a_dots_only_id_or_ban_is_refused_without_asking_warp() {
+    let sandbox = WarpSandbox::start().await;
+    sandbox.insert(demo_customer(0));
+    let c = client(&sandbox, SANDBOX_TOKEN);
+    for bad in ["..", ".", ""] {
+        assert!(
+            matches!(c.by_ban(bad).await, Err(WarpError::NotAnId(_))),
+            "{bad:?}"
+        );
+        assert!(matches!(c.get(bad).await, Err(WarpError::NotAnId(_))));
+        assert!(matches!(
+            c.update(bad, &Map::new(), None).await,
+            Err(WarpError::NotAnId(_))
+        ));
+    }
+    let calls = sandbox.calls();
+    assert_eq!(
+        (calls.list, calls.get, calls.get_by_ban, calls.put),
+        (0, 0, 0, 0)
+    );
+}
+
 #[tokio::test]
 async fn routes_pagination_and_etags() {
     let sandbox = WarpSandbox::start().await;

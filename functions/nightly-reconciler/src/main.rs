@@ -25,7 +25,12 @@ async fn main() -> Result<(), Error> {
 async fn start() -> Result<(Function, Metrics), StartupError> {
     let env = Env::from_process()?;
     let config = Config::from_env(&env)?;
-    let aws = hubwarp::aws::load(&env, std::time::Duration::from_secs(10)).await;
+    let aws = hubwarp::aws::load(
+        &env,
+        std::time::Duration::from_secs(10),
+        hubwarp::aws::Caller::NightlyReconciler,
+    )
+    .await;
     let function = nightly_reconciler::build(&config, &aws).await?;
     let metrics = Metrics::install(&config.metrics_namespace, "nightly-reconciler")
         .map_err(StartupError::Metrics)?;

@@ -25,7 +25,12 @@ async fn main() -> Result<(), Error> {
 async fn start() -> Result<(AwsConsumer, aws_sdk_sqs::Client, Metrics), StartupError> {
     let env = Env::from_process()?;
     let config = Config::from_env(&env)?;
-    let aws = hubwarp::aws::load(&env, std::time::Duration::from_secs(5)).await;
+    let aws = hubwarp::aws::load(
+        &env,
+        std::time::Duration::from_secs(5),
+        hubwarp::aws::Caller::SyncConsumer,
+    )
+    .await;
     let consumer = sync_consumer::build(&config, &aws).await?;
     let metrics = Metrics::install(&config.metrics_namespace, "sync-consumer")
         .map_err(StartupError::Metrics)?;

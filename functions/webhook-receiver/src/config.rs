@@ -18,7 +18,9 @@ pub struct Config {
     /// Secrets Manager secret holding the same text).
     pub client_secret: SecretSource,
     /// Oldest signature scheme accepted (`HUBSPOT_SIGNATURE_MIN_VERSION`:
-    /// v1, v2 or v3; default v1).
+    /// v1, v2 or v3; default v3). v1 and v2 sign no time, so a captured
+    /// delivery verifies for ever: they are an opt-in for apps that send no
+    /// v3 (README, "The receiver's contract").
     pub min_signature_version: SignatureVersion,
     /// The URL configured in HubSpot, when the host or path HubSpot called
     /// differs from what the function sees (`WEBHOOK_PUBLIC_URL`).
@@ -50,7 +52,7 @@ impl Config {
             },
             client_secret: SecretSource::from_env(env, "HUBSPOT_CLIENT_SECRET")?,
             min_signature_version: env
-                .parse_or("HUBSPOT_SIGNATURE_MIN_VERSION", SignatureVersion::V1)?,
+                .parse_or("HUBSPOT_SIGNATURE_MIN_VERSION", SignatureVersion::V3)?,
             public_url: env.optional_url("WEBHOOK_PUBLIC_URL")?,
             max_body_bytes: env.parse_in_range(
                 "MAX_BODY_BYTES",
@@ -85,7 +87,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = with(&[], "").unwrap();
-        assert_eq!(c.min_signature_version, SignatureVersion::V1);
+        assert_eq!(c.min_signature_version, SignatureVersion::V3);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert_eq!(c.event_retention_days, 30);
         assert_eq!(c.public_url, None);
@@ -127,8 +129,14 @@ mod tests {
     }
 
     #[test]
-    fn v3_only() {
+    fn v3_only_unless_older_schemes_are_asked_for() {
+        assert_eq!(
+            with(&[], "").unwrap().min_signature_version,
+            SignatureVersion::V3
+        );
         let c = with(&[("HUBSPOT_SIGNATURE_MIN_VERSION", "V3")], "").unwrap();
         assert_eq!(c.min_signature_version, SignatureVersion::V3);
+        let c = with(&[("HUBSPOT_SIGNATURE_MIN_VERSION", "v1")], "").unwrap();
+        assert_eq!(c.min_signature_version, SignatureVersion::V1);
     }
 }

@@ -27,7 +27,12 @@ async fn start() -> Result<(AwsReceiver, Metrics), StartupError> {
     let env = Env::from_process()?;
     let config = Config::from_env(&env)?;
     // HubSpot waits 5 s for an answer: no single AWS call may take most of it.
-    let aws = hubwarp::aws::load(&env, std::time::Duration::from_millis(2_000)).await;
+    let aws = hubwarp::aws::load(
+        &env,
+        std::time::Duration::from_millis(2_000),
+        hubwarp::aws::Caller::WebhookReceiver,
+    )
+    .await;
     let receiver = AwsReceiver::from_config(&config, &aws).await?;
     let metrics = Metrics::install(&config.metrics_namespace, "webhook-receiver")
         .map_err(StartupError::Metrics)?;

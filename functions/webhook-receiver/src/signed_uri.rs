@@ -23,23 +23,35 @@ pub fn signed_uri(req: &Request, public_url: Option<&str>) -> String {
         };
     }
 
-    let headers = req.headers();
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("https");
     let context = req.request_context_ref();
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| match context {
-            Some(RequestContext::ApiGatewayV2(c)) => c.domain_name.clone(),
-            Some(RequestContext::ApiGatewayV1(c)) => c.domain_name.clone(),
-            _ => None,
-        })
-        .or_else(|| req.uri().host().map(str::to_string))
-        .unwrap_or_default();
+    let domain = match context {
+        Some(RequestContext::ApiGatewayV2(c)) => c.domain_name.clone(),
+        Some(RequestContext::ApiGatewayV1(c)) => c.domain_name.clone(),
+        _ => None,
+    }
+    .filter(|d| !d.is_empty());
+    let (scheme, host) = match domain {
+        // API Gateway and Function URLs answer on HTTPS only and name the
+        // domain the client called; `Host` and `X-Forwarded-Proto` are the
+        // client's word, and a signature must not be checked against a URL
+        // the sender chose.
+        Some(domain) => ("https", domain),
+        // Outside AWS (an event with no request context): what arrived.
+        None => {
+            let headers = req.headers();
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("https");
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| req.uri().host().map(str::to_string))
+                .unwrap_or_default();
+            (scheme, host)
+        }
+    };
     let path = match context {
         Some(RequestContext::ApiGatewayV1(c)) => c.path.clone().unwrap_or_else(|| {
             let raw = req.raw_http_path();
@@ -118,6 +130,7 @@ mod tests {
       "headers":{"Host":"k2v8.execute-api.eu-west-1.amazonaws.com","X-Forwarded-Proto":"https"},
       "multiValueHeaders":{},"queryStringParameters":null,"multiValueQueryStringParameters":null,
       "requestContext":{"path":"/prod/webhooks/hubspot","stage":"prod","httpMethod":"POST","accountId":"1",
+      "domainName":"k2v8.execute-api.eu-west-1.amazonaws.com",
       "resourcePath":"/webhooks/hubspot","requestId":"r","identity":{},"apiId":"k2v8"},
       "body":"[]","isBase64Encoded":false}"#;
 
@@ -156,11 +169,34 @@ mod tests {
     }
 
     #[test]
-    fn scheme_follows_x_forwarded_proto() {
-        let event = FUNCTION_URL.replace(
-            r#""x-forwarded-proto":"https""#,
-            r#""x-forwarded-proto":"http""#,
+    fn host_and_scheme_come_from_the_request_context_not_the_headers() {
+        // A sender's Host and X-Forwarded-Proto do not choose the URL the
+        // signature is checked against.
+        let event = FUNCTION_URL
+            .replace(
+                r#""x-forwarded-proto":"https""#,
+                r#""x-forwarded-proto":"http""#,
+            )
+            .replace(
+                r#""host":"abc.lambda-url.us-east-1.on.aws""#,
+                r#""host":"attacker.example""#,
+            );
+        assert_eq!(
+            signed_uri(&req(&event), None),
+            "https://abc.lambda-url.us-east-1.on.aws/hooks/hubspot?portal=1&next=https%3A%2F%2Fx"
         );
-        assert!(signed_uri(&req(&event), None).starts_with("http://abc."));
+    }
+
+    #[test]
+    fn without_a_request_context_the_headers_say_where_it_arrived() {
+        let r: Request = http::Request::builder()
+            .method("POST")
+            .uri("/hooks")
+            .header("host", "127.0.0.1:9000")
+            .header("x-forwarded-proto", "http")
+            .body(lambda_http::Body::Empty)
+            .expect("a request");
+        assert!(r.request_context_ref().is_none());
+        assert_eq!(signed_uri(&r, None), "http://127.0.0.1:9000/hooks");
     }
 }

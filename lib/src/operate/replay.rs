@@ -145,6 +145,12 @@ pub async fn replay<E: EventRecords, Q: SyncQueue>(
 }
 
 fn not_replayable(r: &EventRecord, now_ms: i64) -> Option<String> {
+    if r.message.is_none() && r.status == "APPLIED" {
+        return Some(
+            "already applied: a replay would change nothing (its message is not kept once applied)"
+                .into(),
+        );
+    }
     if r.message.is_none() {
         return Some(format!(
             "never queued ({}){}",

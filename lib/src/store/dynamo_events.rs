@@ -263,12 +263,22 @@ impl EventLog for DynamoEventLog {
     ) -> Result<(), StoreError> {
         // Only an existing record is settled: a message whose record expired
         // must not resurrect it without its TTL.
+        //
+        // An applied event's message is dead weight that carries a customer's
+        // value: a redelivery or a replay of it changes nothing, so it is
+        // kept no longer. A FAILED or UNMATCHED one keeps it for `hubwarp
+        // replay`.
+        let update = if *status == EventStatus::Applied {
+            "SET #status = :status, settled_at = :now, settle_reason = :reason REMOVE lease_until, lease_owner, message"
+        } else {
+            "SET #status = :status, settled_at = :now, settle_reason = :reason REMOVE lease_until, lease_owner"
+        };
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(KEY, s(dedup_key))
-            .update_expression("SET #status = :status, settled_at = :now, settle_reason = :reason REMOVE lease_until, lease_owner")
+            .update_expression(update)
             .condition_expression("attribute_exists(dedup_key)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))

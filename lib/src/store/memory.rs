@@ -127,6 +127,10 @@ impl EventLog for MemoryEventLog {
     ) -> Result<(), StoreError> {
         if let Some(r) = self.lock().get_mut(dedup_key) {
             r.status = status.clone();
+            // As the DynamoDB log does: an applied event keeps no message.
+            if *status == EventStatus::Applied {
+                r.message.clear();
+            }
         }
         Ok(())
     }

@@ -83,6 +83,13 @@ pub enum WarpError {
     Transient(String),
     #[error("WARP answered something unreadable: {0}")]
     Malformed(String),
+    /// An id or BAN that cannot be one path segment: empty, or dots only,
+    /// which a URL resolves as `.` or `..` (a HubSpot user can type `..`
+    /// into `warp_ban`). Refused before WARP is asked.
+    #[error(
+        "{0:?} cannot name a WARP customer: an empty or dots-only path segment would leave /v1/customers"
+    )]
+    NotAnId(String),
 }
 
 impl WarpError {
@@ -169,7 +176,7 @@ impl WarpClient {
         let (data, etag) = self
             .call(
                 Method::GET,
-                &format!("/v1/customers/{}", segment(id)),
+                &format!("/v1/customers/{}", segment(id)?),
                 None,
                 None,
             )
@@ -179,7 +186,7 @@ impl WarpClient {
 
     /// `GET /v1/customers/by-ban/{ban}`.
     pub async fn by_ban(&self, ban: &str) -> Result<Customer, WarpError> {
-        let path = format!("/v1/customers/by-ban/{}", segment(ban));
+        let path = format!("/v1/customers/by-ban/{}", segment(ban)?);
         let (data, etag) = self.call(Method::GET, &path, None, None).await?;
         Customer::from_json(data, etag)
     }
@@ -192,7 +199,7 @@ impl WarpClient {
         body: &Map<String, Value>,
         if_match: Option<&str>,
     ) -> Result<Customer, WarpError> {
-        let path = format!("/v1/customers/{}", segment(id));
+        let path = format!("/v1/customers/{}", segment(id)?);
         let body = Value::Object(body.clone());
         let (data, etag) = self.call(Method::PUT, &path, Some(&body), if_match).await?;
         Customer::from_json(data, etag)
@@ -232,16 +239,20 @@ impl WarpClient {
     }
 }
 
-/// Ids and BANs go into the path; keep them one segment.
-fn segment(s: &str) -> String {
-    s.bytes()
+/// Ids and BANs go into the path; keep them one segment. Percent-encoding
+/// cannot save a dots-only one: URL parsers read `%2E%2E` as `..` too.
+fn segment(s: &str) -> Result<String, WarpError> {
+    if s.bytes().all(|b| b == b'.') {
+        return Err(WarpError::NotAnId(s.to_string()));
+    }
+    Ok(s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 (b as char).to_string()
             }
             _ => format!("%{b:02X}"),
         })
-        .collect()
+        .collect())
 }
 
 fn transport_reason(e: &reqwest::Error) -> String {
@@ -318,8 +329,16 @@ mod tests {
 
     #[test]
     fn path_segments_are_escaped() {
-        assert_eq!(segment("ZT-487392012"), "ZT-487392012");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("ZT-487392012").unwrap(), "ZT-487392012");
+        assert_eq!(segment("a/b c").unwrap(), "a%2Fb%20c");
+        assert_eq!(segment(".a.").unwrap(), ".a.");
+    }
+
+    #[test]
+    fn dots_only_and_empty_segments_are_refused() {
+        for s in ["", ".", "..", "..."] {
+            assert!(matches!(segment(s), Err(WarpError::NotAnId(_))), "{s:?}");
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ use crate::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
 use crate::moto::MotoServer;
 use crate::resources::{self, MAX_RECEIVE_COUNT, Names};
 use crate::warp_sandbox::{SANDBOX_TOKEN, WarpSandbox};
+use hubwarp::aws::Caller;
 
 /// How long a received message stays hidden, in model time (the queue's
 /// 180 s would only stretch a history; what matters is that it lapses).
@@ -73,15 +74,39 @@ impl From<super::sqs::Message> for Received {
 /// The ports of one history, and the sandboxes behind them (a person's
 /// edits go straight to the sandbox, as a person's do to WARP or HubSpot).
 pub struct Parts<B: Backend> {
+    /// The model's own view, for its checks.
     pub log: Arc<B::Log>,
     pub store: Arc<B::Store>,
     pub warp_api: Arc<B::Warp>,
     pub hub_api: Arc<B::Hub>,
     pub queue: Arc<B::Queue>,
+    /// The same state as each function reaches it: on moto each signs its
+    /// calls with its own name, so the call log judges every call against
+    /// that function's role (`make iam-check`); in process, the same twins.
+    pub receiver: Ports<B>,
+    pub consumer: Ports<B>,
+    pub reconciler: Ports<B>,
+    /// The reconciler's.
     pub runs: B::Runs,
     pub reports: B::Reports,
     pub warp: Arc<WarpSandbox>,
     pub hub: Arc<HubspotSandbox>,
+}
+
+pub struct Ports<B: Backend> {
+    pub log: Arc<B::Log>,
+    pub store: Arc<B::Store>,
+    pub queue: Arc<B::Queue>,
+}
+
+impl<B: Backend> Clone for Ports<B> {
+    fn clone(&self) -> Self {
+        Self {
+            log: self.log.clone(),
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+        }
+    }
 }
 
 // Only this crate drives a backend, awaited on the history's own task, so
@@ -140,12 +165,20 @@ impl Backend for InProcess {
         let queue = SimQueue::new(VISIBILITY_MS, MAX_RECEIVE_COUNT);
         let warp = Arc::new(WarpSandbox::in_process());
         let hub = Arc::new(HubspotSandbox::in_process());
-        let parts = Parts {
+        let shared = Ports::<Self> {
             log: Arc::new(MemoryEventLog::new()),
             store: Arc::new(MemorySyncStore::new()),
+            queue: Arc::new(queue.clone()),
+        };
+        let parts = Parts {
+            log: shared.log.clone(),
+            store: shared.store.clone(),
             warp_api: warp.clone(),
             hub_api: hub.clone(),
-            queue: Arc::new(queue.clone()),
+            queue: shared.queue.clone(),
+            receiver: shared.clone(),
+            consumer: shared.clone(),
+            reconciler: shared,
             runs: MemoryRunStore::default(),
             reports: MemoryReportStore::default(),
             warp,
@@ -299,21 +332,33 @@ impl Backend for OnMoto {
             RetryPolicy::none(),
         )
         .map_err(|e| e.to_string())?;
-        let ddb = hubwarp::aws::dynamodb(&aws);
+        let ports = |aws: &aws_config::SdkConfig| {
+            let ddb = hubwarp::aws::dynamodb(aws);
+            Ports::<Self> {
+                log: Arc::new(DynamoEventLog::new(ddb.clone(), names.events_table())),
+                store: Arc::new(DynamoSyncStore::new(
+                    ddb,
+                    names.sync_tables(),
+                    Duration::from_secs(90 * 86_400),
+                )),
+                queue: Arc::new(SqsQueue::new(hubwarp::aws::sqs(aws), &res.sync_queue_url)),
+            }
+        };
+        let own = ports(&aws);
         let sqs = hubwarp::aws::sqs(&aws);
+        let reconciler_aws = Caller::NightlyReconciler.tag(&aws);
         let parts = Parts {
-            log: Arc::new(DynamoEventLog::new(ddb.clone(), names.events_table())),
-            store: Arc::new(DynamoSyncStore::new(
-                ddb.clone(),
-                names.sync_tables(),
-                Duration::from_secs(90 * 86_400),
-            )),
+            log: own.log,
+            store: own.store,
             warp_api: Arc::new(warp_api),
             hub_api: Arc::new(hub_api),
-            queue: Arc::new(SqsQueue::new(sqs.clone(), &res.sync_queue_url)),
-            runs: DynamoRunStore::new(ddb, names.runs_table()),
+            queue: own.queue,
+            receiver: ports(&Caller::WebhookReceiver.tag(&aws)),
+            consumer: ports(&Caller::SyncConsumer.tag(&aws)),
+            reconciler: ports(&reconciler_aws),
+            runs: DynamoRunStore::new(hubwarp::aws::dynamodb(&reconciler_aws), names.runs_table()),
             reports: S3ReportStore::new(
-                hubwarp::store::reports::s3_client(&aws),
+                hubwarp::store::reports::s3_client(&reconciler_aws),
                 names.reports_bucket(),
             ),
             warp,

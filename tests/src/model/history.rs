@@ -343,14 +343,14 @@ impl<B: Backend> World<B> {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             intake: Intake::new(
-                Faulty::new(log.clone(), plan.clone()),
-                Faulty::new(parts.queue.clone(), plan.clone()),
+                Faulty::new(parts.receiver.log.clone(), plan.clone()),
+                Faulty::new(parts.receiver.queue.clone(), plan.clone()),
                 intake,
             ),
         };
         let consumer = Consumer {
-            events: Faulty::new(log.clone(), plan.clone()),
-            store: faulty(store.clone()),
+            events: Faulty::new(parts.consumer.log.clone(), plan.clone()),
+            store: faulty(parts.consumer.store.clone()),
             warp: Faulty::new(parts.warp_api.clone(), plan.clone()),
             hubspot: Faulty::new(parts.hub_api.clone(), plan.clone()),
             mappings: mappings.clone(),
@@ -364,9 +364,9 @@ impl<B: Backend> World<B> {
         let reconciler = Reconciler {
             warp: Faulty::new(parts.warp_api.clone(), plan.clone()),
             hubspot: Faulty::new(parts.hub_api.clone(), plan.clone()),
-            store: faulty(store.clone()),
-            events: Faulty::new(log.clone(), plan.clone()),
-            queue: Faulty::new(parts.queue.clone(), plan.clone()),
+            store: faulty(parts.reconciler.store.clone()),
+            events: Faulty::new(parts.reconciler.log.clone(), plan.clone()),
+            queue: Faulty::new(parts.reconciler.queue.clone(), plan.clone()),
             runs: parts.runs,
             reports: parts.reports,
             mappings,

@@ -29,7 +29,13 @@ impl Context {
 
     pub async fn aws(&self) -> &aws_config::SdkConfig {
         self.aws
-            .get_or_init(|| hubwarp::aws::load(&self.env, Duration::from_secs(30)))
+            .get_or_init(|| {
+                hubwarp::aws::load(
+                    &self.env,
+                    Duration::from_secs(30),
+                    hubwarp::aws::Caller::Operator,
+                )
+            })
             .await
     }
 

@@ -352,6 +352,7 @@ class Statement:
         self.resources = as_list(raw.get("Resource"))
         self.not_resources = as_list(raw.get("NotResource"))
         self.conditional = bool(raw.get("Condition"))
+        self.resource_groups = [[r] for r in self.resources]
         if self.effect not in ("Allow", "Deny"):
             raise TemplateError(f"{origin}: Effect {self.effect!r}")
         if bool(raw.get("Action") is not None) == bool(raw.get("NotAction") is not None):
@@ -409,8 +410,14 @@ def decide(statements, action, resource):
 
 
 def document_statements(resolver, document, origin):
-    doc = resolver.value(document)
-    return [Statement(raw, origin) for raw in as_list(doc.get("Statement"))]
+    out = []
+    for raw in as_list(document.get("Statement")):
+        statement = Statement(resolver.value(raw), origin)
+        # Each Resource entry with its alternatives (a template name and its
+        # local one), so the review lists one grant once, not once a name.
+        statement.resource_groups = [resolver.value([r]) for r in as_list(raw.get("Resource"))]
+        out.append(statement)
+    return out
 
 
 def refers_to(resolver, items, logical):
@@ -561,13 +568,14 @@ def unexercised(principals, verdicts):
             if s.effect != "Allow":
                 continue
             actions = s.actions or [f"NotAction {' '.join(s.not_actions)}"]
-            resources = s.resources or [f"NotResource {' '.join(s.not_resources)}"]
+            groups = s.resource_groups or [[f"NotResource {' '.join(s.not_resources)}"]]
             for a in actions:
-                for r in resources:
+                for group in groups:
                     if any(s.matches(act, res) and (not s.actions or glob(a, act, fold=True))
-                           and (not s.resources or glob(r, res)) for act, res in used):
+                           and (not s.resources or any(glob(r, res) for r in group))
+                           for act, res in used):
                         continue
-                    out.append((label, a, r, LAMBDA_SERVICE_USES.get(a.lower())))
+                    out.append((label, a, group[0], LAMBDA_SERVICE_USES.get(a.lower())))
     return sorted(set(out), key=lambda x: (x[0], x[1].lower(), x[2]))
 
 

@@ -262,6 +262,17 @@ class RealTemplate(unittest.TestCase):
         self.assertIn(f"MISSING {cr.OPERATOR_POLICY}", out)
         self.assertIn(f"DENIED {cr.OPERATOR_POLICY} ", out)
 
+    def test_a_grant_is_reviewed_once_under_its_deployed_name_and_used_by_its_local_one(self):
+        _, unused = run(self.principals, [])
+        lines = [l for l in unused.splitlines()
+                 if l.startswith("granted but not exercised by any test: NightlyReconcilerFunction s3:PutObject ")]
+        self.assertEqual(lines, ["granted but not exercised by any test: NightlyReconcilerFunction "
+                                 "s3:PutObject arn:aws:s3:::*-reports-123456789012-us-east-1/*"])
+        self.assertTrue(any(c["app"] == "nightly-reconciler" and c["action"] == "PutObject"
+                            for c in self.calls))
+        _, out = run(self.principals, self.calls)
+        self.assertNotIn("NightlyReconcilerFunction s3:PutObject", out)
+
     def test_every_lambda_service_grant_is_listed_with_its_reason(self):
         _, out = run(self.principals, self.calls)
         for fn in cr.FUNCTIONS.values():

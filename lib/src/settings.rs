@@ -150,6 +150,30 @@ impl Env {
             })
     }
 
+    /// The URL of an API the function sends a bearer token to: `https`,
+    /// unless the host is loopback (the sandboxes, a local proxy), so a
+    /// mistyped `http://` never carries the token in clear.
+    pub fn required_api_url(&self, name: &str) -> Result<String, SettingError> {
+        self.optional_api_url(name)?
+            .ok_or_else(|| SettingError::Missing {
+                name: name.to_string(),
+            })
+    }
+
+    /// [`Env::required_api_url`], when the setting has a default.
+    pub fn optional_api_url(&self, name: &str) -> Result<Option<String>, SettingError> {
+        let url = self.optional_url(name)?;
+        if let Some(plain) = url.as_deref().and_then(|u| u.strip_prefix("http://"))
+            && !is_loopback(plain)
+        {
+            return Err(SettingError::malformed(
+                name,
+                "must be https (http only for a loopback host): the API token travels with every call",
+            ));
+        }
+        Ok(url)
+    }
+
     /// An http(s) URL without trailing slash.
     pub fn optional_url(&self, name: &str) -> Result<Option<String>, SettingError> {
         let Some(raw) = self.optional(name) else {
@@ -170,9 +194,51 @@ impl Env {
     }
 }
 
+/// Whether the authority at the start of `rest` (a URL after its scheme)
+/// names this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+fn is_loopback(rest: &str) -> bool {
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_urls_are_https_unless_loopback() {
+        for ok in [
+            "https://api.rns.ringer.tel",
+            "https://10.0.0.1:8443/x",
+            "http://127.0.0.1:9100",
+            "http://127.0.0.2",
+            "http://localhost:9101/",
+            "http://[::1]:9100",
+        ] {
+            let env = Env::from_pairs([("WARP_API_URL", ok)]);
+            assert!(env.required_api_url("WARP_API_URL").is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.rns.ringer.tel",
+            "http://10.0.0.1:9100",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1@evil.example",
+        ] {
+            let env = Env::from_pairs([("HUBSPOT_API_URL", bad)]);
+            let e = env.optional_api_url("HUBSPOT_API_URL").unwrap_err();
+            assert!(e.to_string().contains("HUBSPOT_API_URL"), "{bad}: {e}");
+            assert!(e.to_string().contains("https"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn names_the_setting() {

@@ -449,3 +449,95 @@ async fn a_mixed_hundred_event_delivery_is_accepted_and_only_property_changes_ar
     assert!(h.drain_queue().await.is_empty());
     assert_eq!(h.records().await.len(), 100);
 }
+
+/// Hostile JSON, signed (a leaked secret, or a bug upstream): each answer
+/// is precise and nothing is lost. Nesting deep enough to overflow a
+/// parser's stack is refused before any parser runs (400); an event that
+/// repeats a key, or holds a number no id or time can be, is recorded
+/// UNREADABLE with the reason; a value too large for a queue message is
+/// recorded UNREADABLE instead of failing the delivery for ever, and the
+/// change batched with it is queued.
+#[tokio::test]
+async fn hostile_json_gets_a_precise_answer_and_loses_nothing() {
+    let h = Harness::new("hostile").await;
+    let event = |id: u64, extra: &str| {
+        format!(
+            r#"{{"eventId":{id},"subscriptionId":4001,"portalId":62515,"occurredAt":1763700000000,"subscriptionType":"company.propertyChange","attemptNumber":0,"objectId":5000001,"propertyName":"warp_credit_limit","propertyValue":"1"{extra}}}"#
+        )
+    };
+    let deep = 150_000;
+    for (name, body) in [
+        (
+            "bare nesting",
+            format!("{}{}", "[".repeat(deep), "]".repeat(deep)),
+        ),
+        (
+            "nesting in a field",
+            format!(
+                "[{}]",
+                event(
+                    1,
+                    &format!(r#","x":{}{}"#, "{\"a\":".repeat(deep), "}".repeat(deep))
+                )
+            ),
+        ),
+    ] {
+        let (status, answer) = h.deliver(&body, Signing::V3(now_ms())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
+        assert!(
+            answer["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("nested deeper"),
+            "{name}: {answer}"
+        );
+    }
+    assert!(h.records().await.is_empty());
+
+    let huge = "a".repeat(700_000);
+    let events = [
+        event(2, r#","objectId":5000002"#),
+        event(3, "").replace("5000001", "18446744073709551616"),
+        event(4, "").replace("1763700000000", "1e400"),
+        event(5, "").replace(
+            r#""propertyValue":"1""#,
+            &format!(r#""propertyValue":"{huge}""#),
+        ),
+        event(6, "").replace("5000001", "5000006"),
+    ];
+    let body = format!("[{}]", events.join(","));
+    assert!(body.len() < 1024 * 1024);
+    let (status, answer) = h.deliver(&body, Signing::V3(now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["new"], 1, "{answer}");
+    assert_eq!(answer["unreadable"], 4, "{answer}");
+    let queued = h.drain_queue().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0]["event"]["objectId"], 5000006);
+    let records = h.records().await;
+    let reasons: Vec<String> = records
+        .iter()
+        .filter(|r| s(r, "status") == "UNREADABLE")
+        .map(|r| s(r, "reason").to_string())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    for expected in [
+        "duplicate field `objectId`",
+        "field objectId:",
+        "could not be read as JSON",
+        "over the 262144 an SQS message carries",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
+    }
+    for r in &records {
+        let size: usize = r
+            .iter()
+            .map(|(k, v)| k.len() + v.as_s().map_or(16, String::len))
+            .sum();
+        assert!(size < 16 * 1024, "a record stays small: {size} bytes");
+        assert!(!s(r, "reason").contains(&huge[..100]), "no value echoed");
+    }
+}

@@ -40,10 +40,10 @@ impl Config {
         Ok(Self {
             events_table: env.required("WEBHOOK_EVENTS_TABLE")?.to_string(),
             tables: SyncTables::from_env(env)?,
-            warp_api_url: env.required_url("WARP_API_URL")?,
+            warp_api_url: env.required_api_url("WARP_API_URL")?,
             warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
             hubspot_api_url: env
-                .optional_url("HUBSPOT_API_URL")?
+                .optional_api_url("HUBSPOT_API_URL")?
                 .unwrap_or_else(|| "https://api.hubapi.com".into()),
             hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
             mappings: MappingSet::from_setting(env)?,
@@ -92,6 +92,23 @@ mod tests {
             let e = with(&[], name).unwrap_err().to_string();
             assert!(e.contains(name), "{e}");
         }
+    }
+
+    #[test]
+    fn api_urls_carrying_a_token_must_be_https_off_loopback() {
+        for name in ["WARP_API_URL", "HUBSPOT_API_URL"] {
+            let e = with(&[(name, "http://api.example.com")], name)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(name) && e.contains("https"), "{e}");
+        }
+        assert!(
+            with(
+                &[("WARP_API_URL", "https://api.example.com")],
+                "WARP_API_URL"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

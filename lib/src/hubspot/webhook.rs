@@ -241,6 +241,7 @@ pub enum PayloadError {
 /// The fast path is a single typed parse. Only when it fails is the body
 /// parsed again, to say precisely which event and field are wrong.
 pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookEvent<'_>>, PayloadError> {
+    shallow(body)?;
     let events: Vec<WebhookEvent<'_>> = match sonic_rs::from_slice(body) {
         Ok(events) => events,
         Err(_) => return Err(explain(body)),
@@ -249,6 +250,43 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookEvent<'_>>, PayloadError
         validate(event).map_err(|reason| PayloadError::Event { index, reason })?;
     }
     Ok(events)
+}
+
+/// Deepest nesting a delivery may have. HubSpot's events are flat objects in
+/// an array (depth 2); room is left for nested values in fields it adds.
+pub const MAX_DEPTH: usize = 32;
+
+/// Refuses a body nested deeper than [`MAX_DEPTH`] before any parser sees
+/// it: the fast parser recurses without a limit, and a megabyte of `[`
+/// would overflow the stack and kill the function, for every retry. One
+/// pass over the bytes, strings skipped.
+fn shallow(body: &[u8]) -> Result<(), PayloadError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(PayloadError::Syntax(format!(
+                        "nested deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn validate(event: &WebhookEvent<'_>) -> Result<(), String> {
@@ -367,6 +405,7 @@ impl Delivery<'_> {
 /// when it fails is the array split into its objects, each parsed on its
 /// own, and only the objects that still fail are classified (slowly).
 pub fn read_delivery(body: &[u8]) -> Result<Delivery<'_>, PayloadError> {
+    shallow(body)?;
     if let Ok(events) = sonic_rs::from_slice::<Vec<WebhookEvent<'_>>>(body) {
         let mut delivery = Delivery {
             events: Vec::with_capacity(events.len()),
@@ -420,24 +459,38 @@ fn sort_typed<'a>(index: usize, event: WebhookEvent<'a>, out: &mut Delivery<'a>)
         }
         Ok(()) => (Disposition::Ignored, not_synced_reason(&event)),
     };
-    let raw = (disposition == Disposition::Unreadable)
-        .then(|| serde_json::to_string(&event).map(|t| bounded(&t)).ok())
-        .flatten();
-    out.unhandled.push(Unhandled {
-        index,
-        disposition,
-        dedup_key: event.dedup_key(),
-        reason,
-        summary: EventSummary {
-            portal_id: Some(event.portal_id),
-            subscription_id: Some(event.subscription_id),
-            event_id: Some(event.event_id),
-            object_id: Some(event.object_id),
-            occurred_at: Some(event.occurred_at),
-            subscription_type: Some(redact_type(&event.subscription_type).to_string()),
-        },
-        raw,
-    });
+    out.unhandled
+        .push(Unhandled::of(index, &event, disposition, reason));
+}
+
+impl Unhandled {
+    /// An event that parsed but is not queued, with its usual dedup key (so
+    /// keys stay stable) and, when unreadable, the event cut to size.
+    pub fn of(
+        index: usize,
+        event: &WebhookEvent<'_>,
+        disposition: Disposition,
+        reason: String,
+    ) -> Self {
+        let raw = (disposition == Disposition::Unreadable)
+            .then(|| serde_json::to_string(event).map(|t| bounded(&t)).ok())
+            .flatten();
+        Unhandled {
+            index,
+            disposition,
+            dedup_key: event.dedup_key(),
+            reason,
+            summary: EventSummary {
+                portal_id: Some(event.portal_id),
+                subscription_id: Some(event.subscription_id),
+                event_id: Some(event.event_id),
+                object_id: Some(event.object_id),
+                occurred_at: Some(event.occurred_at),
+                subscription_type: Some(redact_type(&event.subscription_type).to_string()),
+            },
+            raw,
+        }
+    }
 }
 
 fn not_synced_reason(event: &WebhookEvent<'_>) -> String {
@@ -554,7 +607,10 @@ fn classify_object(index: usize, raw: &str) -> Unhandled {
             raw: Some(bounded(raw)),
         };
     };
-    let reason = match serde_path_to_error::deserialize::<_, WebhookEvent<'_>>(&value) {
+    // From the text, not the value: a value keeps one of two repeated keys,
+    // and an event that says `objectId` twice is refused, not guessed at.
+    let mut text = serde_json::Deserializer::from_str(raw);
+    let reason = match serde_path_to_error::deserialize::<_, WebhookEvent<'_>>(&mut text) {
         Err(e) => {
             let path = e.path().to_string();
             let inner = redact_quoted(&strip_position(&e.into_inner().to_string()));

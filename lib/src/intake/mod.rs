@@ -25,7 +25,7 @@ use futures::stream;
 use tracing::{info, warn};
 
 use crate::hubspot::webhook::{Delivery, Disposition, Unhandled, WebhookEvent};
-use crate::queue::{Outgoing, SyncMessage, SyncQueue};
+use crate::queue::{MAX_MESSAGE_BYTES, Outgoing, SyncMessage, SyncQueue};
 use crate::store::{ClaimOutcome, EventLog, Lease, NewEvent};
 use crate::time::now_ms;
 
@@ -212,9 +212,13 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
                 report.duplicate += 1;
             }
         }
+        // A change whose message the queue cannot carry would be refused on
+        // every retry: it is recorded UNREADABLE with the reason instead.
+        let mut oversize = Vec::new();
         let pending: Vec<Pending<'_, '_>> = unique
             .into_iter()
-            .filter_map(|(key, event)| {
+            .enumerate()
+            .filter_map(|(index, (key, event))| {
                 let msg = SyncMessage {
                     v: SyncMessage::WRITE_VERSION,
                     dedup_key: key.as_str().into(),
@@ -222,6 +226,18 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
                     event: event.clone(),
                 };
                 match serde_json::to_string(&msg) {
+                    Ok(message) if message.len() > MAX_MESSAGE_BYTES => {
+                        oversize.push(Unhandled::of(
+                            index,
+                            event,
+                            Disposition::Unreadable,
+                            format!(
+                                "its queue message would be {} bytes, over the {MAX_MESSAGE_BYTES} an SQS message carries",
+                                message.len()
+                            ),
+                        ));
+                        None
+                    }
                     Ok(message) => Some(Pending {
                         key,
                         event,
@@ -270,6 +286,15 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
             }
         }
         report.in_flight += round.len();
+        for u in &oversize {
+            match self
+                .record_unhandled(u, received_at, expires_at_s, request_id)
+                .await
+            {
+                Some(_) => report.unreadable += 1,
+                None => report.failed += 1,
+            }
+        }
         report
     }
 

@@ -13,6 +13,12 @@ use crate::hubspot::webhook::WebhookEvent;
 pub use memory::MemoryQueue;
 pub use sqs::SqsQueue;
 
+/// The largest body one SQS message carries (and a whole SendMessageBatch).
+/// SQS has taken up to 1 MiB since 2025; 256 KiB, its limit before, is
+/// what every region and the local stack accept, and no single HubSpot
+/// change comes near it.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// Body of one sync-queue message: one HubSpot change and its dedup key.
 ///
 /// The receiver and the consumer deploy as separate functions, so during a

@@ -11,7 +11,7 @@ use super::{Outgoing, QueueError, SyncQueue};
 /// SendMessageBatch takes at most 10 entries...
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// ...and at most 256 KiB of bodies in all (so does a single message).
-pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+pub const MAX_BATCH_BYTES: usize = super::MAX_MESSAGE_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct SqsQueue {

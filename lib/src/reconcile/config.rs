@@ -90,10 +90,10 @@ impl Config {
             runs_table: env.required("RUNS_TABLE")?.to_string(),
             reports_bucket: env.required("REPORTS_BUCKET")?.to_string(),
             sync_queue_url: env.required_url("SYNC_QUEUE_URL")?,
-            warp_api_url: env.required_url("WARP_API_URL")?,
+            warp_api_url: env.required_api_url("WARP_API_URL")?,
             warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
             hubspot_api_url: env
-                .optional_url("HUBSPOT_API_URL")?
+                .optional_api_url("HUBSPOT_API_URL")?
                 .unwrap_or_else(|| "https://api.hubapi.com".into()),
             hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
             hubspot_rate: Arc::new(RateLimiter::from_env(env)?),

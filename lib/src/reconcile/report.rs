@@ -642,6 +642,95 @@ mod tests {
         assert_eq!(r.duration_ms, 93_000);
     }
 
+    /// Every string a report holds, whatever its column, set to markup: the
+    /// page shows it as text. Walking the serialized report covers every
+    /// field, including any added later.
+    #[test]
+    fn every_value_that_reaches_the_page_is_escaped() {
+        const HOSTILE: &str = "<script>alert(\"x\")</script>'&amp;<img src=x onerror=y>";
+        const SHOWN: &str = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;amp;&lt;img src=x onerror=y&gt;";
+        fn poison(v: &mut Value) -> usize {
+            match v {
+                Value::String(s) => {
+                    *s = HOSTILE.into();
+                    1
+                }
+                Value::Array(a) => a.iter_mut().map(poison).sum(),
+                Value::Object(o) => o.values_mut().map(poison).sum(),
+                _ => 0,
+            }
+        }
+        let diff: FieldDiff = serde_json::from_value(serde_json::json!({
+            "field": "f", "property": "p", "warp_value": "w", "hubspot_value": "h",
+            "baseline": "b", "decision": "d", "reason": "r"
+        }))
+        .expect("a field difference");
+        let row = |x: &str| Some(x.to_string());
+        let mut p = Piece::default();
+        p.differences.push(PairDiff {
+            customer_id: "c".into(),
+            ban: "b".into(),
+            company_id: "1".into(),
+            diff,
+        });
+        p.writes.push(Write {
+            side: "warp".into(),
+            customer_id: "c".into(),
+            ban: "b".into(),
+            company_id: "1".into(),
+            field: "f".into(),
+            property: "p".into(),
+            before: Value::String("x".into()),
+            after: Value::String("y".into()),
+            status: "written".into(),
+        });
+        p.error(
+            row("c").as_deref(),
+            row("1").as_deref(),
+            "WARP PUT",
+            "m".into(),
+        );
+        let unmatched = Unmatched {
+            customer_id: row("c"),
+            ban: row("b"),
+            company_id: row("1"),
+            reason: "r".into(),
+        };
+        p.unmatched_warp.push(unmatched.clone());
+        p.unmatched_hubspot.push(unmatched);
+        p.linked.push(Linked {
+            customer_id: "c2".into(),
+            ban: "b".into(),
+            company_id: "1".into(),
+        });
+        p.swept.push("k".into());
+        let mut facts = facts();
+        facts.stop_reason = Some("s".into());
+        let conflict = OpenConflict {
+            customer_id: "c".into(),
+            field: "f".into(),
+            property: "p".into(),
+            warp_value: "w".into(),
+            hubspot_value: "h".into(),
+            source: "s".into(),
+        };
+        let mut json = serde_json::to_value(assemble(&facts, vec![p], vec![conflict]))
+            .expect("a report serializes");
+        let strings = poison(&mut json);
+        let report: Report = serde_json::from_value(json).expect("the poisoned report reads back");
+        let html = report.to_html();
+        assert!(!html.contains("<script"), "markup reached the page");
+        assert!(!html.contains("<img"), "markup reached the page");
+        assert!(!html.contains(HOSTILE));
+        // Every string but the two page-only times (started, finished) is
+        // on the page, escaped.
+        let shown = html.matches(SHOWN).count();
+        assert!(
+            shown + 2 >= strings && shown > 40,
+            "{shown} of {strings} values shown escaped"
+        );
+    }
+
     #[test]
     fn the_page_escapes_what_the_systems_hold_and_leads_with_the_summary() {
         let mut p = Piece::default();

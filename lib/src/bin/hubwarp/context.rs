@@ -117,7 +117,7 @@ impl Context {
     /// read yet), so every missing setting is named before any call.
     pub fn warp_settings(&self) -> Result<(String, SecretSource), SettingError> {
         Ok((
-            self.env.required_url("WARP_API_URL")?,
+            self.env.required_api_url("WARP_API_URL")?,
             SecretSource::from_env(&self.env, "WARP_API_TOKEN")?,
         ))
     }
@@ -125,7 +125,7 @@ impl Context {
     pub fn hubspot_settings(&self) -> Result<(String, SecretSource), SettingError> {
         Ok((
             self.env
-                .optional_url("HUBSPOT_API_URL")?
+                .optional_api_url("HUBSPOT_API_URL")?
                 .unwrap_or_else(|| "https://api.hubapi.com".into()),
             SecretSource::from_env(&self.env, "HUBSPOT_ACCESS_TOKEN")?,
         ))

@@ -8,6 +8,7 @@
 mod context;
 mod render;
 mod table;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -207,11 +208,11 @@ async fn main() -> ExitCode {
     init_logs();
     match run(cli).await {
         Ok(text) => {
-            print!("{text}");
+            print!("{}", terminal::printable(&text));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hubwarp: {e}");
+            eprintln!("hubwarp: {}", terminal::printable(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -474,7 +474,30 @@ pub fn undone(u: &UndoOutcome, bucket: Option<&str>, json: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::report_line;
+    use super::*;
+
+    #[test]
+    fn a_hostile_value_reaches_the_terminal_escaped() {
+        let hostile = "\u{1b}[2J\u{1b}[1A\rACME".to_string();
+        let c = OpenConflict {
+            id: "abcd1234".into(),
+            customer_id: "cust-1".into(),
+            field: "company_name".into(),
+            property: "name".into(),
+            warp_value: format!("\"{hostile}\""),
+            hubspot_value: hostile.clone(),
+            raised_at: "2026-12-02T02:00:00Z".into(),
+            source: "run:nightly".into(),
+        };
+        for json in [false, true] {
+            let shown = crate::terminal::printable(&conflicts(std::slice::from_ref(&c), json));
+            assert!(
+                !shown.contains('\u{1b}') && !shown.contains('\r'),
+                "{shown}"
+            );
+            assert!(shown.contains("[2J"), "the value is still shown: {shown}");
+        }
+    }
 
     #[test]
     fn report_keys_are_shown_as_s3_uris_when_the_bucket_is_known() {

@@ -397,3 +397,26 @@ proptest::proptest! {
         proptest::prop_assert_eq!(d.len(), objects.len());
     }
 }
+
+#[test]
+fn nesting_is_counted_outside_strings_only() {
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(matches!(
+        read_delivery(deep(MAX_DEPTH + 1).as_bytes()),
+        Err(PayloadError::Syntax(m)) if m.contains("nested deeper")
+    ));
+    assert!(matches!(
+        parse_delivery(deep(MAX_DEPTH + 1).as_bytes()),
+        Err(PayloadError::Syntax(m)) if m.contains("nested deeper")
+    ));
+    // Brackets and escaped quotes inside a value are text, not nesting.
+    let body = format!(
+        r#"[{{"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":4,"subscriptionType":"company.propertyChange","objectId":5,"propertyName":"name","propertyValue":"\"{}"}}]"#,
+        "[{".repeat(1000)
+    );
+    let delivery = read_delivery(body.as_bytes()).unwrap();
+    assert_eq!(delivery.events.len(), 1);
+    assert!(
+        read_delivery(deep(MAX_DEPTH).as_bytes()).is_err_and(|e| !e.to_string().contains("nested"))
+    );
+}

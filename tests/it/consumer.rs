@@ -3,13 +3,17 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use hubwarp::aws::Caller;
+use hubwarp::hubspot::rate::RateLimiter;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::store::EventLog;
 use hubwarp::store::sync::{LinkState, LinkStore, SyncLogReader};
+use hubwarp::sync::backoff::Backoff;
 use integration_tests::fixtures::Signing;
 use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
 use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
@@ -17,7 +21,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Map, Value, json};
 use sync_consumer::{AwsConsumer, Config};
 
-use crate::utils::Harness;
+use crate::utils::{Harness, Options};
 
 pub struct SyncHarness {
     pub h: Harness,
@@ -36,7 +40,16 @@ impl SyncHarness {
     }
 
     pub async fn with_mappings(test: &str, customers: usize, mappings: MappingSet) -> Self {
-        let h = Harness::new(test).await;
+        Self::build(test, customers, mappings, Options::default()).await
+    }
+
+    pub async fn build(
+        test: &str,
+        customers: usize,
+        mappings: MappingSet,
+        options: Options,
+    ) -> Self {
+        let h = Harness::with(test, options).await;
         let warp = WarpSandbox::start().await;
         let hubspot = HubspotSandbox::start().await;
         for n in 0..customers {
@@ -63,6 +76,8 @@ impl SyncHarness {
             mappings,
             sync_log_retention_days: 90,
             http_timeout: std::time::Duration::from_secs(5),
+            retry: Backoff::default(),
+            hubspot_rate: Arc::new(RateLimiter::new(100, 4).with_max_throttled_retries(3)),
         };
         let consumer = sync_consumer::build(&config, &h.aws_as(Caller::SyncConsumer))
             .await
@@ -146,11 +161,39 @@ impl SyncHarness {
         }
     }
 
+    /// One batch as the deployed function handles it: the consumer's
+    /// answer, and every message handed back hidden for its backoff with
+    /// `ChangeMessageVisibility` (signed as the consumer).
+    pub async fn invoke_as_lambda(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.invoke_with(event, &Backoff::default()).await
+    }
+
+    pub async fn invoke_with(&self, event: SqsEvent, backoff: &Backoff) -> SqsBatchResponse {
+        self.invoke_hiding(event, backoff).await.response
+    }
+
+    pub async fn invoke_hiding(
+        &self,
+        event: SqsEvent,
+        backoff: &Backoff,
+    ) -> sync_consumer::Handled {
+        let receipts = sync_consumer::Receipt::of(&event);
+        let handled = sync_consumer::handle_batch(
+            &self.consumer,
+            backoff,
+            LambdaEvent::new(event, Context::default()),
+        )
+        .await;
+        let sqs = aws_sdk_sqs::Client::new(&self.h.aws_as(Caller::SyncConsumer));
+        sync_consumer::hide(&sqs, &receipts, &handled.hide).await;
+        handled
+    }
+
     /// One receive from the sync queue (visibility `visibility_s`), shaped as
     /// Lambda's SQS trigger hands it over: receipt handles and the queue's
     /// ARN included. Also returns how many messages came.
     pub async fn receive_as_lambda(&self, visibility_s: i32) -> (SqsEvent, usize) {
-        use aws_sdk_sqs::types::QueueAttributeName;
+        use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
         let sqs = aws_sdk_sqs::Client::new(&self.h.aws);
         let url = &self.h.res.sync_queue_url;
         let arn = sqs
@@ -168,6 +211,8 @@ impl SyncHarness {
             .queue_url(url)
             .max_number_of_messages(10)
             .visibility_timeout(visibility_s)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .unwrap()
@@ -182,6 +227,10 @@ impl SyncHarness {
                 r.receipt_handle = m.receipt_handle.clone();
                 r.body = m.body.clone();
                 r.event_source_arn = Some(arn.clone());
+                for (name, value) in m.attributes.iter().flatten() {
+                    r.attributes
+                        .insert(name.as_str().to_string(), value.clone());
+                }
                 r
             })
             .collect();
@@ -535,7 +584,7 @@ async fn a_merge_relinks_and_a_deletion_leaves_the_customer_untouched() {
 
 #[tokio::test]
 async fn unknown_companies_are_unmatched_and_hubspot_rate_limits_are_waited_out() {
-    let s = SyncHarness::new("unmatched", 1).await;
+    let s = SyncHarness::new("unmatched", 2).await;
     // A company without warp_ban, and one HubSpot does not know.
     s.hubspot.upsert_company("555", Map::new());
     let events = [
@@ -554,13 +603,23 @@ async fn unknown_companies_are_unmatched_and_hubspot_rate_limits_are_waited_out(
             .count();
     assert_eq!(unmatched, 2);
 
-    // The link lookup meets HubSpot's 429s; the message comes back until it passes.
-    s.hubspot.set_rate_limited(4);
+    // The link lookup meets a few of HubSpot's 429s: waited out inside the
+    // invocation (Retry-After, the 10-second window), as the reconciler does.
+    s.hubspot.set_rate_limited(2);
     let change = SyncHarness::change(0, 502, "city", "Telluride", T + 5);
     assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
     let stats = s.pump().await;
-    assert!(stats.retried >= 1, "{stats:?}");
+    assert_eq!(stats.retried, 0, "{stats:?}");
     assert_eq!(s.customer(0)["address"]["city"], "Telluride");
+
+    // A storm longer than one invocation waits out: the message is handed
+    // back (to its backoff, never failed) until it passes.
+    s.hubspot.set_rate_limited(40);
+    let change = SyncHarness::change(1, 503, "city", "Ouray", T + 6);
+    assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
+    let stats = s.pump().await;
+    assert!(stats.retried >= 1, "{stats:?}");
+    assert_eq!(s.customer(1)["address"]["city"], "Ouray");
 }
 
 /// The default mapping plus, per customer, `company_name` mapped with the
@@ -687,13 +746,7 @@ async fn hubspots_daily_limit_holds_messages_back_until_it_resets() {
     let url = &s.h.res.sync_queue_url;
     let (event, received) = s.receive_as_lambda(1).await;
     assert_eq!(received, 1);
-    let response = sync_consumer::handle_holding(
-        &s.consumer,
-        Some(&sqs),
-        LambdaEvent::new(event, Context::default()),
-    )
-    .await
-    .unwrap();
+    let response = s.invoke_as_lambda(event).await;
     assert_eq!(
         response.batch_item_failures.len(),
         1,
@@ -775,9 +828,19 @@ async fn both_releases_writing_during_a_deploy_apply_every_event_once() {
 #[tokio::test]
 async fn unreadable_messages_reach_the_dlq_after_the_configured_receives() {
     use hubwarp::sync::QueuedMessage;
-    use integration_tests::resources::MAX_RECEIVE_COUNT;
-
-    let s = SyncHarness::new("dlq", 1).await;
+    // Five receives here (the template's 1,000 are days of backoff): the
+    // redrive policy's mechanics are the same.
+    const MAX_RECEIVE_COUNT: u32 = 5;
+    let s = SyncHarness::build(
+        "dlq",
+        1,
+        MappingSet::default_mapping().unwrap(),
+        Options {
+            max_receives: MAX_RECEIVE_COUNT,
+            ..Options::default()
+        },
+    )
+    .await;
     let change = SyncHarness::change(0, 1200, "warp_credit_limit", "6100.00", T);
     assert_eq!(s.h.deliver(&body(&[change]), Signing::V1).await.0, 200);
     let good = s.h.drain_queue().await.remove(0);
@@ -862,13 +925,7 @@ async fn an_unreadable_message_is_not_held_back_with_hubspots_daily_cap() {
     let url = &s.h.res.sync_queue_url;
     let (event, received) = s.receive_as_lambda(1).await;
     assert_eq!(received, 2);
-    let response = sync_consumer::handle_holding(
-        &s.consumer,
-        Some(&sqs),
-        LambdaEvent::new(event, Context::default()),
-    )
-    .await
-    .unwrap();
+    let response = s.invoke_as_lambda(event).await;
     assert_eq!(response.batch_item_failures.len(), 2, "both handed back");
     // Past the 1 s visibility the receive used, only the unreadable one is
     // back: it goes on towards the DLQ while the change waits for the cap.
@@ -886,4 +943,154 @@ async fn an_unreadable_message_is_not_held_back_with_hubspots_daily_cap() {
         .filter_map(|m| m.body)
         .collect();
     assert_eq!(again, ["garbage{"]);
+}
+
+/// A WARP outage on the real queue and redrive policy (moto): each message
+/// handed back is hidden for its backoff, so receives thin out (the gaps
+/// measured below); once WARP is back every change is applied once and the
+/// DLQ holds only the poison message, which was sent on at once.
+#[tokio::test]
+async fn a_warp_outage_backs_messages_off_then_applies_each_once_and_only_poison_reaches_the_dlq() {
+    use integration_tests::warp_sandbox::Fault;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    // Seconds instead of minutes, and 6 receives instead of 1,000: the
+    // same arithmetic, shrunk to a test.
+    let backoff = Backoff {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(8),
+    };
+    let s = SyncHarness::build(
+        "outage",
+        3,
+        MappingSet::default_mapping().unwrap(),
+        Options {
+            max_receives: 6,
+            ..Options::default()
+        },
+    )
+    .await;
+    s.warp.set_fault(Fault::ServerError { times: 100_000 });
+    let changes: Vec<Value> = (0..3)
+        .map(|n| SyncHarness::change(n, 1300 + n, "warp_credit_limit", "4321.00", T + n as i64))
+        .collect();
+    assert_eq!(s.h.deliver(&body(&changes), Signing::V1).await.0, 200);
+    send_raw(&s, &["garbage{".to_string()]).await;
+
+    // message id -> (receive count, when received, hidden for)
+    let mut seen: BTreeMap<String, Vec<(u32, Instant, i32)>> = BTreeMap::new();
+    let mut poison = std::collections::HashSet::new();
+    let started = Instant::now();
+    let mut warp_back = false;
+    let mut applied = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        let (event, n) = s.receive_as_lambda(30).await;
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            let at = Instant::now();
+            let counts: Vec<(String, u32)> = event
+                .records
+                .iter()
+                .map(|r| {
+                    let id = r.message_id.clone().unwrap_or_default();
+                    if r.body.as_deref() == Some("garbage{") {
+                        poison.insert(id.clone());
+                    }
+                    let n = r.attributes["ApproximateReceiveCount"].parse().unwrap_or(0);
+                    (id, n)
+                })
+                .collect();
+            let handled = s.invoke_hiding(event, &backoff).await;
+            for (id, n) in counts {
+                let hidden = handled
+                    .hide
+                    .iter()
+                    .find(|h| h.message_id == id)
+                    .map_or(0, |h| h.seconds);
+                seen.entry(id).or_default().push((n, at, hidden));
+            }
+        }
+        let good_receives = seen
+            .iter()
+            .filter(|(id, _)| !poison.contains(*id))
+            .map(|(_, r)| r.len())
+            .min()
+            .unwrap_or(0);
+        if !warp_back && good_receives >= 4 {
+            // Four receives each into the outage: WARP comes back.
+            s.warp.set_fault(Fault::None);
+            warp_back = true;
+        }
+        applied = (0..3)
+            .filter(|&n| s.customer(n)["credit_limit"] == "4321.00")
+            .count();
+        if warp_back
+            && applied == 3
+            && s.h
+                .records()
+                .await
+                .iter()
+                .all(|r| crate::utils::s(r, "status") == "APPLIED")
+        {
+            break;
+        }
+    }
+    assert!(warp_back, "the outage part did not finish: {seen:?}");
+    assert_eq!(applied, 3, "{seen:?}");
+    assert_eq!(s.warp.calls().put, 3, "each change applied once");
+
+    // The receive times: each gap at least what the message was hidden for,
+    // each hiding under its doubling ceiling.
+    for (id, receives) in &seen {
+        for pair in receives.windows(2) {
+            let ((n, at, hidden), (next_n, next_at, _)) = (pair[0], pair[1]);
+            assert_eq!(next_n, n + 1, "{id}: {receives:?}");
+            assert!(
+                hidden >= 1 && hidden as u64 <= backoff.ceiling(n).as_secs(),
+                "{id}: {receives:?}"
+            );
+            let gap = next_at.duration_since(at).as_secs_f64();
+            assert!(
+                gap + 0.3 >= f64::from(hidden),
+                "{id}: receive {n} hidden {hidden} s, back after {gap:.1} s"
+            );
+            eprintln!(
+                "{id}: receive {n} hidden {hidden} s (ceiling {} s), next receive after {gap:.1} s",
+                backoff.ceiling(n).as_secs()
+            );
+        }
+    }
+
+    // The poison went on at once, through its receives, to the DLQ; the
+    // changes did not.
+    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&s.h.res.sync_dlq_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        dead.extend(got.into_iter().filter_map(|m| m.body));
+        if !dead.is_empty() {
+            break;
+        }
+        // Moved on its next receive after the sixth.
+        let (event, n) = s.receive_as_lambda(30).await;
+        if n > 0 {
+            s.invoke_hiding(event, &backoff).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(dead, ["garbage{"]);
+    assert!(
+        s.h.drain_queue().await.is_empty(),
+        "nothing left on the queue"
+    );
 }

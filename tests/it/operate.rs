@@ -25,7 +25,7 @@ use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_cu
 use serde_json::{Map, Value, json};
 
 use crate::consumer::{SyncHarness, company_id};
-use crate::utils::Harness;
+use crate::utils::{Harness, Options};
 
 const T: i64 = 1_763_700_000_000;
 
@@ -47,7 +47,11 @@ impl Rig {
     }
 
     async fn with(test: &str, customers: usize, mappings: MappingSet) -> Self {
-        let h = Harness::new(test).await;
+        Self::build(test, customers, mappings, Options::default()).await
+    }
+
+    async fn build(test: &str, customers: usize, mappings: MappingSet, options: Options) -> Self {
+        let h = Harness::with(test, options).await;
         let warp = WarpSandbox::start().await;
         let hubspot = HubspotSandbox::start().await;
         for n in 0..customers {
@@ -74,6 +78,8 @@ impl Rig {
                 mappings: mappings.clone(),
                 sync_log_retention_days: 90,
                 http_timeout: Duration::from_secs(5),
+                retry: hubwarp::sync::backoff::Backoff::default(),
+                hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
             },
             &h.aws_as(Caller::SyncConsumer),
         )
@@ -414,7 +420,17 @@ async fn replay_of_an_applied_event_changes_nothing_and_an_unmatched_one_applies
 
 #[tokio::test]
 async fn the_dlq_says_why_each_message_is_there_and_redrive_moves_them_back() {
-    let r = Rig::new("ops_dlq", 1).await;
+    // Five receives (the template's 1,000 are days of backoff).
+    let r = Rig::build(
+        "ops_dlq",
+        1,
+        MappingSet::default_mapping().unwrap(),
+        Options {
+            max_receives: 5,
+            ..Options::default()
+        },
+    )
+    .await;
     r.deliver(&[SyncHarness::change(0, 30, "warp_credit_limit", "6400", T)])
         .await;
     let sqs = aws_sdk_sqs::Client::new(&r.s.h.aws_as(Caller::Operator));

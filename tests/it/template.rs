@@ -90,6 +90,10 @@ fn sam_template_matches_local_resources() {
         queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
         Some(u64::from(resources::MAX_RECEIVE_COUNT))
     );
+    assert_eq!(
+        queue["MessageRetentionPeriod"].as_u64(),
+        Some(u64::from(resources::SYNC_RETENTION_S))
+    );
     assert!(
         sub(&r["ReportsBucket"]["Properties"]["BucketName"]).starts_with(&format!(
             "${{ResourcePrefix}}-{}",

@@ -29,6 +29,9 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub intake: IntakeSettings,
     pub queue_url: Option<String>,
+    /// The sync queue's redrive policy (the template's unless a test of the
+    /// DLQ's mechanics needs fewer receives).
+    pub max_receives: u32,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             intake: IntakeSettings::default(),
             queue_url: None,
+            max_receives: resources::MAX_RECEIVE_COUNT,
         }
     }
 }
@@ -49,7 +53,8 @@ impl Harness {
 
     pub async fn with(test: &str, options: Options) -> Self {
         let aws = MotoServer::shared().sdk_config().await;
-        let res = match resources::ensure(&aws, &Names::unique(test)).await {
+        let names = Names::unique(test);
+        let res = match resources::ensure_with_receives(&aws, &names, options.max_receives).await {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         };

@@ -72,8 +72,12 @@ pub const TABLES: &[TableSpec] = &[
         ttl: None,
     },
 ];
-/// Receives before a message goes to the dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Receives before a message goes to the dead-letter queue: with the
+/// consumer's backoff, days of retries (`hubwarp::sync::backoff`).
+pub const MAX_RECEIVE_COUNT: u32 = 1000;
+/// The sync queue keeps a message 14 days (SQS's most), so one whose
+/// receives run out reaches the DLQ before it could expire.
+pub const SYNC_RETENTION_S: u32 = 1_209_600;
 /// Six times the consumer's timeout, as AWS advises for SQS triggers.
 pub const SYNC_VISIBILITY_TIMEOUT_S: u32 = 180;
 
@@ -154,10 +158,20 @@ fn fail(what: impl Into<String>, e: impl std::error::Error) -> SetupError {
 
 /// Creates every table and queue if missing; safe to run again.
 pub async fn ensure(aws: &SdkConfig, names: &Names) -> Result<Resources, SetupError> {
+    ensure_with_receives(aws, names, MAX_RECEIVE_COUNT).await
+}
+
+/// As [`ensure`], the sync queue's redrive policy moving a message to the
+/// DLQ after `max_receives` (a test of the DLQ's mechanics needs few).
+pub async fn ensure_with_receives(
+    aws: &SdkConfig,
+    names: &Names,
+    max_receives: u32,
+) -> Result<Resources, SetupError> {
     for spec in TABLES {
         ensure_table(aws, &names.table(spec.suffix), spec).await?;
     }
-    let (sync_queue_url, sync_dlq_url) = ensure_sync_queues(aws, names).await?;
+    let (sync_queue_url, sync_dlq_url) = ensure_sync_queues(aws, names, max_receives).await?;
     ensure_bucket(aws, &names.reports_bucket()).await?;
     Ok(Resources {
         names: names.clone(),
@@ -235,6 +249,7 @@ async fn ensure_table(aws: &SdkConfig, table: &str, spec: &TableSpec) -> Result<
 async fn ensure_sync_queues(
     aws: &SdkConfig,
     names: &Names,
+    max_receives: u32,
 ) -> Result<(String, String), SetupError> {
     let sqs = aws_sdk_sqs::Client::new(aws);
     let dlq_url = sqs
@@ -258,7 +273,7 @@ async fn ensure_sync_queues(
         .unwrap_or_default();
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+        "maxReceiveCount": max_receives.to_string(),
     })
     .to_string();
     let queue_url = sqs
@@ -268,7 +283,10 @@ async fn ensure_sync_queues(
             QueueAttributeName::VisibilityTimeout,
             SYNC_VISIBILITY_TIMEOUT_S.to_string(),
         )
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "345600")
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            SYNC_RETENTION_S.to_string(),
+        )
         .attributes(QueueAttributeName::RedrivePolicy, redrive)
         .send()
         .await

@@ -1,11 +1,14 @@
 //! The consumer's settings, read once per cold start.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use hubwarp::hubspot::rate::RateLimiter;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::settings::{Env, SettingError};
 use hubwarp::store::SyncTables;
+use hubwarp::sync::backoff::Backoff;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,7 +36,18 @@ pub struct Config {
     /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`,
     /// default HubSpotWarp/hubspot-warp).
     pub metrics_namespace: String,
+    /// How long a message handed back stays hidden (`SYNC_RETRY_BASE_S`,
+    /// default 20; `SYNC_RETRY_CAP_S`, default 900).
+    pub retry: Backoff,
+    /// HubSpot's 10-second budget (`HUBSPOT_RATE_LIMIT_PER_10S`), kept by
+    /// each instance as the reconciler keeps it; a 429 is waited out a few
+    /// times within the invocation, then the message backs off.
+    pub hubspot_rate: Arc<RateLimiter>,
 }
+
+/// 429s one HubSpot call waits out inside a consumer invocation (30 s):
+/// past them the message is handed back with its backoff instead.
+pub const THROTTLED_RETRIES: u32 = 3;
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
@@ -54,6 +68,10 @@ impl Config {
                 100..=60_000,
             )?),
             metrics_namespace: hubwarp::metrics::namespace(env)?,
+            retry: Backoff::from_env(env)?,
+            hubspot_rate: Arc::new(
+                RateLimiter::from_env(env)?.with_max_throttled_retries(THROTTLED_RETRIES),
+            ),
         })
     }
 }

@@ -4,13 +4,16 @@ pub mod config;
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use hubwarp::hubspot::crm::HubspotClient;
 use hubwarp::store::{DynamoEventLog, DynamoSyncStore};
+use hubwarp::sync::backoff::{Backoff, UNREADABLE_RETRY_S};
 use hubwarp::sync::{Consumer, QueuedMessage};
 use hubwarp::warp::WarpClient;
 use lambda_runtime::LambdaEvent;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use config::Config;
 pub use hubwarp::startup::StartupError;
@@ -44,14 +47,53 @@ pub async fn build(
             &config.hubspot_token,
             config.http_timeout,
         )
-        .await?,
+        .await?
+        .with_limiter(config.hubspot_rate.clone()),
         mappings: config.mappings.clone(),
     })
 }
 
+/// A message handed back, to be hidden this long before its next receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hide {
+    pub message_id: String,
+    pub seconds: i32,
+    pub why: Why,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// A transient failure (WARP or HubSpot down, slow or rate-limiting, an
+    /// AWS error): exponential backoff with full jitter on its receives.
+    Backoff,
+    /// HubSpot's daily cap: until it resets (at most SQS's 12 hours).
+    DailyCap,
+    /// No release reads it: back at once, towards the DLQ.
+    Unreadable,
+}
+
+impl Why {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Why::Backoff => "backoff",
+            Why::DailyCap => "daily-cap",
+            Why::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// What one batch came to: the partial batch response for Lambda, and how
+/// long each message handed back should stay hidden.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub response: SqsBatchResponse,
+    pub hide: Vec<Hide>,
+}
+
 /// One SQS batch: partial batch response, so only the messages that failed
 /// transiently come back (the event source mapping must report
-/// `ReportBatchItemFailures`).
+/// `ReportBatchItemFailures`). They come back after the queue's own
+/// visibility timeout: [`handle_batch`] also says how long to hide each.
 pub async fn handle<E, S, W, H>(
     consumer: &Consumer<E, S, W, H>,
     event: LambdaEvent<SqsEvent>,
@@ -65,17 +107,20 @@ where
     W: hubwarp::sync::ports::WarpApi,
     H: hubwarp::sync::ports::CompanyDirectory,
 {
-    handle_holding(consumer, None, event).await
+    Ok(handle_batch(consumer, &Backoff::default(), event)
+        .await
+        .response)
 }
 
-/// As [`handle`]; when HubSpot's daily cap is why messages go back, they
-/// are also made invisible until it resets (at most SQS's 12 hours), so
-/// they neither burn their receives towards the DLQ nor HubSpot's calls.
-pub async fn handle_holding<E, S, W, H>(
+/// As [`handle`], with the hiding of every message handed back: a delay
+/// that grows with its receive count (so an outage thins the retries out
+/// instead of burning the receives towards the DLQ), HubSpot's daily cap
+/// waited out, an unreadable message sent on its way.
+pub async fn handle_batch<E, S, W, H>(
     consumer: &Consumer<E, S, W, H>,
-    sqs: Option<&aws_sdk_sqs::Client>,
+    backoff: &Backoff,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, lambda_runtime::Error>
+) -> Handled
 where
     E: hubwarp::store::EventLog,
     S: hubwarp::store::sync::LinkStore
@@ -89,14 +134,10 @@ where
     let records = event.payload.records;
     let messages: Vec<QueuedMessage> = records
         .iter()
-        .cloned()
         .map(|r| QueuedMessage {
-            receive_count: r
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|n| n.parse().ok()),
-            message_id: r.message_id.unwrap_or_default(),
-            body: r.body.unwrap_or_default(),
+            receive_count: receive_count(r),
+            message_id: r.message_id.clone().unwrap_or_default(),
+            body: r.body.clone().unwrap_or_default(),
         })
         .collect();
     let report = consumer.handle_batch(&messages).await;
@@ -121,17 +162,37 @@ where
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "sync batch"
     );
-    if let (Some(sqs), Some(until)) = (sqs, report.hold_until_ms) {
-        // An unreadable message is not waiting for HubSpot: holding it
-        // would only delay its way to the DLQ.
-        let held: Vec<String> = report
-            .retry
-            .iter()
-            .filter(|id| !report.unreadable.iter().any(|u| &u.message_id == *id))
-            .cloned()
-            .collect();
-        hold(sqs, &records, &held, until).await;
-    }
+    let now = hubwarp::time::now_ms();
+    let hide = report
+        .retry
+        .iter()
+        .filter_map(|id| {
+            let record = records
+                .iter()
+                .find(|r| r.message_id.as_deref() == Some(id.as_str()))?;
+            let (seconds, why) = if report.unreadable.iter().any(|u| &u.message_id == id) {
+                (UNREADABLE_RETRY_S, Why::Unreadable)
+            } else if let Some(until) = report.hold_until_ms {
+                // Before noon UTC the reset at midnight is further away
+                // than SQS allows: the hold is what is left of the
+                // message's 12 hours.
+                let age_s = record
+                    .attributes
+                    .get("SentTimestamp")
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .map_or(0, |sent| (now - sent).max(0) / 1000);
+                (hold_seconds(until, now, age_s), Why::DailyCap)
+            } else {
+                let n = receive_count(record).unwrap_or(1);
+                (backoff.draw_seconds(n), Why::Backoff)
+            };
+            Some(Hide {
+                message_id: id.clone(),
+                seconds,
+                why,
+            })
+        })
+        .collect();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
         .retry
@@ -142,7 +203,13 @@ where
             f
         })
         .collect();
-    Ok(response)
+    Handled { response, hide }
+}
+
+fn receive_count(r: &SqsMessage) -> Option<u32> {
+    r.attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
 }
 
 /// SQS refuses a visibility that ends more than 12 hours after the message
@@ -156,34 +223,55 @@ fn hold_seconds(until_ms: i64, now_ms: i64, age_s: i64) -> i32 {
     ((until_ms - now_ms) / 1000).clamp(1, (MAX_HOLD_S - age_s).max(1)) as i32
 }
 
-async fn hold(
-    sqs: &aws_sdk_sqs::Client,
-    records: &[aws_lambda_events::event::sqs::SqsMessage],
-    retry: &[String],
-    until_ms: i64,
-) {
-    let now = hubwarp::time::now_ms();
-    for r in records
-        .iter()
-        .filter(|r| r.message_id.as_ref().is_some_and(|id| retry.contains(id)))
-    {
-        let (Some(arn), Some(handle)) = (&r.event_source_arn, &r.receipt_handle) else {
+/// Where a received message is, to change its visibility.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub message_id: String,
+    pub queue_arn: String,
+    pub handle: String,
+    pub receive_count: Option<u32>,
+}
+
+impl Receipt {
+    /// The receipts of a batch, kept before the event is handed over.
+    pub fn of(event: &SqsEvent) -> Vec<Receipt> {
+        event
+            .records
+            .iter()
+            .filter_map(|r| {
+                Some(Receipt {
+                    message_id: r.message_id.clone()?,
+                    queue_arn: r.event_source_arn.clone()?,
+                    handle: r.receipt_handle.clone()?,
+                    receive_count: receive_count(r),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Hides each message of `hide` with `ChangeMessageVisibility`. A failure
+/// is logged and costs only the wait: the message still comes back after
+/// the queue's own visibility timeout.
+pub async fn hide(sqs: &aws_sdk_sqs::Client, receipts: &[Receipt], hide: &[Hide]) {
+    let mut urls: HashMap<&str, String> = HashMap::new();
+    for h in hide {
+        let Some(r) = receipts.iter().find(|r| r.message_id == h.message_id) else {
             continue;
         };
-        // Before noon UTC the reset at midnight is further away than SQS
-        // allows: the hold is what is left of the message's 12 hours.
-        let age_s = r
-            .attributes
-            .get("SentTimestamp")
-            .and_then(|t| t.parse::<i64>().ok())
-            .map_or(0, |sent| (now - sent).max(0) / 1000);
-        let seconds = hold_seconds(until_ms, now, age_s);
         let result = async {
-            let url = queue_url(sqs, arn).await?;
+            let url = match urls.get(r.queue_arn.as_str()) {
+                Some(url) => url.clone(),
+                None => {
+                    let url = queue_url(sqs, &r.queue_arn).await?;
+                    urls.insert(&r.queue_arn, url.clone());
+                    url
+                }
+            };
             sqs.change_message_visibility()
                 .queue_url(url)
-                .receipt_handle(handle)
-                .visibility_timeout(seconds)
+                .receipt_handle(&r.handle)
+                .visibility_timeout(h.seconds)
                 .send()
                 .await
                 .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
@@ -191,14 +279,18 @@ async fn hold(
         }
         .await;
         match result {
-            Ok(()) => {
-                info!(message_id = ?r.message_id, hold_s = seconds, "held until HubSpot's daily cap resets")
-            }
-            // The message still comes back after the queue's own
-            // visibility timeout: only the wait is lost, never the event.
-            Err(e) => {
-                tracing::warn!(message_id = ?r.message_id, error = %e, "could not hold the message back")
-            }
+            Ok(()) => info!(
+                message_id = %h.message_id,
+                receive_count = r.receive_count,
+                hidden_s = h.seconds,
+                why = h.why.as_str(),
+                "message handed back, hidden until its next try"
+            ),
+            Err(e) => warn!(
+                message_id = %h.message_id,
+                error = %e,
+                "could not hide the message; it comes back after the queue's visibility timeout"
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! AWS errors) send the message back to the queue; permanent ones are
 //! recorded with their reason and acknowledged.
 
+pub mod backoff;
 pub mod ports;
 
 use std::collections::{BTreeMap, HashMap};

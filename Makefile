@@ -29,11 +29,12 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
 .PHONY: help venv test lint unit bench demo local-up local-down watch sign-events chromium report-shot \
-	release build size rss coldstart clean-local sandboxes reconcile-bench hubwarp model soak props
+	release build size rss coldstart clean-local sandboxes reconcile-bench hubwarp model soak props iam-check
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
-	@echo "make test        fmt, clippy, cfn-lint and every test (bootstraps .venv)"
+	@echo "make test        fmt, clippy, cfn-lint, every test and the IAM check (bootstraps .venv)"
+	@echo "make iam-check   the AWS calls the tests recorded against the roles in infra/template.yaml"
 	@echo "make local-up    start moto on 127.0.0.1:\$$LOCAL_AWS_PORT (default 5000) and create resources"
 	@echo "make local-down  stop the moto server local-up started"
 	@echo "make sandboxes   WARP (9100) and HubSpot (9101) sandboxes with 300 demo customers, 2% drifted"
@@ -65,11 +66,30 @@ lint: venv
 
 # The tally at the end sums every test binary's result line, so the last
 # line says what ran (cargo's own last line may be a binary with no tests).
+# Every moto server of the tests records the calls it serves under
+# $(CALL_LOGS) (tests/src/moto.rs); they are cleared first so the IAM check
+# judges this run's calls only.
 test: lint
 	@mkdir -p $(LOCAL)
+	rm -rf $(CALL_LOGS)
 	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(LOCAL)/test.log
 	$(MAKE) --no-print-directory report-shot
+	$(MAKE) --no-print-directory iam-check IAM_EXPECT="$(IAM_CALLERS)"
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(LOCAL)/test.log
+
+# moto enforces no IAM: the calls the tests made, as moto recorded them,
+# against the roles in the template (tests/iam/check_roles.py). Fails on a
+# call a role would deny; lists what is granted and never used. The
+# checker's own tests first.
+# `make test` names every caller (IAM_EXPECT): after the whole suite, one
+# that made no call means its calls were recorded without its app name, and
+# an empty log would prove nothing.
+CALL_LOGS := $(LOCAL)/aws-calls
+IAM_CALLERS := webhook-receiver sync-consumer nightly-reconciler hubwarp
+iam-check: venv
+	$(PY) -m unittest discover -s tests/iam -t tests/iam
+	$(PY) tests/iam/check_roles.py infra/template.yaml $(wildcard $(CALL_LOGS)/*.jsonl) \
+		$(addprefix --expect ,$(IAM_EXPECT))
 
 # Debian's Chromium, for looking at a report the way a person does.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -124,13 +144,17 @@ props:
 
 # --- local AWS ---------------------------------------------------------------
 
+# The calls of the functions while moto runs, for the IAM check at the end
+# of the demo (a fresh log for each fresh server).
+DEMO_CALL_LOG := $(CALL_LOGS)/demo.jsonl
 local-up: venv
 	@mkdir -p $(LOCAL)
 	@if $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(LOCAL_AWS)/moto-api/data.json', timeout=1)" 2>/dev/null; then \
 		echo "local AWS already answers on $(LOCAL_AWS); reusing it"; \
 	else \
 		echo "starting moto on $(LOCAL_AWS)"; \
-		nohup $(PY) tests/moto_server.py $(LOCAL_AWS_PORT) > $(LOCAL)/moto.log 2>&1 & \
+		mkdir -p $(CALL_LOGS); rm -f $(DEMO_CALL_LOG); \
+		MOTO_CALL_LOG=$(DEMO_CALL_LOG) nohup $(PY) tests/moto_server.py $(LOCAL_AWS_PORT) > $(LOCAL)/moto.log 2>&1 & \
 		echo $$! > $(LOCAL)/moto.pid; \
 		for i in $$(seq 1 100); do \
 			$(PY) -c "import urllib.request; urllib.request.urlopen('$(LOCAL_AWS)/moto-api/data.json', timeout=1)" 2>/dev/null && break; \
@@ -256,7 +280,13 @@ demo: venv
 	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler; \
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml \
-		cargo run --quiet -p integration-tests --bin demo
+		cargo run --quiet -p integration-tests --bin demo; \
+	if [ -f $(DEMO_CALL_LOG) ]; then \
+		echo "demo: its AWS calls against the roles in infra/template.yaml"; \
+		$(PY) tests/iam/check_roles.py infra/template.yaml $(DEMO_CALL_LOG); \
+	else \
+		echo "demo: no $(DEMO_CALL_LOG) (moto was already running), IAM check skipped"; \
+	fi
 
 clean-local: local-down
 	rm -rf $(LOCAL)

@@ -359,7 +359,14 @@ async fn a_captured_v1_delivery_replayed_after_its_dedup_record_expired_writes_n
         "the replay is settled"
     );
     let customer = demo_customer(0)["id"].as_str().unwrap().to_string();
-    let entries = s.consumer.store.entries(&customer, 10).await.unwrap();
+    // Read back as the harness: the consumer never reads its log, and its
+    // role (judged by `make iam-check`) does not let it.
+    let log = hubwarp::store::DynamoSyncStore::new(
+        aws_sdk_dynamodb::Client::new(&s.h.aws),
+        s.h.res.names.sync_tables(),
+        std::time::Duration::from_secs(90 * 24 * 3600),
+    );
+    let entries = log.entries(&customer, 10).await.unwrap();
     let replayed = entries
         .iter()
         .find(|e| e.dedup_key == old && e.outcome == "skipped-stale");

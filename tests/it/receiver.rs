@@ -12,7 +12,7 @@ use integration_tests::fixtures::{Signing, property_changes};
 use lambda_http::http::StatusCode;
 use serde_json::json;
 
-use crate::utils::{Harness, Options, dedup_keys, s};
+use crate::utils::{Harness, Options, dedup_keys, missing_queue, s};
 
 #[tokio::test]
 async fn each_signature_version_is_accepted_and_events_are_queued() {
@@ -135,7 +135,7 @@ async fn a_hundred_event_request() {
 async fn an_sqs_failure_answers_503_and_the_retry_queues_exactly_once() {
     let h = Harness::new("sqsfail").await;
     let broken = h.receiver(Options {
-        queue_url: Some(format!("{}-missing", h.res.sync_queue_url)),
+        queue_url: Some(missing_queue(&h.res.sync_queue_url)),
         ..Options::default()
     });
     let body = property_changes(12, 0);

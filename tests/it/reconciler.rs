@@ -22,7 +22,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use nightly_reconciler::{Config, Function};
 use serde_json::{Map, Value, json};
 
-use crate::utils::{Harness, Options};
+use crate::utils::{Harness, Options, missing_queue};
 
 const SCHEDULED: &str = "2026-11-25T07:00:00Z";
 
@@ -593,7 +593,7 @@ async fn a_stuck_received_event_is_swept_onto_the_queue_once() {
     // A delivery whose SQS send failed: recorded RECEIVED, lease released,
     // and HubSpot never retried.
     let broken = r.h.receiver(Options {
-        queue_url: Some(format!("{}-missing", r.h.res.sync_queue_url)),
+        queue_url: Some(missing_queue(&r.h.res.sync_queue_url)),
         ..Options::default()
     });
     let body = json!([{

@@ -19,7 +19,9 @@ async fn the_client_secret_is_read_from_secrets_manager_and_rotation_accepts_bot
     let res = resources::ensure(&aws, &names).await.unwrap();
     let arn = aws_sdk_secretsmanager::Client::new(&aws)
         .create_secret()
-        .name(format!("{}-hubspot-client-secret", names.prefix))
+        // The template's name (HubSpotClientSecret): the receiver's role may
+        // read only that secret, which `make iam-check` holds these calls to.
+        .name(format!("{}/hubspot-client-secret", names.prefix))
         .secret_string(format!("brand-new-secret, {LOCAL_SECRET}"))
         .send()
         .await
@@ -73,7 +75,12 @@ async fn a_missing_secret_fails_the_start_naming_the_setting() {
         sync_queue_url: "http://127.0.0.1:1/123/q".into(),
         client_secret: SecretSource::SecretsManager {
             setting: "HUBSPOT_CLIENT_SECRET_ARN".into(),
-            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf".into(),
+            // Absent, under the name the receiver's role may read: with any
+            // other name IAM would refuse the call before it found nothing.
+            arn: format!(
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}/hubspot-client-secret-AbCdEf",
+                names.prefix
+            ),
         },
         min_signature_version: SignatureVersion::V1,
         public_url: None,

@@ -194,3 +194,14 @@ pub fn dedup_keys(messages: &[Value]) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// A queue URL beside `sync_queue_url` (`<prefix>-sync`) with no queue
+/// behind it, named `<prefix>-missing-sync`: within the roles' grant on
+/// `${ResourcePrefix}-sync`, so the send fails on the queue, as intended,
+/// and not on IAM.
+pub fn missing_queue(sync_queue_url: &str) -> String {
+    match sync_queue_url.strip_suffix("-sync") {
+        Some(base) => format!("{base}-missing-sync"),
+        None => panic!("not a sync queue URL: {sync_queue_url}"),
+    }
+}

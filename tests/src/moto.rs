@@ -4,7 +4,8 @@
 //! The server runs under `tests/moto_server.py`, which serialises requests
 //! (DynamoDB's conditional writes are atomic; moto's threads are not) and
 //! exits when its stdin closes, so it dies with the test process, even a
-//! killed one, and never leaves a stray server behind.
+//! killed one, and never leaves a stray server behind. It records every
+//! call it serves under `.local/aws-calls/` (see `call_log_path`).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -50,9 +51,14 @@ impl MotoServer {
         let log_path = std::env::temp_dir().join(format!("moto-{port}.log"));
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let mut child = Command::new(&python)
+        let mut command = Command::new(&python);
+        command
             .arg(launcher())
-            .args([&port.to_string(), "--exit-with-stdin"])
+            .args([&port.to_string(), "--exit-with-stdin"]);
+        if let Some(path) = call_log_path(port)? {
+            command.env("MOTO_CALL_LOG", path);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(log)
@@ -112,6 +118,21 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .timeout_config(hubwarp::aws::timeouts(std::time::Duration::from_secs(30)))
         .load()
         .await
+}
+
+/// Where this server records the AWS calls it serves, for `make iam-check`
+/// to judge against the roles in infra/template.yaml (moto enforces no IAM);
+/// one file per server, as several test processes run at once.
+/// HUBWARP_NO_CALL_LOG set: none.
+fn call_log_path(port: u16) -> Result<Option<PathBuf>, String> {
+    if std::env::var_os("HUBWARP_NO_CALL_LOG").is_some() {
+        return Ok(None);
+    }
+    let dir = crate::workspace_root().join(".local/aws-calls");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(Some(
+        dir.join(format!("moto-{}-{port}.jsonl", std::process::id())),
+    ))
 }
 
 fn free_port() -> Result<u16, String> {

@@ -35,7 +35,7 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
-	@echo "make test        fmt, clippy, cfn-lint and every test (bootstraps .venv)"
+	@echo "make test        fmt, clippy, cfn-lint, sam validate, checkov and every test (bootstraps the venvs)"
 	@echo "make local-up    start moto on 127.0.0.1:\$$LOCAL_AWS_PORT (default 5000) and create resources"
 	@echo "make local-down  stop the moto server local-up started"
 	@echo "make sandboxes   WARP (9100) and HubSpot (9101) sandboxes with 300 demo customers, 2% drifted"
@@ -86,7 +86,7 @@ lint: venv
 
 # The tally at the end sums every test binary's result line, so the last
 # line says what ran (cargo's own last line may be a binary with no tests).
-test: lint
+test: lint sam-validate checkov
 	@mkdir -p $(LOCAL)
 	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(LOCAL)/test.log
 	$(MAKE) --no-print-directory report-shot

@@ -221,9 +221,10 @@ sign-events:
 # --- release -----------------------------------------------------------------
 
 # The deployable build: sam build runs `cargo lambda build --release` in each
-# function's crate (BuildMethod rust-cargolambda, still a beta feature of the
-# SAM CLI, hence --beta-features). CARGO_TARGET_DIR is one directory for the
-# three, so they share one compilation. cargo lambda is the project venv's;
+# function's crate (BuildMethod rust-cargolambda; no longer a beta feature in
+# SAM CLI 1.170, so no --beta-features, which would turn on every other beta
+# feature too). CARGO_TARGET_DIR is one directory for the three, so they
+# share one compilation. cargo lambda is the project venv's;
 # it finds zig in that venv too (the ziglang wheel), so nothing is fetched
 # but crates. SAM_ARCH=arm64 needs the aarch64-unknown-linux-gnu target
 # installed (README, "Deploying with SAM"); x86_64 is the only one here, so
@@ -235,7 +236,7 @@ SAM_ENV          := SAM_CLI_TELEMETRY=0 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 sam-build: venv venv-sam
 	$(SAM_ENV) CARGO_TARGET_DIR=$(SAM_TARGET_DIR) $(VENV_SAM)/bin/sam build \
-		--template-file infra/template.yaml --beta-features \
+		--template-file infra/template.yaml \
 		--parameter-overrides Architecture=$(SAM_ARCH)
 	@missing=0; for fn in $(SAM_ARTIFACTS); do \
 		f=.aws-sam/build/$$fn/bootstrap; \

@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV            := .venv
+VENV_SAM        := .venv-sam
+VENV_CHECKOV    := .venv-checkov
 PY              := $(VENV)/bin/python
 LOCAL           := .local
 LOCAL_AWS_PORT  ?= 5000
@@ -28,12 +30,12 @@ FUNCTION_ENV := RESOURCE_PREFIX=$(RESOURCE_PREFIX) \
 	AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$(INVOKE_PORT) \
 	SYNC_QUEUE_URL=$(LOCAL_AWS)/123456789012/$(RESOURCE_PREFIX)-sync
 
-.PHONY: help venv test lint unit bench demo local-up local-down watch sign-events chromium report-shot \
+.PHONY: help venv venv-sam venv-checkov sam-build sam-validate checkov test lint unit bench demo local-up local-down watch sign-events chromium report-shot \
 	release build size rss coldstart clean-local sandboxes reconcile-bench hubwarp model soak props iam-check
 
 help:
 	@echo "make demo        run the whole system locally and print a report"
-	@echo "make test        fmt, clippy, cfn-lint, every test and the IAM check (bootstraps .venv)"
+	@echo "make test        fmt, clippy, cfn-lint, sam validate, checkov, every test and the IAM check (bootstraps the venvs)"
 	@echo "make iam-check   the AWS calls the tests recorded against the roles in infra/template.yaml"
 	@echo "make local-up    start moto on 127.0.0.1:\$$LOCAL_AWS_PORT (default 5000) and create resources"
 	@echo "make local-down  stop the moto server local-up started"
@@ -47,16 +49,35 @@ help:
 	@echo "make model CASES=N [SEED=S] [MOTO=1]  N random histories against the reference model, faults at every step (MOTO=1: on moto, over HTTP)"
 	@echo "make soak EVENTS=N [SEED=S]  N webhook events through the pipeline with faults, then recovery"
 	@echo "make props CASES=N  the parser property tests with N cases each (default 1,000,000)"
+	@echo "make sam-build   sam build of infra/template.yaml (x86_64 here; SAM_ARCH=arm64 where that target is installed)"
+	@echo "make sam-validate / checkov  the template through sam validate --lint / checkov (offline, no AWS account)"
 	@echo "make release     release build of the functions with cargo lambda"
 	@echo "make size / rss  release binary sizes / receiver memory after 1000 invocations"
 	@echo "make coldstart   init and first invocation of the three functions beside hello-world (RUNS=20)"
 
 venv: $(VENV)/.installed
+venv-sam: $(VENV_SAM)/.installed
+venv-checkov: $(VENV_CHECKOV)/.installed
 
 $(VENV)/.installed: tests/requirements.txt tests/constraints.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		-r tests/requirements.txt -c tests/constraints.txt
+	touch $@
+
+# The SAM CLI and checkov each pin boto3 (and the SAM CLI click) exactly, to
+# versions that neither match the project venv's (moto's) nor each other's:
+# one venv each, pinned like the project's.
+$(VENV_SAM)/.installed: infra/requirements-sam.txt infra/constraints-sam.txt
+	python3 -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/pip install --quiet --disable-pip-version-check \
+		-r infra/requirements-sam.txt -c infra/constraints-sam.txt
+	touch $@
+
+$(VENV_CHECKOV)/.installed: infra/requirements-checkov.txt infra/constraints-checkov.txt
+	python3 -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/pip install --quiet --disable-pip-version-check \
+		-r infra/requirements-checkov.txt -c infra/constraints-checkov.txt
 	touch $@
 
 lint: venv
@@ -69,7 +90,7 @@ lint: venv
 # Every moto server of the tests records the calls it serves under
 # $(CALL_LOGS) (tests/src/moto.rs); they are cleared first so the IAM check
 # judges this run's calls only.
-test: lint
+test: lint sam-validate checkov
 	@mkdir -p $(LOCAL)
 	rm -rf $(CALL_LOGS)
 	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(LOCAL)/test.log
@@ -223,13 +244,48 @@ sign-events:
 
 # --- release -----------------------------------------------------------------
 
-# The deployable build: sam build runs cargo lambda in each function's crate
-# (BuildMethod rust-cargolambda); one target dir, so the three share one
-# compilation. Needs the SAM CLI (README, "Deploying with SAM").
-build: venv
-	@command -v sam >/dev/null 2>&1 || { echo "sam not found: pip install aws-sam-cli (README, Deploying with SAM)"; exit 1; }
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/target \
-		sam build --template-file infra/template.yaml --beta-features
+# The deployable build: sam build runs `cargo lambda build --release` in each
+# function's crate (BuildMethod rust-cargolambda; no longer a beta feature in
+# SAM CLI 1.170, so no --beta-features, which would turn on every other beta
+# feature too). CARGO_TARGET_DIR is one directory for the three, so they
+# share one compilation. cargo lambda is the project venv's;
+# it finds zig in that venv too (the ziglang wheel), so nothing is fetched
+# but crates. SAM_ARCH=arm64 needs the aarch64-unknown-linux-gnu target
+# installed (README, "Deploying with SAM"); x86_64 is the only one here, so
+# it is the default of this target while the template's stays arm64.
+SAM_ARCH         ?= x86_64
+SAM_TARGET_DIR   ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+SAM_ARTIFACTS    := WebhookReceiverFunction SyncConsumerFunction NightlyReconcilerFunction
+SAM_ENV          := SAM_CLI_TELEMETRY=0 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+
+sam-build: venv venv-sam
+	$(SAM_ENV) CARGO_TARGET_DIR=$(SAM_TARGET_DIR) $(VENV_SAM)/bin/sam build \
+		--template-file infra/template.yaml \
+		--parameter-overrides Architecture=$(SAM_ARCH)
+	@missing=0; for fn in $(SAM_ARTIFACTS); do \
+		f=.aws-sam/build/$$fn/bootstrap; \
+		if [ -f $$f ]; then printf '%-26s %9s bytes %6s  %s\n' $$fn "$$(stat -c %s $$f)" \
+			"$$(numfmt --to=iec $$(stat -c %s $$f))" "$$(file -b $$f 2>/dev/null | cut -d, -f1-2)"; \
+		else echo "$$fn: $$f missing"; missing=1; fi; \
+	done; exit $$missing
+
+build: sam-build
+
+# Both read the template alone: no AWS account, credentials or network.
+# The proxy that answers nothing makes any attempt fail at once instead of
+# going out (the SAM CLI asks PyPI for a newer version once a week).
+OFFLINE := HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 NO_PROXY= \
+	https_proxy=http://127.0.0.1:9 http_proxy=http://127.0.0.1:9 no_proxy=
+
+sam-validate: venv-sam
+	$(OFFLINE) SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam validate --lint \
+		--template-file infra/template.yaml
+
+# Every finding is fixed or skipped beside its resource (Metadata: checkov:
+# skip, with the reason), so any failure is new and fails the target.
+checkov: venv-checkov
+	$(OFFLINE) $(VENV_CHECKOV)/bin/checkov -f infra/template.yaml --framework cloudformation \
+		--compact --quiet --skip-download
 
 # x86_64 here (the only target installed); see README for arm64.
 release: venv

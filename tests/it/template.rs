@@ -404,3 +404,90 @@ fn alarms_watch_metrics_the_functions_emit() {
         "only {watched} alarms on the functions' metrics"
     );
 }
+
+/// The reconciler's asynchronous invocations (the schedule's and its own
+/// continuations) that fail for good land in an encrypted SQS queue kept
+/// 14 days, and an alarm watches its depth.
+#[test]
+fn reconciler_failures_land_in_a_watched_queue() {
+    let t = template();
+    let r = &t["Resources"];
+    let on_failure = &r["NightlyReconcilerFunction"]["Properties"]["EventInvokeConfig"]["DestinationConfig"]
+        ["OnFailure"];
+    assert_eq!(on_failure["Type"].as_str(), Some("SQS"));
+    let queue = tagged(&on_failure["Destination"], "!GetAtt")
+        .and_then(Value::as_str)
+        .and_then(|s| s.strip_suffix(".Arn"))
+        .expect("OnFailure destination is !GetAtt <queue>.Arn");
+    assert_eq!(r[queue]["Type"].as_str(), Some("AWS::SQS::Queue"));
+    let p = &r[queue]["Properties"];
+    assert_eq!(p["MessageRetentionPeriod"].as_u64(), Some(14 * 24 * 3600));
+    assert_eq!(p["SqsManagedSseEnabled"].as_bool(), Some(true));
+    let watched = t["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|a| a["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .any(|a| {
+            a["Properties"]["Dimensions"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|d| {
+                    tagged(&d["Value"], "!GetAtt").and_then(Value::as_str)
+                        == Some(&format!("{queue}.QueueName"))
+                })
+        });
+    assert!(watched, "no alarm watches {queue}");
+}
+
+/// Deleting or replacing the stack keeps the secrets' real values, and the
+/// reports bucket refuses requests without TLS, on itself and its objects.
+#[test]
+fn secrets_are_retained_and_reports_need_tls() {
+    let t = template();
+    let r = &t["Resources"];
+    for secret in ["HubSpotClientSecret", "HubSpotAccessToken", "WarpApiToken"] {
+        assert_eq!(
+            r[secret]["DeletionPolicy"].as_str(),
+            Some("Retain"),
+            "{secret}"
+        );
+        assert_eq!(
+            r[secret]["UpdateReplacePolicy"].as_str(),
+            Some("Retain"),
+            "{secret}"
+        );
+    }
+    let policy = r
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .find(|p| {
+            p["Type"].as_str() == Some("AWS::S3::BucketPolicy")
+                && tagged(&p["Properties"]["Bucket"], "!Ref").and_then(Value::as_str)
+                    == Some("ReportsBucket")
+        })
+        .expect("a bucket policy on ReportsBucket");
+    let deny = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|s| {
+            s["Effect"].as_str() == Some("Deny")
+                && s["Condition"]["Bool"]["aws:SecureTransport"].as_str() == Some("false")
+        })
+        .expect("a Deny on aws:SecureTransport false");
+    assert_eq!(deny["Principal"].as_str(), Some("*"));
+    let resources = deny["Resource"].as_sequence().expect("bucket and objects");
+    assert!(
+        resources
+            .iter()
+            .any(|v| tagged(v, "!GetAtt").and_then(Value::as_str) == Some("ReportsBucket.Arn"))
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|v| tagged(v, "!Sub").and_then(Value::as_str) == Some("${ReportsBucket.Arn}/*"))
+    );
+}

@@ -88,7 +88,9 @@ impl Shape {
         customers: (3, 30),
         steps: (20, 120),
         fault_rate: 0.04,
-        outage_rate: 0.2,
+        // One in twenty: a three-day outage is hundreds of polls of model
+        // time, and each kind has a test of its own (tests/model).
+        outage_rate: 0.05,
     };
 }
 

@@ -161,6 +161,28 @@ impl SyncHarness {
         }
     }
 
+    /// Every message on the dead-letter queue, received until it answers
+    /// none (each hidden for the queue's visibility timeout meanwhile).
+    pub async fn dlq_bodies(&self) -> Vec<String> {
+        let sqs = aws_sdk_sqs::Client::new(&self.h.aws);
+        let mut dead = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&self.h.res.sync_dlq_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return dead;
+            }
+            dead.extend(got.into_iter().filter_map(|m| m.body));
+        }
+    }
+
     /// One batch as the deployed function handles it: the consumer's
     /// answer, and every message handed back hidden for its backoff with
     /// `ChangeMessageVisibility` (signed as the consumer).
@@ -890,23 +912,7 @@ async fn unreadable_messages_reach_the_dlq_after_the_configured_receives() {
         bad.len() * MAX_RECEIVE_COUNT as usize,
         "handed back on each of the configured receives: {stats:?}"
     );
-    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
-    let mut dead = Vec::new();
-    loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(&s.h.res.sync_dlq_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        if got.is_empty() {
-            break;
-        }
-        dead.extend(got.into_iter().filter_map(|m| m.body));
-    }
+    let mut dead = s.dlq_bodies().await;
     dead.sort();
     let mut expected = bad;
     expected.sort();
@@ -1065,19 +1071,9 @@ async fn a_warp_outage_backs_messages_off_then_applies_each_once_and_only_poison
 
     // The poison went on at once, through its receives, to the DLQ; the
     // changes did not.
-    let sqs = aws_sdk_sqs::Client::new(&s.h.aws);
     let mut dead = Vec::new();
     for _ in 0..20 {
-        let got = sqs
-            .receive_message()
-            .queue_url(&s.h.res.sync_dlq_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        dead.extend(got.into_iter().filter_map(|m| m.body));
+        dead.extend(s.dlq_bodies().await);
         if !dead.is_empty() {
             break;
         }

@@ -82,14 +82,9 @@ fn main() {
         figures.storms,
         figures.nightly_invocations
     );
-    let outages: Vec<String> = figures
-        .outages
-        .iter()
-        .map(|(what, n)| format!("{what} x{n}"))
-        .collect();
     println!(
         "timed outages: {}; {} in the DLQ",
-        outages.join(", "),
+        figures.outages_line(),
         figures.dlq
     );
     for (seed, _) in &failed {

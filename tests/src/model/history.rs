@@ -127,6 +127,19 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The timed outages met, as the reports print them.
+    pub fn outages_line(&self) -> String {
+        if self.outages.is_empty() {
+            return "none".into();
+        }
+        let kinds: Vec<String> = self
+            .outages
+            .iter()
+            .map(|(what, n)| format!("{what} x{n}"))
+            .collect();
+        kinds.join(", ")
+    }
+
     pub fn add(&mut self, o: &Figures) {
         self.histories += o.histories;
         self.events_sent += o.events_sent;

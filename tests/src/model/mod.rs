@@ -96,11 +96,6 @@ pub fn soak_report(f: &Figures) -> String {
         .iter()
         .map(|(r, n)| format!("    {n} with {r}"))
         .collect();
-    let outages: Vec<String> = f
-        .outages
-        .iter()
-        .map(|(what, n)| format!("{what} x{n}"))
-        .collect();
     format!(
         "histories {}, faults injected {} ({} HubSpot 429 storms), WARP edits {}, merges {}, nightly invocations {}\n\
          timed outages: {}\n\
@@ -113,11 +108,7 @@ pub fn soak_report(f: &Figures) -> String {
         f.warp_edits,
         f.merges,
         f.nightly_invocations,
-        if outages.is_empty() {
-            "none".to_string()
-        } else {
-            outages.join(", ")
-        },
+        f.outages_line(),
         f.events_sent,
         f.deliveries,
         f.recorded,

@@ -263,7 +263,7 @@ pub async fn hide(sqs: &aws_sdk_sqs::Client, receipts: &[Receipt], hide: &[Hide]
             let url = match urls.get(r.queue_arn.as_str()) {
                 Some(url) => url.clone(),
                 None => {
-                    let url = queue_url(sqs, &r.queue_arn).await?;
+                    let url = hubwarp::queue::sqs::url_of_arn(sqs, &r.queue_arn).await?;
                     urls.insert(&r.queue_arn, url.clone());
                     url
                 }
@@ -293,22 +293,6 @@ pub async fn hide(sqs: &aws_sdk_sqs::Client, receipts: &[Receipt], hide: &[Hide]
             ),
         }
     }
-}
-
-/// The queue URL of an SQS ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
-async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, String> {
-    let mut parts = arn.rsplitn(3, ':');
-    let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
-        return Err(format!("not an SQS queue ARN: {arn}"));
-    };
-    sqs.get_queue_url()
-        .queue_name(name)
-        .queue_owner_aws_account_id(account)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
-        .queue_url
-        .ok_or_else(|| "GetQueueUrl answered no URL".to_string())
 }
 
 #[cfg(test)]

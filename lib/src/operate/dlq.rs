@@ -51,19 +51,9 @@ pub async fn dlq_url(sqs: &Client, source_url: &str) -> Result<String, OperateEr
         .ok_or_else(|| {
             OperateError::Queue("the redrive policy names no deadLetterTargetArn".into())
         })?;
-    // arn:aws:sqs:REGION:ACCOUNT:NAME
-    let mut parts = arn.rsplitn(3, ':');
-    let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
-        return Err(OperateError::Queue(format!("not an SQS queue ARN: {arn}")));
-    };
-    sqs.get_queue_url()
-        .queue_name(name)
-        .queue_owner_aws_account_id(account)
-        .send()
+    crate::queue::sqs::url_of_arn(sqs, &arn)
         .await
-        .map_err(sqs_error)?
-        .queue_url
-        .ok_or_else(|| OperateError::Queue("GetQueueUrl answered no URL".into()))
+        .map_err(OperateError::Queue)
 }
 
 /// A message in the DLQ and why it is there.

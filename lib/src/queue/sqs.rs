@@ -161,6 +161,24 @@ impl SyncQueue for SqsQueue {
     }
 }
 
+/// The URL of the queue an SQS ARN names (`arn:aws:sqs:REGION:ACCOUNT:NAME`):
+/// what Lambda's event records and a redrive policy give, where the API
+/// wants the URL.
+pub async fn url_of_arn(sqs: &Client, arn: &str) -> Result<String, String> {
+    let mut parts = arn.rsplitn(3, ':');
+    let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
+        return Err(format!("not an SQS queue ARN: {arn}"));
+    };
+    sqs.get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+        .map_err(|e| DisplayErrorContext(e).to_string())?
+        .queue_url
+        .ok_or_else(|| "GetQueueUrl answered no URL".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

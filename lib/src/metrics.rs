@@ -45,6 +45,16 @@ pub mod name {
     pub const CHANGES_SKIPPED: &str = "ChangesSkipped";
     pub const CONFLICTS: &str = "Conflicts";
     pub const CHANGES_FAILED: &str = "ChangesFailed";
+    /// A circuit changed state, by `Dependency` (warp, hubspot) and
+    /// `State` (open, half-open, closed).
+    pub const BREAKER_TRANSITIONS: &str = "BreakerTransitions";
+    /// Calls not made because their dependency's circuit was open, by
+    /// `Dependency`.
+    pub const CALLS_REFUSED: &str = "CallsRefusedByBreaker";
+    /// How long the dependency has been down when a call is refused, a
+    /// circuit opens or closes, by `Dependency` (seconds): the "WARP
+    /// unreachable" alarm watches its maximum.
+    pub const DEPENDENCY_DOWN: &str = "DependencyDownSeconds";
     // nightly-reconciler
     /// A run reached its end (completed or stopped): its absence for a day
     /// is the "night with no run" alarm.
@@ -84,6 +94,9 @@ pub mod name {
         CHANGES_SKIPPED,
         CONFLICTS,
         CHANGES_FAILED,
+        BREAKER_TRANSITIONS,
+        CALLS_REFUSED,
+        DEPENDENCY_DOWN,
         RUNS_FINISHED,
         RUNS_STOPPED,
         RUNS_FAILED,
@@ -199,6 +212,24 @@ pub fn change(outcome: &str) {
     }
 }
 
+/// A circuit went `state` (open, half-open, closed).
+pub fn breaker_transition(dependency: &'static str, state: &'static str) {
+    metrics::counter!(name::BREAKER_TRANSITIONS, "Dependency" => dependency, "State" => state)
+        .increment(1);
+}
+
+/// A call refused by an open circuit, `down_ms` into the outage.
+pub fn breaker_refused(dependency: &'static str, down_ms: i64) {
+    metrics::counter!(name::CALLS_REFUSED, "Dependency" => dependency).increment(1);
+    dependency_down(dependency, down_ms);
+}
+
+/// How long `dependency` has been down (or was, when its circuit closes).
+pub fn dependency_down(dependency: &'static str, down_ms: i64) {
+    metrics::gauge!(name::DEPENDENCY_DOWN, "Dependency" => dependency)
+        .set(down_ms.max(0) as f64 / 1000.0);
+}
+
 /// A reconcile run reached its end.
 pub fn run_finished(stopped: bool, summary: &Counters, duration_ms: i64) {
     count(name::RUNS_FINISHED, 1);
@@ -250,6 +281,11 @@ fn describe() {
         name::RUN_DURATION,
         metrics::Unit::Milliseconds,
         "run length"
+    );
+    metrics::describe_gauge!(
+        name::DEPENDENCY_DOWN,
+        metrics::Unit::Seconds,
+        "how long the dependency has been down"
     );
     metrics::describe_counter!(
         name::RATE_LIMIT_WAITED,

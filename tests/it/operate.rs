@@ -66,25 +66,25 @@ impl Rig {
             setting: "HUBSPOT_ACCESS_TOKEN".into(),
             value: HUBSPOT_SANDBOX_TOKEN.into(),
         };
-        let consumer = sync_consumer::build(
-            &sync_consumer::Config {
-                metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
-                events_table: h.res.names.events_table(),
-                tables: h.res.names.sync_tables(),
-                warp_api_url: warp.base_url.clone(),
-                warp_token: warp_token.clone(),
-                hubspot_api_url: hubspot.base_url.clone(),
-                hubspot_token: hubspot_token.clone(),
-                mappings: mappings.clone(),
-                sync_log_retention_days: 90,
-                http_timeout: Duration::from_secs(5),
-                retry: hubwarp::sync::backoff::Backoff::default(),
-                hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
-            },
-            &h.aws_as(Caller::SyncConsumer),
-        )
-        .await
-        .unwrap();
+        let consumer_config = sync_consumer::Config {
+            metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
+            events_table: h.res.names.events_table(),
+            tables: h.res.names.sync_tables(),
+            breakers_table: h.res.names.breakers_table(),
+            breaker: crate::utils::quick_breaker(),
+            warp_api_url: warp.base_url.clone(),
+            warp_token: warp_token.clone(),
+            hubspot_api_url: hubspot.base_url.clone(),
+            hubspot_token: hubspot_token.clone(),
+            mappings: mappings.clone(),
+            sync_log_retention_days: 90,
+            http_timeout: Duration::from_secs(5),
+            retry: hubwarp::sync::backoff::Backoff::default(),
+            hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
+        };
+        let consumer = sync_consumer::build(&consumer_config, &h.aws_as(Caller::SyncConsumer))
+            .await
+            .unwrap();
         let config = nightly_reconciler::Config {
             metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
             events_table: h.res.names.events_table(),
@@ -119,6 +119,7 @@ impl Rig {
                 warp,
                 hubspot,
                 consumer,
+                config: consumer_config,
             },
             f,
             ops,

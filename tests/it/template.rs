@@ -42,6 +42,7 @@ fn sam_template_matches_local_resources() {
         "FieldStateTable",
         "SyncLogTable",
         "ConflictsTable",
+        "BreakersTable",
         "RunsTable",
     ]
     .iter()
@@ -140,6 +141,7 @@ fn consumer_environment_and_trigger() {
         "FIELD_STATE_TABLE",
         "SYNC_LOG_TABLE",
         "CONFLICTS_TABLE",
+        "BREAKERS_TABLE",
         "WARP_API_URL",
         "WARP_API_TOKEN_ARN",
         "HUBSPOT_API_URL",

@@ -205,3 +205,17 @@ pub fn missing_queue(sync_queue_url: &str) -> String {
         None => panic!("not a sync queue URL: {sync_queue_url}"),
     }
 }
+
+/// The consumer's breaker in tests that pump the queue: it opens as
+/// deployed (5 failed calls in a row) but for a second, doubling to two, so
+/// a pump that meets an open circuit spins a second, not thirty.
+pub fn quick_breaker() -> hubwarp::sync::breaker::BreakerSettings {
+    use std::time::Duration;
+    hubwarp::sync::breaker::BreakerSettings {
+        failures: 5,
+        open: Duration::from_secs(1),
+        max_open: Duration::from_secs(2),
+        refresh: Duration::from_millis(200),
+        probe_lease: Duration::from_secs(5),
+    }
+}

@@ -21,6 +21,7 @@ pub const FIELD_STATE_SUFFIX: &str = "field-state";
 pub const SYNC_LOG_SUFFIX: &str = "sync-log";
 pub const CONFLICTS_SUFFIX: &str = "conflicts";
 pub const RUNS_SUFFIX: &str = "runs";
+pub const BREAKERS_SUFFIX: &str = "breakers";
 /// The reports bucket; in AWS the account and region follow it, as bucket
 /// names are global.
 pub const REPORTS_SUFFIX: &str = "reports";
@@ -64,6 +65,12 @@ pub const TABLES: &[TableSpec] = &[
         hash: "customer_id",
         range: Some("conflict"),
         ttl: None,
+    },
+    TableSpec {
+        suffix: BREAKERS_SUFFIX,
+        hash: hubwarp::store::breakers::KEY,
+        range: None,
+        ttl: Some(hubwarp::store::breakers::TTL_ATTRIBUTE),
     },
     TableSpec {
         suffix: RUNS_SUFFIX,
@@ -115,6 +122,10 @@ impl Names {
             sync_log: self.table(SYNC_LOG_SUFFIX),
             conflicts: self.table(CONFLICTS_SUFFIX),
         }
+    }
+
+    pub fn breakers_table(&self) -> String {
+        self.table(BREAKERS_SUFFIX)
     }
 
     pub fn runs_table(&self) -> String {

@@ -288,6 +288,7 @@ pub fn function_settings(
         ("FIELD_STATE_TABLE", t.field_state),
         ("SYNC_LOG_TABLE", t.sync_log),
         ("CONFLICTS_TABLE", t.conflicts),
+        ("BREAKERS_TABLE", n.breakers_table()),
         ("RUNS_TABLE", n.runs_table()),
         ("REPORTS_BUCKET", n.reports_bucket()),
         ("SYNC_QUEUE_URL", res.sync_queue_url.clone()),

@@ -9,6 +9,7 @@ use hubwarp::secrets::SecretSource;
 use hubwarp::settings::{Env, SettingError};
 use hubwarp::store::SyncTables;
 use hubwarp::sync::backoff::Backoff;
+use hubwarp::sync::breaker::BreakerSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,6 +18,11 @@ pub struct Config {
     pub events_table: String,
     /// `LINKS_TABLE`, `FIELD_STATE_TABLE`, `SYNC_LOG_TABLE`, `CONFLICTS_TABLE`.
     pub tables: SyncTables,
+    /// The circuit breakers' shared state (`BREAKERS_TABLE`).
+    pub breakers_table: String,
+    /// When a dependency's circuit opens and for how long
+    /// (`BREAKER_FAILURES`, `BREAKER_OPEN_S`, `BREAKER_MAX_OPEN_S`).
+    pub breaker: BreakerSettings,
     /// WARP's API base URL (`WARP_API_URL`).
     pub warp_api_url: String,
     /// WARP's bearer token (`WARP_API_TOKEN`, or `WARP_API_TOKEN_ARN`).
@@ -54,6 +60,8 @@ impl Config {
         Ok(Self {
             events_table: env.required("WEBHOOK_EVENTS_TABLE")?.to_string(),
             tables: SyncTables::from_env(env)?,
+            breakers_table: env.required("BREAKERS_TABLE")?.to_string(),
+            breaker: BreakerSettings::from_env(env)?,
             warp_api_url: env.required_api_url("WARP_API_URL")?,
             warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
             hubspot_api_url: env
@@ -80,12 +88,13 @@ impl Config {
 mod tests {
     use super::*;
 
-    const BASE: [(&str, &str); 9] = [
+    const BASE: [(&str, &str); 10] = [
         ("WEBHOOK_EVENTS_TABLE", "e"),
         ("LINKS_TABLE", "l"),
         ("FIELD_STATE_TABLE", "f"),
         ("SYNC_LOG_TABLE", "s"),
         ("CONFLICTS_TABLE", "c"),
+        ("BREAKERS_TABLE", "b"),
         ("WARP_API_URL", "http://127.0.0.1:9100"),
         ("WARP_API_TOKEN", "t"),
         ("HUBSPOT_ACCESS_TOKEN", "p"),

@@ -5,11 +5,14 @@ pub mod config;
 use std::time::Duration;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use hubwarp::hubspot::crm::HubspotClient;
+use hubwarp::store::breakers::DynamoBreakers;
 use hubwarp::store::{DynamoEventLog, DynamoSyncStore};
 use hubwarp::sync::backoff::{Backoff, UNREADABLE_RETRY_S};
+use hubwarp::sync::breaker::{Breaker, Dependency, Guarded};
 use hubwarp::sync::{Consumer, QueuedMessage};
 use hubwarp::warp::WarpClient;
 use lambda_runtime::LambdaEvent;
@@ -18,8 +21,14 @@ use tracing::{info, warn};
 pub use config::Config;
 pub use hubwarp::startup::StartupError;
 
-/// The consumer as deployed.
-pub type AwsConsumer = Consumer<DynamoEventLog, DynamoSyncStore, WarpClient, HubspotClient>;
+/// The consumer as deployed: WARP and HubSpot each behind a breaker whose
+/// open state every instance shares.
+pub type AwsConsumer = Consumer<
+    DynamoEventLog,
+    DynamoSyncStore,
+    Guarded<WarpClient, DynamoBreakers>,
+    Guarded<HubspotClient, DynamoBreakers>,
+>;
 
 /// Builds the consumer: tokens read once, clients created once.
 pub async fn build(
@@ -27,28 +36,42 @@ pub async fn build(
     aws: &aws_config::SdkConfig,
 ) -> Result<AwsConsumer, StartupError> {
     let ddb = hubwarp::aws::dynamodb(aws);
+    let breaker = |dependency| {
+        Arc::new(Breaker::new(
+            dependency,
+            config.breaker,
+            DynamoBreakers::new(ddb.clone(), &config.breakers_table),
+        ))
+    };
+    let (warp_breaker, hubspot_breaker) = (breaker(Dependency::Warp), breaker(Dependency::Hubspot));
     Ok(Consumer {
         events: DynamoEventLog::new(ddb.clone(), &config.events_table),
         store: DynamoSyncStore::new(
-            ddb,
+            ddb.clone(),
             config.tables.clone(),
             Duration::from_secs(config.sync_log_retention_days * 24 * 3600),
         ),
-        warp: hubwarp::startup::warp_client(
-            aws,
-            &config.warp_api_url,
-            &config.warp_token,
-            config.http_timeout,
-        )
-        .await?,
-        hubspot: hubwarp::startup::hubspot_client(
-            aws,
-            &config.hubspot_api_url,
-            &config.hubspot_token,
-            config.http_timeout,
-        )
-        .await?
-        .with_limiter(config.hubspot_rate.clone()),
+        warp: Guarded::new(
+            hubwarp::startup::warp_client(
+                aws,
+                &config.warp_api_url,
+                &config.warp_token,
+                config.http_timeout,
+            )
+            .await?,
+            warp_breaker,
+        ),
+        hubspot: Guarded::new(
+            hubwarp::startup::hubspot_client(
+                aws,
+                &config.hubspot_api_url,
+                &config.hubspot_token,
+                config.http_timeout,
+            )
+            .await?
+            .with_limiter(config.hubspot_rate.clone()),
+            hubspot_breaker,
+        ),
         mappings: config.mappings.clone(),
     })
 }

@@ -2,6 +2,7 @@
 //! the port it needs, and each real adapter has an in-memory twin for unit
 //! tests.
 
+pub mod breakers;
 pub mod dynamo_events;
 pub mod dynamo_sync;
 pub mod memory;

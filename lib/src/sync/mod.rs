@@ -18,6 +18,7 @@
 //! would move the same code twice.
 
 pub mod backoff;
+pub mod breaker;
 pub mod ports;
 
 use std::collections::{BTreeMap, HashMap};

@@ -34,6 +34,7 @@ async fn main() -> Result<(), String> {
     println!("FIELD_STATE_TABLE={}", t.field_state);
     println!("SYNC_LOG_TABLE={}", t.sync_log);
     println!("CONFLICTS_TABLE={}", t.conflicts);
+    println!("BREAKERS_TABLE={}", r.names.breakers_table());
     println!("RUNS_TABLE={}", r.names.runs_table());
     println!("REPORTS_BUCKET={}", r.names.reports_bucket());
     Ok(())

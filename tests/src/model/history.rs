@@ -34,10 +34,12 @@ use hubwarp::reconcile::ports::{NoAlerts, RecordedHandovers};
 use hubwarp::reconcile::run::{Reconciler, RunSettings};
 use hubwarp::store::EventLog;
 use hubwarp::store::EventStatus;
+use hubwarp::store::breakers::MemoryBreakers;
 use hubwarp::store::sync::{
     ConflictQueue, FieldStateStore, LinkState, SyncLogEntry, SyncLogReader,
 };
 use hubwarp::sync::Consumer;
+use hubwarp::sync::breaker::{Breaker, BreakerSettings, Dependency, Guarded};
 use hubwarp::time::{now_ms, set_clock_ms};
 use lambda_runtime::{Context, LambdaEvent};
 use rand::rngs::StdRng;
@@ -183,11 +185,13 @@ struct Generated {
     acknowledged: bool,
 }
 
+/// The consumer as deployed: both APIs behind their breakers (their open
+/// state in memory, in model time), so outages meet the real breaker.
 type ConsumerOf<B> = Consumer<
     Faulty<<B as Backend>::Log>,
     Faulty<<B as Backend>::Store>,
-    Faulty<<B as Backend>::Warp>,
-    Faulty<<B as Backend>::Hub>,
+    Guarded<Faulty<<B as Backend>::Warp>, Arc<MemoryBreakers>>,
+    Guarded<Faulty<<B as Backend>::Hub>, Arc<MemoryBreakers>>,
 >;
 
 type ReconcilerOf<B> = Reconciler<
@@ -203,6 +207,9 @@ type ReconcilerOf<B> = Reconciler<
 struct World<B: Backend> {
     rng: StdRng,
     plan: Arc<FaultPlan>,
+    /// The consumer's open circuits: a refusal is the echo of faults
+    /// injected earlier (five in a row).
+    breakers: Arc<MemoryBreakers>,
     log: Arc<B::Log>,
     store: Arc<B::Store>,
     warp: Arc<WarpSandbox>,
@@ -413,11 +420,25 @@ impl<B: Backend> World<B> {
                 intake,
             ),
         };
+        let breakers = Arc::new(MemoryBreakers::default());
+        let breaker = |dependency| {
+            Arc::new(Breaker::new(
+                dependency,
+                BreakerSettings::default(),
+                breakers.clone(),
+            ))
+        };
         let consumer = Consumer {
             events: Faulty::new(parts.consumer.log.clone(), plan.clone()),
             store: faulty(parts.consumer.store.clone()),
-            warp: Faulty::new(parts.warp_api.clone(), plan.clone()),
-            hubspot: Faulty::new(parts.hub_api.clone(), plan.clone()),
+            warp: Guarded::new(
+                Faulty::new(parts.warp_api.clone(), plan.clone()),
+                breaker(Dependency::Warp),
+            ),
+            hubspot: Guarded::new(
+                Faulty::new(parts.hub_api.clone(), plan.clone()),
+                breaker(Dependency::Hubspot),
+            ),
             mappings: mappings.clone(),
         };
         let settings = RunSettings {
@@ -440,6 +461,7 @@ impl<B: Backend> World<B> {
         Ok(World {
             rng,
             plan,
+            breakers,
             log,
             store,
             warp,
@@ -812,6 +834,9 @@ impl<B: Backend> World<B> {
             })
             .collect();
         let fired = self.plan.fired();
+        // A circuit opened by earlier faults refuses calls without a fault
+        // of this batch.
+        let circuit_open = self.breakers.open_circuits() > 0;
         self.plan.take_observed();
         let answer = self
             .plan
@@ -821,7 +846,7 @@ impl<B: Backend> World<B> {
                 LambdaEvent::new(event, Context::default()),
             )))
             .await;
-        let faulted = self.plan.fired() > fired;
+        let faulted = self.plan.fired() > fired || circuit_open;
         let retry: HashSet<String> = match answer {
             Some(handled) => {
                 // As the function does after its batch: each message

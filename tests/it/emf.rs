@@ -100,8 +100,9 @@ fn total(docs: &[Document], metric: &str, with: &[(&str, &str)]) -> f64 {
 struct Stack {
     env: Vec<(String, String)>,
     _moto: &'static MotoServer,
-    _warp: WarpSandbox,
-    _hubspot: HubspotSandbox,
+    warp: WarpSandbox,
+    hubspot: HubspotSandbox,
+    sync_queue: String,
 }
 
 async fn stack(prefix: &str) -> Stack {
@@ -118,8 +119,9 @@ async fn stack(prefix: &str) -> Stack {
     Stack {
         env,
         _moto: moto,
-        _warp: warp,
-        _hubspot: hubspot,
+        warp,
+        hubspot,
+        sync_queue: res.names.sync_queue(),
     }
 }
 
@@ -241,4 +243,76 @@ async fn reconciler_counts_a_finished_run() {
     // Listing both empty sides took HubSpot calls, counted as they went.
     assert!(total(&docs, name::HUBSPOT_CALLS, &rc) >= 1.0, "{docs:#?}");
     assert!(total(&docs, name::WARP_CALLS, &rc) >= 1.0, "{docs:#?}");
+}
+
+/// WARP down: the consumer's first failed call opens WARP's circuit
+/// (BREAKER_FAILURES=1 here), the next message's call is refused; both are
+/// metrics with the `Dependency` dimension the alarm watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_counts_its_breakers_transitions_and_refusals() {
+    use integration_tests::warp_sandbox::{Fault, demo_customer};
+    let mut s = stack("emf-brk").await;
+    s.env.push(("BREAKER_FAILURES".into(), "1".into()));
+    let mut records = Vec::new();
+    for n in 0..2 {
+        let customer = s.warp.insert(demo_customer(n));
+        let company = (7_000_000 + n).to_string();
+        let mut props = serde_json::Map::new();
+        props.insert("warp_ban".into(), customer["ban"].clone());
+        s.hubspot.upsert_company(&company, props);
+        let event = json!({"eventId": 4200 + n, "subscriptionId": 1, "portalId": 62515,
+            "appId": 1, "occurredAt": 1_763_700_000_000u64 + n as u64,
+            "subscriptionType": "company.propertyChange", "attemptNumber": 0,
+            "objectId": 7_000_000 + n, "changeSource": "CRM_UI",
+            "propertyName": "warp_credit_limit", "propertyValue": "10.00"});
+        let body = json!({"v": 1, "dedupKey": format!("emf-brk-{n}"),
+            "receivedAt": 1_763_700_000_000u64, "event": event});
+        records.push(
+            json!({"messageId": format!("m{n}"), "receiptHandle": format!("r{n}"),
+            "body": body.to_string(), "attributes": {"ApproximateReceiveCount": "1"},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{}", s.sync_queue)}),
+        );
+    }
+    s.warp.set_fault(Fault::ServerError { times: 100 });
+    let mut api = RuntimeApi::start().await.unwrap();
+    let process = FunctionProcess::spawn(&binary("sync-consumer"), &api, &s.env).unwrap();
+    let answer: Value =
+        serde_json::from_str(&invoke(&mut api, json!({"Records": records})).await).unwrap();
+    assert_eq!(
+        answer["batchItemFailures"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
+
+    let docs = emf_lines(&process, 1).await;
+    let warp = |extra: &[(&'static str, &'static str)]| {
+        let mut with = vec![("Function", "sync-consumer"), ("Dependency", "warp")];
+        with.extend_from_slice(extra);
+        with
+    };
+    assert_eq!(
+        total(
+            &docs,
+            name::BREAKER_TRANSITIONS,
+            &warp(&[("State", "open")])
+        ),
+        1.0,
+        "{docs:#?}"
+    );
+    assert_eq!(
+        total(&docs, name::CALLS_REFUSED, &warp(&[])),
+        1.0,
+        "{docs:#?}"
+    );
+    assert!(
+        docs.iter()
+            .any(|d| d.values.contains_key(name::DEPENDENCY_DOWN)
+                && d.dimensions.get("Dependency").map(String::as_str) == Some("warp")),
+        "{docs:#?}"
+    );
+    assert!(
+        process.lines().iter().any(|l| l.contains("circuit open")),
+        "the opening is a log line"
+    );
 }

@@ -11,7 +11,11 @@ use crate::warp::merge_patch as merge;
 use super::ports::{CompanyDirectory, WarpApi};
 use super::*;
 use crate::hubspot::crm::HubspotError;
+use crate::store::EventLog;
+use crate::store::EventStatus;
+use crate::store::sync::{FieldStateStore, LinkState, LinkStore};
 use crate::store::{MemoryEventLog, MemorySyncStore};
+use crate::warp::Customer;
 
 /// WARP in memory: partial PUT with nested merge, ETags, and injectable
 /// failures.

@@ -33,7 +33,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use hubwarp::reconcile::ports::WarpCustomers;
-use hubwarp::sync::ports::WarpApi;
+use hubwarp::warp::WarpApi;
 use hubwarp::warp::{Customer, Page, WarpError};
 
 /// The bearer token the sandbox accepts; any other answers 401.

@@ -127,7 +127,7 @@ where
         + hubwarp::store::sync::FieldStateStore
         + hubwarp::store::sync::SyncLog
         + hubwarp::store::sync::ConflictQueue,
-    W: hubwarp::sync::ports::WarpApi,
+    W: hubwarp::warp::WarpApi,
     H: hubwarp::sync::ports::CompanyDirectory,
 {
     Ok(handle_batch(consumer, &Backoff::default(), event)
@@ -150,7 +150,7 @@ where
         + hubwarp::store::sync::FieldStateStore
         + hubwarp::store::sync::SyncLog
         + hubwarp::store::sync::ConflictQueue,
-    W: hubwarp::sync::ports::WarpApi,
+    W: hubwarp::warp::WarpApi,
     H: hubwarp::sync::ports::CompanyDirectory,
 {
     let started = std::time::Instant::now();

@@ -21,8 +21,8 @@ use crate::store::sync::{
     ConflictQueue, ConflictRecord, ConflictReview, DecisionDetail, FieldStateStore, Resolution,
     SyncLog, SyncLogEntry,
 };
-use crate::sync::ports::WarpApi;
-use crate::warp::{Customer, WarpError};
+use crate::warp::WarpApi;
+use crate::warp::{Customer, WarpError, WriteError, update_if_match};
 
 /// An open conflict as a person sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -225,24 +225,26 @@ where
         }
         Take::Hubspot => {
             let mut wrote = "nothing";
-            for attempt in 0..2 {
-                if ty.same_warp_value(&warp_now(&customer), &hubspot_value) {
-                    break;
-                }
+            // WARP's value again after a 412: someone may have set it already.
+            let w = update_if_match(warp, customer, |c| {
                 let mut body = Map::new();
-                mapping.warp.set_in(&mut body, hubspot_value.clone());
-                match warp.update(&customer.id, &body, Some(&customer.etag)).await {
-                    Ok(updated) => {
-                        customer = updated;
-                        wrote = "warp";
-                        break;
-                    }
-                    // Changed under us: read again and write once more.
-                    Err(WarpError::PreconditionFailed) if attempt == 0 => {
-                        customer = warp.get(&customer.id).await?;
-                    }
-                    Err(e) => return Err(e.into()),
+                if !ty.same_warp_value(&warp_now(c), &hubspot_value) {
+                    mapping.warp.set_in(&mut body, hubspot_value.clone());
                 }
+                (body, ())
+            })
+            .await;
+            customer = w.customer;
+            match w.written {
+                Ok(Some(updated)) => {
+                    customer = updated;
+                    wrote = "warp";
+                }
+                Ok(None) => {}
+                // Edited twice under the write: say so rather than resolve
+                // with WARP unchanged.
+                Err(WriteError::Contended) => return Err(WarpError::PreconditionFailed.into()),
+                Err(WriteError::Put(e) | WriteError::Reread(e)) => return Err(e.into()),
             }
             let modified = company.property(MODIFIED_PROPERTY).and_then(hubspot_time);
             let state = FieldState {

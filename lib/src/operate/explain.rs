@@ -12,7 +12,7 @@ use crate::mapping::{Direction, FieldMapping, MappingSet};
 use crate::reconcile::plan::MODIFIED_PROPERTY;
 use crate::reconcile::ports::HubspotCompanies;
 use crate::store::sync::{FieldStateStore, LinkStore, Source, SyncLogEntry, SyncLogReader};
-use crate::sync::ports::WarpApi;
+use crate::warp::WarpApi;
 use crate::warp::{Customer, WarpError};
 
 /// One logged decision.

@@ -32,8 +32,8 @@ use crate::reconcile::ports::{
 use crate::reconcile::report::{self, PairDiff, Piece, Report, RunFacts, Write};
 use crate::reconcile::run::Cursor;
 use crate::store::sync::FieldStateStore;
-use crate::sync::ports::WarpApi;
-use crate::warp::{Customer, WarpError};
+use crate::warp::WarpApi;
+use crate::warp::{Customer, WarpError, WriteError, update_if_match};
 
 /// What an undo did (or, dry, would do).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -382,81 +382,79 @@ async fn undo_customer<W, H, S, R, P>(
         .filter(|c| c.write.side == "warp")
         .collect();
     if !warp_side.is_empty() {
-        let mut customer: Option<Customer> = None;
-        for attempt in 0..2 {
-            let current = match sides.warp.get(customer_id).await {
-                Ok(c) => c,
-                Err(WarpError::NotFound) => {
-                    for c in &warp_side {
-                        left_alone(
-                            piece,
-                            c.write,
-                            Value::Null,
-                            None,
-                            "the WARP customer no longer exists".into(),
-                        );
-                    }
-                    break;
-                }
-                Err(e) => {
-                    piece.error(Some(customer_id), None, "WARP read", e.to_string());
-                    break;
-                }
-            };
-            let mut body = Map::new();
-            let mut plan = Vec::new();
+        let gone = |piece: &mut Piece| {
             for c in &warp_side {
-                let field = WarpField::new(c.write.field.clone());
-                let now = field.get(&current.raw).cloned().unwrap_or(Value::Null);
-                let Some(mapping) = &c.mapping else {
-                    left_alone(piece, c.write, now, None, "no longer mapped".into());
-                    continue;
+                let why = "the WARP customer no longer exists".to_string();
+                left_alone(piece, c.write, Value::Null, None, why);
+            }
+        };
+        match sides.warp.get(customer_id).await {
+            Err(WarpError::NotFound) => gone(piece),
+            Err(e) => piece.error(Some(customer_id), None, "WARP read", e.to_string()),
+            Ok(current) => {
+                // Each field weighed on what WARP holds now; a 412 weighs
+                // them again on what it holds then (warp::update_if_match).
+                let decide = |current: &Customer| {
+                    let mut body = Map::new();
+                    let mut restore = Vec::new();
+                    let mut leave = Vec::new();
+                    for c in &warp_side {
+                        let field = WarpField::new(c.write.field.clone());
+                        let now = field.get(&current.raw).cloned().unwrap_or(Value::Null);
+                        let Some(mapping) = &c.mapping else {
+                            leave.push((c.write, now, "no longer mapped".to_string()));
+                            continue;
+                        };
+                        match weigh(mapping, &now, &c.write.after, &c.write.before) {
+                            Verdict::Restore => {
+                                field.set_in(&mut body, c.write.before.clone());
+                                restore.push((c.write, now));
+                            }
+                            Verdict::Leave(why) => leave.push((c.write, now, why)),
+                        }
+                    }
+                    (body, (restore, leave))
                 };
-                match weigh(mapping, &now, &c.write.after, &c.write.before) {
-                    Verdict::Restore => {
-                        field.set_in(&mut body, c.write.before.clone());
-                        plan.push((c.write, now));
+                let ((restore, leave), written) = if dry_run {
+                    (decide(&current).1, Ok(None))
+                } else {
+                    let w = update_if_match(sides.warp, current, decide).await;
+                    (w.decision, w.written)
+                };
+                // Where the read after a 412 failed, as if the first read
+                // had: nothing of this decision is reported.
+                let status = match written {
+                    Ok(Some(_)) => {
+                        piece.counters.warp_writes += 1;
+                        Some(status)
                     }
-                    Verdict::Leave(why) => left_alone(piece, c.write, now, None, why),
-                }
-            }
-            if body.is_empty() || dry_run {
-                customer = Some(current);
-                for (w, now) in plan {
-                    restored(piece, w, now, status);
-                    restored_fields.push((w.field.clone(), w.before.clone()));
-                }
-                break;
-            }
-            match sides
-                .warp
-                .update(customer_id, &body, Some(&current.etag))
-                .await
-            {
-                Ok(updated) => {
-                    piece.counters.warp_writes += 1;
-                    for (w, now) in plan {
+                    Ok(None) => Some(status),
+                    Err(WriteError::Reread(WarpError::NotFound)) => {
+                        gone(piece);
+                        None
+                    }
+                    Err(WriteError::Reread(e)) => {
+                        piece.error(Some(customer_id), None, "WARP read", e.to_string());
+                        None
+                    }
+                    Err(e) => {
+                        piece.error(Some(customer_id), None, "WARP PUT", e.to_string());
+                        Some("failed")
+                    }
+                };
+                if let Some(status) = status {
+                    for (w, now, why) in leave {
+                        left_alone(piece, w, now, None, why);
+                    }
+                    for (w, now) in restore {
                         restored(piece, w, now, status);
-                        restored_fields.push((w.field.clone(), w.before.clone()));
+                        if status != "failed" {
+                            restored_fields.push((w.field.clone(), w.before.clone()));
+                        }
                     }
-                    customer = Some(updated);
-                    break;
-                }
-                Err(WarpError::PreconditionFailed) if attempt == 0 => {
-                    // Changed under the write: weigh every field again.
-                    piece.differences.retain(|d| d.customer_id != customer_id);
-                    piece.counters.kept = piece.differences.len() as u64;
-                }
-                Err(e) => {
-                    piece.error(Some(customer_id), None, "WARP PUT", e.to_string());
-                    for (w, now) in plan {
-                        restored(piece, w, now, "failed");
-                    }
-                    break;
                 }
             }
         }
-        let _ = customer;
     }
 
     // HubSpot: one batch update of the company's fields still holding the

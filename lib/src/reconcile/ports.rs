@@ -9,7 +9,7 @@ use crate::hubspot::crm::{
     BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
 };
 use crate::store::StoreError;
-use crate::sync::ports::WarpApi;
+use crate::warp::WarpApi;
 use crate::warp::{Page, WarpClient, WarpError};
 
 /// WARP's customers: the consumer's calls plus the list a run pages through.

@@ -54,7 +54,7 @@ use crate::store::sync::{
 };
 use crate::store::{EventLog, StoreError, StuckEvents};
 use crate::time::now_ms;
-use crate::warp::{Customer, WarpError};
+use crate::warp::{Customer, WarpError, WriteError, update_if_match};
 
 /// The HubSpot property that names a company's WARP customer.
 pub const WARP_BAN_PROPERTY: &str = crate::sync::ports::WARP_BAN_PROPERTY;
@@ -720,9 +720,6 @@ where
             .get(MODIFIED_PROPERTY)
             .and_then(Option::as_deref)
             .and_then(plan::hubspot_time);
-        let mut customer = customer;
-        let mut plan = plan::plan_pair(&self.mappings, &customer, &company, &states);
-        let mut updated = None;
 
         if !ctx.dry_run && action != LinkAction::Exists {
             let link = Link {
@@ -744,49 +741,45 @@ where
             }
         }
 
-        // WARP: one PUT with If-Match; a 412 reads again and decides again.
-        for attempt in 0..2 {
+        // WARP: one PUT with If-Match; a 412 reads again and decides again
+        // (warp::update_if_match).
+        let set_external_id = action == LinkAction::RecordAndSetExternalId;
+        let decide = |customer: &Customer| {
+            let plan = plan::plan_pair(&self.mappings, customer, &company, &states);
             let mut body = plan.warp_body.clone();
-            if action == LinkAction::RecordAndSetExternalId {
+            if set_external_id {
                 body.insert(
                     "external_ids".into(),
                     serde_json::json!({ "hubspot_company_id": company.id }),
                 );
             }
-            if body.is_empty() || ctx.dry_run {
-                break;
+            (body, plan)
+        };
+        let mut updated = None;
+        let (customer, plan) = if ctx.dry_run {
+            let plan = decide(&customer).1;
+            (customer, plan)
+        } else {
+            let w = update_if_match(&self.warp, customer, decide).await;
+            piece.counters.warp_calls.put += u64::from(w.puts);
+            piece.counters.warp_calls.get += u64::from(w.rereads);
+            if w.rereads > 0 {
+                info!(run_id = ctx.run_id, customer_id = %w.customer.id, "WARP customer changed under the update (412); read again and decided again");
             }
-            piece.counters.warp_calls.put += 1;
-            match self
-                .warp
-                .update(&customer.id, &body, Some(&customer.etag))
-                .await
-            {
-                Ok(after) => {
-                    updated = Some(after);
-                    break;
-                }
-                Err(WarpError::PreconditionFailed) if attempt == 0 => {
-                    info!(run_id = ctx.run_id, customer_id = %customer.id, "WARP customer changed under the update (412); reading again");
-                    piece.counters.warp_calls.get += 1;
-                    match self.warp.get(&customer.id).await {
-                        Ok(fresh) => {
-                            customer = fresh;
-                            plan = plan::plan_pair(&self.mappings, &customer, &company, &states);
-                        }
-                        Err(e) => {
-                            piece.error(
-                                Some(&ids.0),
-                                Some(&ids.2),
-                                "WARP read after 412",
-                                e.to_string(),
-                            );
-                            return out;
-                        }
-                    }
+            let (customer, mut plan) = (w.customer, w.decision);
+            match w.written {
+                Ok(after) => updated = after,
+                Err(WriteError::Reread(e)) => {
+                    piece.error(
+                        Some(&ids.0),
+                        Some(&ids.2),
+                        "WARP read after 412",
+                        e.to_string(),
+                    );
+                    return out;
                 }
                 Err(e) => {
-                    let during = if matches!(e, WarpError::PreconditionFailed) {
+                    let during = if matches!(e, WriteError::Contended) {
                         "WARP PUT (412 twice: the customer keeps changing)"
                     } else {
                         "WARP PUT"
@@ -795,10 +788,10 @@ where
                     record_writes(piece, &ids, &plan, &customer, None, "failed");
                     plan.warp_body.clear();
                     plan.warp_baselines.clear();
-                    break;
                 }
             }
-        }
+            (customer, plan)
+        };
         tally(piece, &ids, &plan);
         if !ctx.dry_run {
             self.log_decisions(ctx, piece, &ids, &plan, updated.is_some())

@@ -23,7 +23,7 @@ use crate::store::{
     EventLog, EventStatus, Lease, MemoryEventLog, MemoryReportStore, MemoryRunStore,
     MemorySyncStore, NewEvent,
 };
-use crate::sync::ports::WarpApi;
+use crate::warp::WarpApi;
 use crate::warp::{Customer, Page, WarpError};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

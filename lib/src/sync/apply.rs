@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use super::{BatchReport, Consumer, Item, Transient};
 use crate::mapping::conflict::{self, Decision, FieldState, HubspotNow, Reason, WarpNow};
 use crate::store::EventLog;
 use crate::store::sync::{ConflictQueue, DecisionDetail, FieldStateStore, LinkStore, SyncLog};
 use crate::warp::{Customer, WarpError};
+use crate::warp::{WarpApi, WriteError, update_if_match};
 
 impl<E, S, W, H> Consumer<E, S, W, H>
 where
@@ -46,52 +47,61 @@ where
         items: &[&Item],
         report: &mut BatchReport,
     ) -> Result<(), Transient> {
-        for attempt in 0..2 {
-            let customer = match self.warp.get(customer_id).await {
-                Ok(c) => c,
-                Err(WarpError::NotFound) => {
-                    return self
-                        .fail_all(items, customer_id, "WARP customer does not exist", report)
-                        .await;
-                }
-                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
-                Err(e) => {
-                    let reason = format!("WARP refused the read: {e}");
-                    return self.fail_all(items, customer_id, &reason, report).await;
-                }
-            };
-            let mut states = self.store.field_states(customer_id).await?;
-            let plan = self.plan(&customer, &mut states, items);
-            if plan.body.is_empty() {
-                return self.record(&customer, None, &states, plan, report).await;
+        let customer = match self.warp.get(customer_id).await {
+            Ok(c) => c,
+            Err(e) => return self.read_failed(items, customer_id, e, report).await,
+        };
+        let states = self.store.field_states(customer_id).await?;
+        let w = update_if_match(&self.warp, customer, |customer| {
+            let mut states = states.clone();
+            let plan = self.plan(customer, &mut states, items);
+            (plan.body.clone(), (plan, states))
+        })
+        .await;
+        if w.rereads > 0 {
+            info!(
+                customer_id,
+                "WARP customer changed under the update (412); read again and decided again"
+            );
+        }
+        let (plan, states) = w.decision;
+        match w.written {
+            Ok(updated) => {
+                report.warp_writes += usize::from(updated.is_some());
+                self.record(&w.customer, updated.as_ref(), &states, plan, report)
+                    .await
             }
-            match self
-                .warp
-                .update(customer_id, &plan.body, Some(&customer.etag))
-                .await
-            {
-                Ok(updated) => {
-                    report.warp_writes += 1;
-                    return self
-                        .record(&customer, Some(&updated), &states, plan, report)
-                        .await;
-                }
-                Err(WarpError::PreconditionFailed) if attempt == 0 => {
-                    info!(
-                        customer_id,
-                        "WARP customer changed under the update (412); reading again"
-                    );
-                }
-                Err(WarpError::PreconditionFailed) => return Err(Transient::Contended),
-                Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
-                Err(e) => {
-                    // A 4xx on the write: the values are refused for good.
-                    let reason = format!("WARP refused the update: {e}");
-                    return self.fail_all(items, customer_id, &reason, report).await;
-                }
+            Err(WriteError::Reread(e)) => self.read_failed(items, customer_id, e, report).await,
+            Err(WriteError::Contended) => Err(Transient::Contended),
+            Err(WriteError::Put(e)) if e.is_transient() => Err(Transient::Warp(e)),
+            Err(WriteError::Put(e)) => {
+                // A 4xx on the write: the values are refused for good.
+                let reason = format!("WARP refused the update: {e}");
+                self.fail_all(items, customer_id, &reason, report).await
             }
         }
-        Err(Transient::Contended)
+    }
+
+    /// WARP could not say what the customer holds: gone or refused for
+    /// good (recorded), or down (back to the queue).
+    async fn read_failed(
+        &self,
+        items: &[&Item],
+        customer_id: &str,
+        e: WarpError,
+        report: &mut BatchReport,
+    ) -> Result<(), Transient> {
+        match e {
+            WarpError::NotFound => {
+                self.fail_all(items, customer_id, "WARP customer does not exist", report)
+                    .await
+            }
+            e if e.is_transient() => Err(Transient::Warp(e)),
+            e => {
+                let reason = format!("WARP refused the read: {e}");
+                self.fail_all(items, customer_id, &reason, report).await
+            }
+        }
     }
 
     /// Decides each change against WARP's current customer, oldest first,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use tracing::warn;
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use super::{
     BatchReport, CUSTOMERS_IN_FLIGHT, Consumer, Item, QueuedMessage, Resolution, UnreadableNote,
 };
@@ -15,6 +15,7 @@ use crate::intake::error_chain;
 use crate::queue::SyncMessage;
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog};
 use crate::store::{EventLog, EventStatus};
+use crate::warp::WarpApi;
 
 impl<E, S, W, H> Consumer<E, S, W, H>
 where

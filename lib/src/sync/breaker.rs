@@ -21,10 +21,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use crate::hubspot::crm::HubspotError;
 use crate::settings::{Env, SettingError};
 use crate::store::breakers::{BreakerStore, OpenCircuit};
+use crate::warp::WarpApi;
 use crate::warp::{Customer, WarpError};
 
 /// A dependency with a circuit of its own.

@@ -3,12 +3,13 @@
 
 use tracing::warn;
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use super::{BatchReport, Consumer, Item, Resolution, Transient};
 use crate::hubspot::webhook::WebhookEvent;
 use crate::store::sync::{ConflictQueue, FieldStateStore, Link, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, EventStatus};
 use crate::time::now_ms;
+use crate::warp::WarpApi;
 
 impl<E, S, W, H> Consumer<E, S, W, H>
 where

@@ -4,11 +4,12 @@
 use serde_json::Map;
 use tracing::info;
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use super::{Consumer, Resolution, Transient};
 use crate::store::EventLog;
 use crate::store::sync::{ConflictQueue, FieldStateStore, Link, LinkState, LinkStore, SyncLog};
 use crate::time::now_ms;
+use crate::warp::WarpApi;
 use crate::warp::{Customer, WarpError};
 
 impl<E, S, W, H> Consumer<E, S, W, H>

@@ -1,42 +1,10 @@
-//! The two APIs the consumer talks to, as ports: the real clients implement
-//! them, and unit tests drive the consumer with in-memory doubles.
+//! What the consumer needs of HubSpot, as a port (WARP's is
+//! [`crate::warp::WarpApi`]): the real client implements it, and unit tests
+//! drive the consumer with in-memory doubles.
 
 use std::future::Future;
 
-use serde_json::{Map, Value};
-
 use crate::hubspot::crm::{HubspotClient, HubspotError};
-use crate::warp::{Customer, WarpClient, WarpError};
-
-pub trait WarpApi: Send + Sync {
-    fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send;
-    fn by_ban(&self, ban: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send;
-    fn update(
-        &self,
-        id: &str,
-        body: &Map<String, Value>,
-        if_match: Option<&str>,
-    ) -> impl Future<Output = Result<Customer, WarpError>> + Send;
-}
-
-impl WarpApi for WarpClient {
-    fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
-        WarpClient::get(self, id)
-    }
-
-    fn by_ban(&self, ban: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
-        WarpClient::by_ban(self, ban)
-    }
-
-    fn update(
-        &self,
-        id: &str,
-        body: &Map<String, Value>,
-        if_match: Option<&str>,
-    ) -> impl Future<Output = Result<Customer, WarpError>> + Send {
-        WarpClient::update(self, id, body, if_match)
-    }
-}
 
 /// The HubSpot property that names a company's WARP customer.
 pub const WARP_BAN_PROPERTY: &str = "warp_ban";

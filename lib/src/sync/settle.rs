@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use crate::intake::error_chain;
 use crate::mapping::conflict::{self, Decision, FieldState, Reason};
 use crate::store::sync::{
@@ -16,6 +16,7 @@ use crate::store::sync::{
 use crate::store::{EventLog, EventStatus};
 use crate::time::now_ms;
 use crate::warp::Customer;
+use crate::warp::WarpApi;
 
 use super::apply::Plan;
 use super::{BatchReport, Consumer, Item, Transient};

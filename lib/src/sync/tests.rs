@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::warp::merge_patch as merge;
 
-use super::ports::{CompanyDirectory, WarpApi};
+use super::ports::CompanyDirectory;
 use super::*;
 use crate::hubspot::crm::HubspotError;
 use crate::store::EventLog;
@@ -16,6 +16,7 @@ use crate::store::EventStatus;
 use crate::store::sync::{FieldStateStore, LinkState, LinkStore};
 use crate::store::{MemoryEventLog, MemorySyncStore};
 use crate::warp::Customer;
+use crate::warp::WarpApi;
 
 /// WARP in memory: partial PUT with nested merge, ETags, and injectable
 /// failures.

@@ -2,6 +2,9 @@
 //! response shape lives in this one module, so a difference found against
 //! the live gateway is a one-file change.
 
+mod api;
+pub mod write;
+
 use std::time::Duration;
 
 use chrono::DateTime;
@@ -10,6 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::http::{self, Attempt, RetryPolicy, Token, with_retries};
+
+pub use api::WarpApi;
+pub use write::{WriteBack, WriteError, update_if_match};
 
 /// A WARP customer: the fields the sync reads by name, and the whole JSON
 /// object for the mapped fields (read by dotted path).

@@ -33,8 +33,9 @@ use hubwarp::store::{
     DynamoEventLog, DynamoRunStore, DynamoSyncStore, EventLog, MemoryEventLog, MemoryReportStore,
     MemoryRunStore, MemorySyncStore, S3ReportStore, StuckEvents,
 };
-use hubwarp::sync::ports::{CompanyDirectory, WarpApi};
+use hubwarp::sync::ports::CompanyDirectory;
 use hubwarp::time::now_ms;
+use hubwarp::warp::WarpApi;
 use hubwarp::warp::WarpClient;
 use rand::rngs::StdRng;
 

@@ -24,7 +24,8 @@ use hubwarp::store::sync::{
 use hubwarp::store::{
     ClaimOutcome, EventLog, EventStatus, Lease, NewEvent, StoreError, StuckEvent, StuckEvents,
 };
-use hubwarp::sync::ports::{CompanyDirectory, WarpApi};
+use hubwarp::sync::ports::CompanyDirectory;
+use hubwarp::warp::WarpApi;
 use hubwarp::warp::{Customer, Page, WarpError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,0 +1,38 @@
+//! What the rest of the crate needs of WARP, as a port: the client
+//! implements it, and the domain's tests drive it with in-memory doubles.
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+use super::{Customer, WarpClient, WarpError};
+
+pub trait WarpApi: Send + Sync {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send;
+    fn by_ban(&self, ban: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send;
+    fn update(
+        &self,
+        id: &str,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = Result<Customer, WarpError>> + Send;
+}
+
+impl WarpApi for WarpClient {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
+        WarpClient::get(self, id)
+    }
+
+    fn by_ban(&self, ban: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
+        WarpClient::by_ban(self, ban)
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = Result<Customer, WarpError>> + Send {
+        WarpClient::update(self, id, body, if_match)
+    }
+}

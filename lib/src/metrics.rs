@@ -10,11 +10,13 @@
 //! Every line carries the dimension `Function`; counts with a reason add a
 //! `Reason` dimension. The names below are the ones the template's alarms
 //! use: a test holds the two together.
+//!
+//! The functions here take plain numbers: each flow maps its own report to
+//! names (`IntakeReport::count`, the run's `finished`), so this module, which
+//! every layer counts through, imports none of them.
 
 use std::io::Write;
 
-use crate::intake::IntakeReport;
-use crate::reconcile::report::Counters;
 use crate::settings::{Env, SettingError};
 
 /// The CloudWatch namespace (`METRICS_NAMESPACE`); the template sets
@@ -175,18 +177,19 @@ fn count(name: &'static str, n: usize) {
     }
 }
 
-/// One webhook delivery: what became of its events, and why it was
-/// refused when it was.
-pub fn webhook_delivery(report: &IntakeReport, rejected: Option<&'static str>) {
-    count(name::EVENTS_RECEIVED, report.received);
-    count(name::EVENTS_NEW, report.new);
-    count(name::EVENTS_DUPLICATE, report.duplicate);
-    count(name::EVENTS_REQUEUED, report.requeued);
-    count(name::EVENTS_IGNORED, report.ignored);
-    count(name::EVENTS_UNREADABLE, report.unreadable);
-    if let Some(reason) = rejected {
-        metrics::counter!(name::REQUESTS_REJECTED, "Reason" => reason).increment(1);
+/// Adds each count to its metric (a zero is not written).
+pub fn counts(counts: &[(&'static str, u64)]) {
+    for &(name, n) in counts {
+        if n > 0 {
+            metrics::counter!(name).increment(n);
+        }
     }
+}
+
+/// A webhook request refused, by `reason` (method, too_large, signature,
+/// payload, incomplete).
+pub fn request_rejected(reason: &'static str) {
+    metrics::counter!(name::REQUESTS_REJECTED, "Reason" => reason).increment(1);
 }
 
 /// One SQS batch of the consumer (the per-change outcomes are counted as
@@ -230,23 +233,14 @@ pub fn dependency_down(dependency: &'static str, down_ms: i64) {
         .set(down_ms.max(0) as f64 / 1000.0);
 }
 
-/// A reconcile run reached its end.
-pub fn run_finished(stopped: bool, summary: &Counters, duration_ms: i64) {
+/// A reconcile run reached its end, after `duration_ms`; its own figures go
+/// through [`counts`].
+pub fn run_finished(stopped: bool, duration_ms: i64) {
     count(name::RUNS_FINISHED, 1);
     if stopped {
         count(name::RUNS_STOPPED, 1);
     }
     metrics::histogram!(name::RUN_DURATION).record(duration_ms.max(0) as f64);
-    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    count(name::PAIRS_COMPARED, n(summary.pairs_compared));
-    count(name::FIXED_IN_WARP, n(summary.fixed_in_warp));
-    count(name::FIXED_IN_HUBSPOT, n(summary.fixed_in_hubspot));
-    count(name::CONFLICTS_FOR_REVIEW, n(summary.conflicts_for_review));
-    count(
-        name::UNMATCHED,
-        n(summary.unmatched_warp + summary.unmatched_hubspot),
-    );
-    count(name::RUN_ERRORS, n(summary.errors));
 }
 
 /// A reconcile invocation failed (the run resumes from its checkpoint).

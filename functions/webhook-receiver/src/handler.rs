@@ -104,7 +104,7 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(match result {
             Ok((version, report)) => {
-                hubwarp::metrics::webhook_delivery(&report, None);
+                report.count();
                 info!(
                     request_id,
                     status = 200,
@@ -123,7 +123,8 @@ impl<L: EventLog, Q: SyncQueue> Receiver<L, Q> {
             }
             Err((rejection, report)) => {
                 let status = rejection.status();
-                hubwarp::metrics::webhook_delivery(&report, Some(rejection.metric_reason()));
+                report.count();
+                hubwarp::metrics::request_rejected(rejection.metric_reason());
                 warn!(
                     request_id,
                     status = status.as_u16(),

@@ -84,6 +84,20 @@ impl IntakeReport {
     pub fn is_complete(&self) -> bool {
         self.failed == 0 && self.in_flight == 0
     }
+
+    /// What became of the delivery's events, as CloudWatch metrics.
+    pub fn count(&self) {
+        use crate::metrics::name;
+        let n = |v: usize| v as u64;
+        crate::metrics::counts(&[
+            (name::EVENTS_RECEIVED, n(self.received)),
+            (name::EVENTS_NEW, n(self.new)),
+            (name::EVENTS_DUPLICATE, n(self.duplicate)),
+            (name::EVENTS_REQUEUED, n(self.requeued)),
+            (name::EVENTS_IGNORED, n(self.ignored)),
+            (name::EVENTS_UNREADABLE, n(self.unreadable)),
+        ]);
+    }
 }
 
 /// An event of this delivery, ready to record and queue.

@@ -98,6 +98,22 @@ impl Counters {
         self.throttled += o.throttled;
     }
 
+    /// The run's figures as CloudWatch metrics (the alarms' names).
+    pub fn count(&self) {
+        use crate::metrics::name;
+        crate::metrics::counts(&[
+            (name::PAIRS_COMPARED, self.pairs_compared),
+            (name::FIXED_IN_WARP, self.fixed_in_warp),
+            (name::FIXED_IN_HUBSPOT, self.fixed_in_hubspot),
+            (name::CONFLICTS_FOR_REVIEW, self.conflicts_for_review),
+            (
+                name::UNMATCHED,
+                self.unmatched_warp + self.unmatched_hubspot,
+            ),
+            (name::RUN_ERRORS, self.errors),
+        ]);
+    }
+
     /// Something a person should look at.
     pub fn needs_attention(&self) -> bool {
         self.conflicts_for_review > 0

@@ -1336,7 +1336,8 @@ where
             duration_ms = report.duration_ms,
             "run finished"
         );
-        crate::metrics::run_finished(run.status == RunStatus::Stopped, s, report.duration_ms);
+        crate::metrics::run_finished(run.status == RunStatus::Stopped, report.duration_ms);
+        s.count();
         if s.needs_attention() || run.status == RunStatus::Stopped {
             self.alert(&report, &run, alerts).await;
         }

@@ -139,7 +139,7 @@ CUSTOMERS ?= 100000
 reconcile-bench:
 	cargo run --release -p integration-tests --bin reconcile-bench -- --customers $(CUSTOMERS)
 
-# --- proof of convergence (README "Proof of convergence") --------------------
+# --- proof of convergence (docs/testing.md, "Proof of convergence") ----------
 
 # N seeded histories (tests/src/model) in release; history i runs seed S+i
 # (S drawn from the clock when not given, and printed). The last line is
@@ -252,7 +252,7 @@ sign-events:
 # share one compilation. cargo lambda is the project venv's;
 # it finds zig in that venv too (the ziglang wheel), so nothing is fetched
 # but crates. SAM_ARCH=arm64 needs the aarch64-unknown-linux-gnu target
-# installed (README, "Deploying with SAM"); x86_64 is the only one here, so
+# installed (docs/deploying.md, "Build"); x86_64 is the only one here, so
 # it is the default of this target while the template's stays arm64.
 SAM_ARCH         ?= x86_64
 SAM_TARGET_DIR   ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
@@ -288,7 +288,7 @@ checkov: venv-checkov
 	$(OFFLINE) $(VENV_CHECKOV)/bin/checkov -f infra/template.yaml --framework cloudformation \
 		--compact --quiet --skip-download
 
-# x86_64 here (the only target installed); see README for arm64.
+# x86_64 here (the only target installed); arm64: docs/deploying.md, "Build".
 release: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --compiler cargo \
 		$(addprefix --package ,$(FUNCTIONS))

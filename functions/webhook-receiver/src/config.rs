@@ -20,7 +20,7 @@ pub struct Config {
     /// Oldest signature scheme accepted (`HUBSPOT_SIGNATURE_MIN_VERSION`:
     /// v1, v2 or v3; default v3). v1 and v2 sign no time, so a captured
     /// delivery verifies for ever: they are an opt-in for apps that send no
-    /// v3 (README, "The receiver's contract").
+    /// v3 (docs/design.md, "The receiver's contract", "Replays").
     pub min_signature_version: SignatureVersion,
     /// The URL configured in HubSpot, when the host or path HubSpot called
     /// differs from what the function sees (`WEBHOOK_PUBLIC_URL`).

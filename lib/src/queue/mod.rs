@@ -55,7 +55,7 @@ impl SyncMessage<'_> {
     /// The format this release's consumer reads best.
     pub const CURRENT_VERSION: u32 = 1;
     /// What this release's receiver writes: the oldest format the previous
-    /// release's consumer reads (see README, "Upgrading").
+    /// release's consumer reads (see docs/operating.md, "Upgrading").
     pub const WRITE_VERSION: u32 = 1;
     /// Formats this release's consumer reads: the current one and the
     /// previous one (1 doubles as both until a format changes).

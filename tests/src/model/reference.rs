@@ -1,6 +1,6 @@
 //! The reference model: per customer field, WARP's value, HubSpot's value
 //! and the baseline (the value both last agreed on, and the HubSpot time of
-//! the change applied last), and what the rules of the README ("How a
+//! the change applied last), and what the rules of docs/design.md ("How a
 //! change is applied", "The nightly run") say must happen to them. Written
 //! from those rules, never by calling the library's decision:
 //!
@@ -393,8 +393,9 @@ impl Model {
                         // last change: a new one, the first, or one the
                         // company changed after (the field may have moved
                         // and come back): no webhook of the field older
-                        // than what both sides hold now may win (the
-                        // README: "a field found equal on both sides").
+                        // than what both sides hold now may win
+                        // (docs/design.md, "The nightly run": "a field
+                        // found equal on both sides").
                         let prev = cust.base[i].as_ref().and_then(|b| b.hub_at);
                         agreed.push((c, i, prev.unwrap_or(modified).max(modified)));
                         if cust.base[i]

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use serde::Serialize;
 
-use crate::reconcile::ports::RunRecord;
+use crate::reconcile::checkpoint::RunRecord;
 use crate::store::StoreError;
 
 /// One recorded webhook event, as `hubwarp events` shows it.

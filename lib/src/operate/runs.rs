@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::OperateError;
 use super::ports::RunHistory;
-use crate::reconcile::ports::{ReportStore, RunRecord, RunStore};
+use crate::reconcile::checkpoint::RunRecord;
+use crate::reconcile::ports::{ReportStore, RunStore};
 use crate::reconcile::report::{Report, Write};
 
 pub async fn list<R: RunHistory>(runs: &R, limit: usize) -> Result<Vec<RunRecord>, OperateError> {

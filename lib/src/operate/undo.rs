@@ -25,12 +25,11 @@ use super::OperateError;
 use crate::hubspot::crm::CompanyUpdate;
 use crate::mapping::conflict::FieldState;
 use crate::mapping::{FieldMapping, MappingSet, WarpField};
+use crate::reconcile::checkpoint::Cursor;
+use crate::reconcile::checkpoint::{Claim, RunRecord, RunStatus};
 use crate::reconcile::plan::{FieldDiff, MODIFIED_PROPERTY};
-use crate::reconcile::ports::{
-    Claim, HubspotCompanies, ReportStore, RunRecord, RunStatus, RunStore,
-};
+use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore};
 use crate::reconcile::report::{self, PairDiff, Piece, Report, RunFacts, Write};
-use crate::reconcile::run::Cursor;
 use crate::store::sync::FieldStateStore;
 use crate::warp::WarpApi;
 use crate::warp::{Customer, WarpError, WriteError, update_if_match};

@@ -12,7 +12,12 @@
 //!   from them.
 
 pub mod aws;
+pub mod checkpoint;
 pub mod config;
+mod hubspot_batch;
+mod pair;
+mod phase;
+mod pieces;
 pub mod plan;
 pub mod ports;
 pub mod report;

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{Claim, RunRecord};
 use crate::hubspot::crm::{
     BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
 };
@@ -95,68 +96,6 @@ impl HubspotCompanies for HubspotClient {
             throttled: c.rate_limited_429s,
         }
     }
-}
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RunStatus {
-    Running,
-    Completed,
-    /// Ended early on purpose (HubSpot's daily limit): the report says why.
-    Stopped,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Completed => "COMPLETED",
-            Self::Stopped => "STOPPED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "RUNNING" => Some(Self::Running),
-            "COMPLETED" => Some(Self::Completed),
-            "STOPPED" => Some(Self::Stopped),
-            _ => None,
-        }
-    }
-}
-
-/// The run record: one per run id, checkpointed after every page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub status: RunStatus,
-    pub dry_run: bool,
-    /// The manual run's selection (ids or BANs); `None`: everyone.
-    pub customers: Option<Vec<String>>,
-    pub scheduled_ms: Option<i64>,
-    pub started_ms: i64,
-    pub updated_ms: i64,
-    pub finished_ms: Option<i64>,
-    pub invocations: u32,
-    /// Where the next invocation picks up.
-    pub cursor: super::run::Cursor,
-    /// Totals so far (summed from the report's pieces).
-    pub counters: super::report::Counters,
-    pub stop_reason: Option<String>,
-    pub report_json_key: Option<String>,
-    pub report_html_key: Option<String>,
-}
-
-/// What claiming a run found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// This invocation holds the run (new, resumed or continued).
-    Held(RunRecord),
-    /// The run already finished: a second delivery does nothing.
-    Finished(RunRecord),
-    /// Another invocation holds the run right now.
-    Busy(RunRecord),
 }
 
 pub trait RunStore: Send + Sync {

@@ -606,7 +606,7 @@ async fn the_daily_limit_stops_the_run_cleanly_with_a_report() {
         "two pages done before the cap"
     );
     let record = r.runs.get("nightly-2026-11-25").await.unwrap().unwrap();
-    assert_eq!(record.status, super::ports::RunStatus::Stopped);
+    assert_eq!(record.status, super::checkpoint::RunStatus::Stopped);
     // A second delivery of the night does not start over.
     assert_eq!(run(&r, &scheduled()).await.status, "already ran");
 }

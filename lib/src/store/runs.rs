@@ -18,7 +18,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use tracing::instrument;
 
 use super::StoreError;
-use crate::reconcile::ports::{Claim, RunRecord, RunStatus, RunStore};
+use crate::reconcile::checkpoint::{Claim, RunRecord, RunStatus};
+use crate::reconcile::ports::RunStore;
 
 pub const KEY: &str = "run_id";
 

@@ -11,7 +11,7 @@ use hubwarp::operate::ports::EventRecord;
 use hubwarp::operate::replay::ReplayReport;
 use hubwarp::operate::runs::Shown;
 use hubwarp::operate::undo::UndoOutcome;
-use hubwarp::reconcile::ports::RunRecord;
+use hubwarp::reconcile::checkpoint::RunRecord;
 use hubwarp::reconcile::report::{Counters, Write};
 use hubwarp::reconcile::run::Outcome;
 use serde::Serialize;

@@ -1,0 +1,6 @@
+//! The four phases of a run, one file each, in the order a run takes them.
+
+mod companies;
+mod customers;
+mod finish;
+mod sweep;

@@ -1,0 +1,217 @@
+//! Phase 1: every WARP customer (or the manual run's selection), a page at
+//! a time, with its linked company.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+
+use crate::hubspot::crm::Company;
+use crate::queue::SyncQueue;
+use crate::reconcile::checkpoint::{PendingUpdate, Phase, RunRecord};
+use crate::reconcile::pair::{LinkAction, PairResult};
+use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
+use crate::reconcile::report::{Piece, Unmatched};
+use crate::reconcile::run::{
+    Ctx, HUBSPOT_BATCH, Interrupt, Reconciler, RunFailure, hubspot, store,
+};
+use crate::store::sync::{ConflictQueue, FieldStateStore, LinkState, LinkStore, SyncLog};
+use crate::store::{EventLog, StuckEvents};
+use crate::warp::{Customer, WarpError};
+
+impl<W, H, S, E, Q, R, P> Reconciler<W, H, S, E, Q, R, P>
+where
+    W: WarpCustomers,
+    H: HubspotCompanies,
+    S: LinkStore + FieldStateStore + ConflictQueue + SyncLog,
+    E: EventLog + StuckEvents,
+    Q: SyncQueue,
+    R: RunStore,
+    P: ReportStore,
+{
+    pub(in crate::reconcile) async fn customers_step(
+        &self,
+        ctx: &Ctx<'_>,
+        run: &mut RunRecord,
+    ) -> Result<(String, Piece), Interrupt> {
+        let page_no = run.cursor.customer_pages + 1;
+        let mut piece = Piece::default();
+        let (customers, last) = match &run.customers {
+            Some(selection) => self.selected(selection, page_no, &mut piece).await?,
+            None => {
+                let page = self
+                    .warp
+                    .list_page(page_no, self.settings.page_size)
+                    .await
+                    .map_err(RunFailure::Warp)?;
+                piece.counters.warp_calls.list += 1;
+                let last = page.page >= page.total_pages || page.items.is_empty();
+                (page.items, last)
+            }
+        };
+        // Pair each customer with the company its external_ids names.
+        let mut pairs: Vec<(Customer, String, LinkAction)> = Vec::new();
+        let links = futures::stream::iter(customers.into_iter().map(|c| async move {
+            let link = match c.hubspot_company_id.as_deref() {
+                Some(id) => Some(self.store.link(id).await),
+                None => None,
+            };
+            (c, link)
+        }))
+        .buffered(self.settings.concurrency)
+        .collect::<Vec<_>>()
+        .await;
+        for (customer, link) in links {
+            let Some(company_id) = customer.hubspot_company_id.clone() else {
+                piece.counters.unmatched_warp += 1;
+                piece.unmatched_warp.push(Unmatched {
+                    customer_id: Some(customer.id.clone()),
+                    ban: Some(customer.ban.clone()),
+                    company_id: None,
+                    reason: "no HubSpot company in external_ids".into(),
+                });
+                continue;
+            };
+            let action = match link.transpose().map_err(store("reading links"))?.flatten() {
+                None => LinkAction::Record,
+                Some(l) if l.state != LinkState::Active => {
+                    piece.counters.unmatched_warp += 1;
+                    piece.unmatched_warp.push(Unmatched {
+                        customer_id: Some(customer.id.clone()),
+                        ban: Some(customer.ban.clone()),
+                        company_id: Some(company_id.clone()),
+                        reason: format!(
+                            "company {company_id} is {} in HubSpot{}",
+                            l.state.as_str().to_lowercase(),
+                            l.merged_into
+                                .map(|m| format!(" (into {m})"))
+                                .unwrap_or_default()
+                        ),
+                    });
+                    continue;
+                }
+                Some(l) if l.customer_id != customer.id => {
+                    piece.error(
+                        Some(&customer.id),
+                        Some(&company_id),
+                        "pairing",
+                        format!(
+                            "external_ids names company {company_id}, whose link names customer {}",
+                            l.customer_id
+                        ),
+                    );
+                    continue;
+                }
+                Some(_) => LinkAction::Exists,
+            };
+            pairs.push((customer, company_id, action));
+        }
+
+        let mut companies = HashMap::new();
+        for chunk in pairs.chunks(HUBSPOT_BATCH) {
+            let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
+            let read = self
+                .hubspot
+                .batch_read(&ids, &self.properties())
+                .await
+                .map_err(hubspot)?;
+            piece.counters.hubspot_calls.batch_read += 1;
+            for missing in read.missing {
+                companies.remove(&missing);
+            }
+            for c in read.found {
+                companies.insert(c.id.clone(), c);
+            }
+        }
+        let mut work = Vec::new();
+        for (customer, company_id, action) in pairs {
+            match companies.remove(&company_id) {
+                Some(company) if !company.archived => {
+                    piece.paired_companies.push(company_id);
+                    work.push((customer, company, action));
+                }
+                _ => {
+                    piece.counters.unmatched_warp += 1;
+                    piece.unmatched_warp.push(Unmatched {
+                        customer_id: Some(customer.id.clone()),
+                        ban: Some(customer.ban.clone()),
+                        company_id: Some(company_id.clone()),
+                        reason: format!("company {company_id} does not exist in HubSpot"),
+                    });
+                }
+            }
+        }
+        self.reconcile_all(ctx, work, &mut piece, &mut run.cursor.pending_hubspot)
+            .await?;
+        self.flush(ctx, &mut run.cursor.pending_hubspot, false, &mut piece)
+            .await?;
+        run.cursor.customer_pages = page_no;
+        if last {
+            run.cursor.phase = if run.customers.is_some() {
+                Phase::Finish
+            } else {
+                Phase::Companies
+            };
+        }
+        Ok((format!("1-{page_no:06}"), piece))
+    }
+
+    /// A manual run's selection, a page at a time: ids first, then BANs.
+    pub(in crate::reconcile) async fn selected(
+        &self,
+        selection: &[String],
+        page_no: u32,
+        piece: &mut Piece,
+    ) -> Result<(Vec<Customer>, bool), Interrupt> {
+        let size = self.settings.page_size.max(1) as usize;
+        let start = (page_no as usize - 1) * size;
+        let chunk = selection.iter().skip(start).take(size);
+        let mut out = Vec::new();
+        for wanted in chunk {
+            piece.counters.warp_calls.get += 1;
+            let found = match self.warp.get(wanted).await {
+                Err(WarpError::NotFound) => {
+                    piece.counters.warp_calls.by_ban += 1;
+                    self.warp.by_ban(wanted).await
+                }
+                other => other,
+            };
+            match found {
+                Ok(c) => out.push(c),
+                Err(WarpError::NotFound) => {
+                    piece.counters.unmatched_warp += 1;
+                    piece.unmatched_warp.push(Unmatched {
+                        customer_id: None,
+                        ban: None,
+                        company_id: None,
+                        reason: format!("no WARP customer has the id or BAN {wanted}"),
+                    });
+                }
+                Err(e) if e.is_transient() => return Err(RunFailure::Warp(e).into()),
+                Err(e) => piece.error(Some(wanted), None, "WARP read", e.to_string()),
+            }
+        }
+        Ok((out, start + size >= selection.len()))
+    }
+
+    /// Reconciles pairs a few at a time; their pieces merge in page order.
+    pub(in crate::reconcile) async fn reconcile_all(
+        &self,
+        ctx: &Ctx<'_>,
+        work: Vec<(Customer, Company, LinkAction)>,
+        piece: &mut Piece,
+        pending: &mut Vec<PendingUpdate>,
+    ) -> Result<(), Interrupt> {
+        let results: Vec<PairResult> =
+            futures::stream::iter(work.into_iter().map(|(customer, company, action)| {
+                self.reconcile_pair(ctx, customer, company, action)
+            }))
+            .buffered(self.settings.concurrency)
+            .collect()
+            .await;
+        for r in results {
+            piece.absorb(r.piece);
+            pending.extend(r.pending);
+        }
+        Ok(())
+    }
+}

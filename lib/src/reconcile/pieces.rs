@@ -1,0 +1,106 @@
+//! A run's report pieces: one JSON object in the report store per page
+//! (and per phase), read back at the end to make the report, so a handover
+//! or a crash loses none of what a run found.
+
+use std::collections::HashSet;
+
+use tracing::warn;
+
+use crate::queue::SyncQueue;
+use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
+use crate::reconcile::report::Piece;
+use crate::reconcile::run::{Reconciler, RunFailure, store};
+use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog};
+use crate::store::{EventLog, StuckEvents};
+
+impl<W, H, S, E, Q, R, P> Reconciler<W, H, S, E, Q, R, P>
+where
+    W: WarpCustomers,
+    H: HubspotCompanies,
+    S: LinkStore + FieldStateStore + ConflictQueue + SyncLog,
+    E: EventLog + StuckEvents,
+    Q: SyncQueue,
+    R: RunStore,
+    P: ReportStore,
+{
+    pub(super) fn piece_key(&self, run_id: &str, name: &str) -> String {
+        format!("{}{run_id}/pieces/{name}.json", self.settings.report_prefix)
+    }
+
+    pub(super) async fn put_piece(
+        &self,
+        run_id: &str,
+        name: &str,
+        piece: &Piece,
+    ) -> Result<(), RunFailure> {
+        let body = serde_json::to_vec(piece).unwrap_or_default();
+        self.reports
+            .put(&self.piece_key(run_id, name), body, "application/json")
+            .await
+            .map_err(store("writing a report piece"))
+    }
+
+    /// Hands the pieces under `phase` to `each` in order, one read at a
+    /// time: neither caller needs them all at once, and together they grow
+    /// with the book (a thousand pieces at 100,000 pairs).
+    pub(super) async fn for_each_piece(
+        &self,
+        run_id: &str,
+        phase: &str,
+        mut each: impl FnMut(Piece),
+    ) -> Result<(), RunFailure> {
+        let prefix = format!("{}{run_id}/pieces/{phase}", self.settings.report_prefix);
+        let keys = self
+            .reports
+            .list(&prefix)
+            .await
+            .map_err(store("listing report pieces"))?;
+        for key in keys {
+            let body = self
+                .reports
+                .get(&key)
+                .await
+                .map_err(store("reading a report piece"))?
+                .unwrap_or_default();
+            match serde_json::from_slice::<Piece>(&body) {
+                Ok(p) => each(p),
+                Err(e) => {
+                    // The page's details are lost to the report: say so in
+                    // it, so an incomplete report never looks complete.
+                    warn!(key, error = %e, "report piece unreadable; reported as an error");
+                    let mut p = Piece::default();
+                    p.error(
+                        None,
+                        None,
+                        "assembling the report",
+                        format!("piece {key} is unreadable ({e}); its page is missing here"),
+                    );
+                    each(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The pieces the report is assembled from, without their paired
+    /// companies: the report has no use for them, and at 100,000 pairs they
+    /// are most of what the pieces hold.
+    pub(super) async fn report_pieces(&self, run_id: &str) -> Result<Vec<Piece>, RunFailure> {
+        let mut pieces = Vec::new();
+        self.for_each_piece(run_id, "", |mut p| {
+            p.paired_companies = Vec::new();
+            pieces.push(p);
+        })
+        .await?;
+        Ok(pieces)
+    }
+
+    /// The companies phase 1 paired, from its pieces (a resumed run has
+    /// lost its memory but not its pieces). Only the ids are kept.
+    pub(super) async fn paired_index(&self, run_id: &str) -> Result<HashSet<String>, RunFailure> {
+        let mut paired = HashSet::new();
+        self.for_each_piece(run_id, "1-", |p| paired.extend(p.paired_companies))
+            .await?;
+        Ok(paired)
+    }
+}

@@ -851,8 +851,22 @@ impl<B: Backend> World<B> {
             Some(handled) => {
                 // As the function does after its batch: each message
                 // handed back hidden for its backoff (model time).
+                // The backoff's jitter is drawn again from the history's
+                // own generator, so a seed replays exactly (the function
+                // draws from the thread's).
                 for h in &handled.hide {
-                    if let Err(e) = self.queue.hide(&h.message_id, h.seconds).await {
+                    let seconds = match h.why {
+                        sync_consumer::Why::Backoff => {
+                            let receives = received
+                                .iter()
+                                .find(|m| m.id == h.message_id)
+                                .map_or(1, |m| m.receives);
+                            let drawn = Backoff::default().delay(receives, self.rng.random());
+                            drawn.as_secs().clamp(1, u64::from(u32::MAX)) as i32
+                        }
+                        _ => h.seconds,
+                    };
+                    if let Err(e) = self.queue.hide(&h.message_id, seconds).await {
                         self.fail(e);
                     }
                 }

@@ -13,7 +13,7 @@ use crate::mapping::conflict::{self, Decision, FieldState, HubspotNow, Reason, W
 use crate::store::EventLog;
 use crate::store::sync::{ConflictQueue, DecisionDetail, FieldStateStore, LinkStore, SyncLog};
 use crate::warp::{Customer, WarpError};
-use crate::warp::{WarpApi, WriteError, update_if_match};
+use crate::warp::{WarpApi, WriteError, update_if_match_with};
 
 impl<E, S, W, H> Consumer<E, S, W, H>
 where
@@ -51,13 +51,15 @@ where
             Ok(c) => c,
             Err(e) => return self.read_failed(items, customer_id, e, report).await,
         };
-        let states = self.store.field_states(customer_id).await?;
-        let w = update_if_match(&self.warp, customer, |customer| {
-            let mut states = states.clone();
-            let plan = self.plan(customer, &mut states, items);
-            (plan.body.clone(), (plan, states))
+        // The field state is read with each read of the customer: whoever
+        // changed WARP under a 412 may have moved the baseline too.
+        let w = update_if_match_with(&self.warp, customer, |customer| async move {
+            let mut states = self.store.field_states(customer_id).await?;
+            let plan = self.plan(&customer, &mut states, items);
+            let body = plan.body.clone();
+            Ok::<_, Transient>((customer, body, (plan, states)))
         })
-        .await;
+        .await?;
         if w.rereads > 0 {
             info!(
                 customer_id,

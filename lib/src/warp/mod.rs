@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::http::{self, Attempt, RetryPolicy, Token, with_retries};
 
 pub use api::WarpApi;
-pub use write::{WriteBack, WriteError, update_if_match};
+pub use write::{WriteBack, WriteError, update_if_match, update_if_match_with};
 
 /// A WARP customer: the fields the sync reads by name, and the whole JSON
 /// object for the mapped fields (read by dotted path).

@@ -5,6 +5,9 @@
 //! later or reports it). The consumer, the nightly run, `hubwarp undo` and
 //! `hubwarp conflicts resolve` all write through here.
 
+use std::convert::Infallible;
+use std::future::Future;
+
 use serde_json::{Map, Value};
 
 use super::{Customer, WarpApi, WarpError};
@@ -67,16 +70,44 @@ pub async fn update_if_match<W, D>(
 where
     W: WarpApi + ?Sized,
 {
+    let decided = update_if_match_with(warp, customer, |customer| {
+        let (body, decision) = decide(&customer);
+        std::future::ready(Ok::<_, Infallible>((customer, body, decision)))
+    })
+    .await;
+    match decided {
+        Ok(w) => w,
+        Err(never) => match never {},
+    }
+}
+
+/// As [`update_if_match`], for a decision that reads something of its own
+/// first (the consumer reads the field state again after a 412: whoever
+/// changed WARP may have moved the baseline too). A failure of that read
+/// ends the write-back with it.
+pub async fn update_if_match_with<W, D, E, F, Fut>(
+    warp: &W,
+    customer: Customer,
+    mut decide: F,
+) -> Result<WriteBack<D>, E>
+where
+    W: WarpApi + ?Sized,
+    F: FnMut(Customer) -> Fut,
+    Fut: Future<Output = Result<(Customer, Map<String, Value>, D), E>>,
+{
     let mut customer = customer;
     let (mut puts, mut rereads) = (0, 0);
     loop {
-        let (body, decision) = decide(&customer);
-        let done = |customer, decision, written, puts, rereads| WriteBack {
-            customer,
-            decision,
-            written,
-            puts,
-            rereads,
+        let (decided_on, body, decision) = decide(customer).await?;
+        customer = decided_on;
+        let done = |customer, decision, written, puts, rereads| {
+            Ok(WriteBack {
+                customer,
+                decision,
+                written,
+                puts,
+                rereads,
+            })
         };
         if body.is_empty() {
             return done(customer, decision, Ok(None), puts, rereads);

@@ -23,6 +23,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::StoreError;
+use super::dynamo::{Item, n, s};
 
 pub const KEY: &str = "dependency";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -129,33 +130,11 @@ pub struct DynamoBreakers {
     table: String,
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
 impl DynamoBreakers {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
-        }
-    }
-
-    fn fail<E: std::error::Error + Send + Sync + 'static>(
-        &self,
-        operation: &'static str,
-        e: E,
-    ) -> StoreError {
-        StoreError::Aws {
-            operation,
-            table: self.table.clone(),
-            source: Box::new(e),
         }
     }
 
@@ -193,7 +172,7 @@ impl BreakerStore for DynamoBreakers {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.fail("GetItem", e))?;
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
         out.item
             .map(|item| self.decode(dependency, &item))
             .transpose()
@@ -224,7 +203,7 @@ impl BreakerStore for DynamoBreakers {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| self.fail("UpdateItem", e))?;
+            .map_err(|e| StoreError::aws("UpdateItem", &self.table, e))?;
         self.decode(dependency, &out.attributes.unwrap_or_default())
     }
 
@@ -253,7 +232,7 @@ impl BreakerStore for DynamoBreakers {
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
                 Ok(false)
             }
-            Err(e) => Err(self.fail("UpdateItem", e)),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
         }
     }
 
@@ -266,7 +245,7 @@ impl BreakerStore for DynamoBreakers {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| self.fail("DeleteItem", e))?;
+            .map_err(|e| StoreError::aws("DeleteItem", &self.table, e))?;
         out.attributes
             .map(|item| self.decode(dependency, &item))
             .transpose()

@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::instrument;
 
+use super::dynamo::{n, s, scan_all};
 use super::{ClaimOutcome, EventLog, EventStatus, Lease, NewEvent, StoreError};
 
 pub const KEY: &str = "dedup_key";
@@ -48,17 +49,6 @@ impl DynamoEventLog {
         &self.table
     }
 
-    fn aws_error<E>(&self, operation: &'static str, e: E) -> StoreError
-    where
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        StoreError::Aws {
-            operation,
-            table: self.table.clone(),
-            source: Box::new(e),
-        }
-    }
-
     /// The whole record, read consistently.
     async fn item(
         &self,
@@ -72,7 +62,7 @@ impl DynamoEventLog {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.aws_error("GetItem", e))?
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?
             .item)
     }
 
@@ -95,7 +85,7 @@ impl DynamoEventLog {
             {
                 Ok(false)
             }
-            Err(e) => Err(self.aws_error("UpdateItem", e)),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
         }
     }
 
@@ -136,14 +126,6 @@ impl DynamoEventLog {
             .ok_or_else(|| malformed("no lease_until"))?;
         Ok(ClaimOutcome::InFlight { lease_until_ms })
     }
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
 }
 
 impl EventLog for DynamoEventLog {
@@ -202,9 +184,9 @@ impl EventLog for DynamoEventLog {
                         self.outcome_from_existing(event.dedup_key, &lease.owner, &item)
                     }
                 },
-                other => Err(self.aws_error("UpdateItem", other)),
+                other => Err(StoreError::aws("UpdateItem", &self.table, other)),
             },
-            Err(other) => Err(self.aws_error("UpdateItem", other)),
+            Err(other) => Err(StoreError::aws("UpdateItem", &self.table, other)),
         }
     }
 
@@ -246,7 +228,7 @@ impl EventLog for DynamoEventLog {
             .expression_attribute_names("#status", "status")
             .send()
             .await
-            .map_err(|e| self.aws_error("GetItem", e))?;
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
         Ok(out.item.and_then(|i| {
             i.get("status")
                 .and_then(|v| v.as_s().ok())
@@ -341,7 +323,7 @@ impl EventLog for DynamoEventLog {
             {
                 Ok(false)
             }
-            Err(e) => Err(self.aws_error("PutItem", e)),
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
         }
     }
 
@@ -408,7 +390,7 @@ impl super::StuckEvents for DynamoEventLog {
             .set_exclusive_start_key(start.map(|k| HashMap::from([(KEY.to_string(), s(k))])))
             .send()
             .await
-            .map_err(|e| self.aws_error("Scan", e))?;
+            .map_err(|e| StoreError::aws("Scan", &self.table, e))?;
         let stuck = out
             .items
             .unwrap_or_default()
@@ -523,26 +505,18 @@ impl crate::operate::ports::EventRecords for DynamoEventLog {
             values.insert(":status".to_string(), s(st.to_ascii_uppercase()));
         }
         let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_filter_expression(filter.clone())
-                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
-                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.aws_error("Scan", e))?;
-            out.extend(page.items.unwrap_or_default().iter().filter_map(record_of));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .set_filter_expression(filter)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .set_expression_attribute_names((!names.is_empty()).then_some(names));
+        let mut out: Vec<_> = scan_all(&self.table, scan)
+            .await?
+            .iter()
+            .filter_map(record_of)
+            .collect();
         out.sort_by(|a, b| (b.received_at_ms, &b.dedup_key).cmp(&(a.received_at_ms, &a.dedup_key)));
         Ok(out)
     }

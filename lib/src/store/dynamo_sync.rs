@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use tracing::instrument;
 
 use super::StoreError;
+use super::dynamo::{Item, get_n, get_s, n, query_all, s, scan_all};
 use super::sync::{
     ConflictQueue, ConflictRecord, ConflictReview, DecisionDetail, FieldStateStore, Link,
     LinkState, LinkStore, Resolution, SyncLog, SyncLogEntry, SyncLogReader,
@@ -49,45 +50,12 @@ pub struct DynamoSyncStore {
     log_retention: Duration,
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn get_s(item: &Item, key: &str) -> Option<String> {
-    item.get(key).and_then(|v| v.as_s().ok()).cloned()
-}
-
-fn get_n(item: &Item, key: &str) -> Option<i64> {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
-
 impl DynamoSyncStore {
     pub fn new(client: Client, tables: SyncTables, log_retention: Duration) -> Self {
         Self {
             client,
             tables,
             log_retention,
-        }
-    }
-
-    fn fail<E: std::error::Error + Send + Sync + 'static>(
-        &self,
-        operation: &'static str,
-        table: &str,
-        e: E,
-    ) -> StoreError {
-        StoreError::Aws {
-            operation,
-            table: table.to_string(),
-            source: Box::new(e),
         }
     }
 }
@@ -104,7 +72,7 @@ impl LinkStore for DynamoSyncStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.fail("GetItem", table, e))?;
+            .map_err(|e| StoreError::aws("GetItem", table, e))?;
         let Some(item) = out.item else {
             return Ok(None);
         };
@@ -142,7 +110,7 @@ impl LinkStore for DynamoSyncStore {
         }
         req.send()
             .await
-            .map_err(|e| self.fail("PutItem", table, e))?;
+            .map_err(|e| StoreError::aws("PutItem", table, e))?;
         Ok(())
     }
 }
@@ -162,7 +130,7 @@ impl FieldStateStore for DynamoSyncStore {
             .expression_attribute_values(":c", s(customer_id))
             .consistent_read(true);
         let mut out = HashMap::new();
-        for item in self.query_all(table, query).await? {
+        for item in query_all(table, query).await? {
             let Some(field) = get_s(&item, "field") else {
                 continue;
             };
@@ -206,7 +174,7 @@ impl FieldStateStore for DynamoSyncStore {
         }
         req.send()
             .await
-            .map_err(|e| self.fail("PutItem", table, e))?;
+            .map_err(|e| StoreError::aws("PutItem", table, e))?;
         Ok(())
     }
 }
@@ -249,7 +217,7 @@ impl SyncLog for DynamoSyncStore {
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
-                    .map_err(|err| self.fail("BatchWriteItem", table, err))?;
+                    .map_err(|err| StoreError::aws("BatchWriteItem", table, err))?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
             let mut pending = HashMap::from([(table.clone(), requests)]);
@@ -261,7 +229,7 @@ impl SyncLog for DynamoSyncStore {
                     .set_request_items(Some(pending))
                     .send()
                     .await
-                    .map_err(|e| self.fail("BatchWriteItem", table, e))?;
+                    .map_err(|e| StoreError::aws("BatchWriteItem", table, e))?;
                 pending = out.unprocessed_items.unwrap_or_default();
                 if pending.values().all(Vec::is_empty) {
                     break;
@@ -289,20 +257,18 @@ impl SyncLogReader for DynamoSyncStore {
     ) -> Result<Vec<SyncLogEntry>, StoreError> {
         let table = &self.tables.sync_log;
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("customer_id = :c")
-                .expression_attribute_values(":c", s(customer_id))
-                // The sort key starts with the time: newest first.
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.fail("Query", table, e))?;
+        let mut pages = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("customer_id = :c")
+            .expression_attribute_values(":c", s(customer_id))
+            // The sort key starts with the time: newest first.
+            .scan_index_forward(false)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::aws("Query", table, e))?;
             let json = |item: &Item, key: &str| {
                 get_s(item, key).and_then(|t| serde_json::from_str(&t).ok())
             };
@@ -326,11 +292,8 @@ impl SyncLogReader for DynamoSyncStore {
                     return Ok(out);
                 }
             }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 
@@ -371,7 +334,7 @@ impl ConflictReview for DynamoSyncStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(self.fail("UpdateItem", table, e)),
+            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
         }
     }
 }
@@ -396,8 +359,7 @@ impl DynamoSyncStore {
             .expression_attribute_values(":field", s(format!("{field}#")))
             .expression_attribute_values(":open", s("OPEN"))
             .consistent_read(true);
-        Ok(self
-            .query_all(table, query)
+        Ok(query_all(table, query)
             .await?
             .iter()
             .filter_map(|item| {
@@ -405,21 +367,6 @@ impl DynamoSyncStore {
                 Some((key, get_n(item, "hubspot_occurred_at").unwrap_or_default()))
             })
             .collect())
-    }
-
-    /// Every item `query` selects, page after page.
-    async fn query_all(
-        &self,
-        table: &str,
-        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut pages = query.into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.fail("Query", table, e))?;
-            items.extend(page.items.unwrap_or_default());
-        }
-        Ok(items)
     }
 }
 
@@ -462,7 +409,7 @@ impl ConflictQueue for DynamoSyncStore {
         }
         req.send()
             .await
-            .map_err(|e| self.fail("PutItem", table, e))?;
+            .map_err(|e| StoreError::aws("PutItem", table, e))?;
         if newer.is_some() {
             return Ok(());
         }
@@ -488,7 +435,7 @@ impl ConflictQueue for DynamoSyncStore {
                 // Resolved meanwhile: a person's choice stands.
                 Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
                     if se.err().is_conditional_check_failed_exception() => {}
-                Err(e) => return Err(self.fail("UpdateItem", table, e)),
+                Err(e) => return Err(StoreError::aws("UpdateItem", table, e)),
             }
         }
         Ok(())
@@ -497,38 +444,29 @@ impl ConflictQueue for DynamoSyncStore {
     #[instrument(skip(self), fields(table = %self.tables.conflicts))]
     async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
         let table = &self.tables.conflicts;
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(table)
-                .filter_expression("#state = :open")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":open", s("OPEN"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.fail("Scan", table, e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(ConflictRecord {
-                    customer_id: get_s(&item, "customer_id").unwrap_or_default(),
-                    field: get_s(&item, "field").unwrap_or_default(),
-                    property: get_s(&item, "property").unwrap_or_default(),
-                    hubspot_value: get_s(&item, "hubspot_value").unwrap_or_default(),
-                    hubspot_occurred_at: get_n(&item, "hubspot_occurred_at").unwrap_or_default(),
-                    warp_value: get_s(&item, "warp_value").unwrap_or_default(),
-                    warp_updated_at: get_n(&item, "warp_updated_at"),
-                    dedup_key: get_s(&item, "dedup_key").unwrap_or_default(),
-                });
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                out.sort_by(|a, b| (&a.customer_id, &a.field).cmp(&(&b.customer_id, &b.field)));
-                return Ok(out);
-            }
-        }
+        let scan = self
+            .client
+            .scan()
+            .table_name(table)
+            .filter_expression("#state = :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":open", s("OPEN"))
+            .consistent_read(true);
+        let mut out: Vec<ConflictRecord> = scan_all(table, scan)
+            .await?
+            .iter()
+            .map(|item| ConflictRecord {
+                customer_id: get_s(item, "customer_id").unwrap_or_default(),
+                field: get_s(item, "field").unwrap_or_default(),
+                property: get_s(item, "property").unwrap_or_default(),
+                hubspot_value: get_s(item, "hubspot_value").unwrap_or_default(),
+                hubspot_occurred_at: get_n(item, "hubspot_occurred_at").unwrap_or_default(),
+                warp_value: get_s(item, "warp_value").unwrap_or_default(),
+                warp_updated_at: get_n(item, "warp_updated_at"),
+                dedup_key: get_s(item, "dedup_key").unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.customer_id, &a.field).cmp(&(&b.customer_id, &b.field)));
+        Ok(out)
     }
 }

@@ -3,6 +3,7 @@
 //! tests.
 
 pub mod breakers;
+mod dynamo;
 pub mod dynamo_events;
 pub mod dynamo_sync;
 pub mod memory;

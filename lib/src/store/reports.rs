@@ -25,18 +25,6 @@ impl S3ReportStore {
             bucket: bucket.into(),
         }
     }
-
-    fn aws<E: std::error::Error + Send + Sync + 'static>(
-        &self,
-        operation: &'static str,
-        e: E,
-    ) -> StoreError {
-        StoreError::Aws {
-            operation,
-            table: self.bucket.clone(),
-            source: Box::new(e),
-        }
-    }
 }
 
 /// An S3 client for `config`; path-style addressing when an endpoint is
@@ -61,7 +49,7 @@ impl ReportStore for S3ReportStore {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| self.aws("PutObject", e))?;
+            .map_err(|e| StoreError::aws("PutObject", &self.bucket, e))?;
         Ok(())
     }
 
@@ -79,41 +67,36 @@ impl ReportStore for S3ReportStore {
             Err(SdkError::ServiceError(se)) if matches!(se.err(), GetObjectError::NoSuchKey(_)) => {
                 return Ok(None);
             }
-            Err(e) => return Err(self.aws("GetObject", e)),
+            Err(e) => return Err(StoreError::aws("GetObject", &self.bucket, e)),
         };
         let bytes = out
             .body
             .collect()
             .await
-            .map_err(|e| self.aws("GetObject", e))?;
+            .map_err(|e| StoreError::aws("GetObject", &self.bucket, e))?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
     #[instrument(skip(self), fields(bucket = %self.bucket))]
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| self.aws("ListObjectsV2", e))?;
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::aws("ListObjectsV2", &self.bucket, e))?;
             keys.extend(
-                out.contents()
+                page.contents()
                     .iter()
                     .filter_map(|o| o.key().map(str::to_string)),
             );
-            token = out.next_continuation_token;
-            if token.is_none() {
-                keys.sort();
-                return Ok(keys);
-            }
         }
+        keys.sort();
+        Ok(keys)
     }
 }
 

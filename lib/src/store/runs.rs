@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use tracing::instrument;
 
 use super::StoreError;
+use super::dynamo::{n, s, scan_all};
 use crate::reconcile::checkpoint::{Claim, RunRecord, RunStatus};
 use crate::reconcile::ports::RunStore;
 
@@ -29,31 +30,11 @@ pub struct DynamoRunStore {
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
 impl DynamoRunStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
-        }
-    }
-
-    fn aws<E: std::error::Error + Send + Sync + 'static>(
-        &self,
-        operation: &'static str,
-        e: E,
-    ) -> StoreError {
-        StoreError::Aws {
-            operation,
-            table: self.table.clone(),
-            source: Box::new(e),
         }
     }
 
@@ -116,7 +97,7 @@ impl DynamoRunStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.aws("GetItem", e))?
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?
             .item)
     }
 }
@@ -159,7 +140,7 @@ impl RunStore for DynamoRunStore {
                 Ok(_) => return Ok(Claim::Held(fresh.clone())),
                 Err(SdkError::ServiceError(se))
                     if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) => {}
-                Err(e) => return Err(self.aws("PutItem", e)),
+                Err(e) => return Err(StoreError::aws("PutItem", &self.table, e)),
             }
         }
         // The run exists: take its lease if it lapsed (or was released),
@@ -212,7 +193,7 @@ impl RunStore for DynamoRunStore {
             {
                 Ok(Claim::Busy(record))
             }
-            Err(e) => Err(self.aws("UpdateItem", e)),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
         }
     }
 
@@ -231,7 +212,7 @@ impl RunStore for DynamoRunStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await
-            .map_err(|e| self.aws("PutItem", e))?;
+            .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
         Ok(())
     }
 
@@ -323,25 +304,12 @@ impl crate::operate::ports::RunHistory for DynamoRunStore {
     /// hundred a year.
     #[instrument(skip(self), fields(table = %self.table))]
     async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.aws("Scan", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(self.decode(&item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let scan = self.client.scan().table_name(&self.table);
+        let mut out = scan_all(&self.table, scan)
+            .await?
+            .iter()
+            .map(|item| self.decode(item))
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| (b.started_ms, &b.run_id).cmp(&(a.started_ms, &a.run_id)));
         Ok(out)
     }

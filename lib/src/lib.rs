@@ -5,6 +5,7 @@
 //! these together.
 
 pub mod aws;
+pub mod error;
 pub mod http;
 pub mod hubspot;
 pub mod intake;

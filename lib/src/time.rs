@@ -6,6 +6,8 @@
 //! Nothing in a function ever sets it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The set time in epoch ms; `i64::MIN`: none (the wall clock).
@@ -27,4 +29,18 @@ pub fn now_ms() -> i64 {
 /// that sets it must not run anything that needs the real time.
 pub fn set_clock_ms(ms: Option<i64>) {
     SET_MS.store(ms.unwrap_or(i64::MIN), Ordering::Relaxed);
+}
+
+/// Epoch ms as RFC 3339 UTC, to the second (`2026-11-25T07:00:00Z`).
+pub fn iso(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `20261125T070000Z`: sortable, and safe in S3 keys, file names and run
+/// ids.
+pub fn compact(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        .replace(['-', ':'], "")
 }

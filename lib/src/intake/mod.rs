@@ -24,6 +24,7 @@ use futures::StreamExt;
 use futures::stream;
 use tracing::{info, warn};
 
+use crate::error::error_chain;
 use crate::hubspot::webhook::{Delivery, Disposition, Unhandled, WebhookEvent};
 use crate::queue::{MAX_MESSAGE_BYTES, Outgoing, SyncMessage, SyncQueue};
 use crate::store::{ClaimOutcome, EventLog, Lease, NewEvent};
@@ -469,18 +470,6 @@ impl<L: EventLog, Q: SyncQueue> Intake<L, Q> {
             }
         }
     }
-}
-
-/// An error and its causes on one line, for logs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -248,15 +248,6 @@ async fn applied_events_stay_settled() {
     assert_eq!(intake.queue().bodies().len(), 1);
 }
 
-#[test]
-fn error_chain_joins_causes() {
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-    let e = Outer(std::io::Error::other("inner"));
-    assert_eq!(error_chain(&e), "outer: inner");
-}
-
 #[tokio::test]
 async fn overlapping_deliveries_never_wait_on_each_other_in_a_circle() {
     // Delivery B holds Y and will only finish once X is queued (it carries X

@@ -49,7 +49,7 @@ impl From<&ConflictRecord> for OpenConflict {
             property: c.property.clone(),
             warp_value: c.warp_value.clone(),
             hubspot_value: c.hubspot_value.clone(),
-            raised_at: super::iso(c.hubspot_occurred_at),
+            raised_at: crate::time::iso(c.hubspot_occurred_at),
             source: c.dedup_key.clone(),
         }
     }

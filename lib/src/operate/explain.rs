@@ -33,7 +33,7 @@ pub struct Decided {
 impl From<SyncLogEntry> for Decided {
     fn from(e: SyncLogEntry) -> Self {
         Self {
-            at: super::iso(e.at_ms),
+            at: crate::time::iso(e.at_ms),
             source: Source::of(&e.dedup_key),
             field: e.field,
             property: e.property,

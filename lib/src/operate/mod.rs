@@ -23,10 +23,10 @@ pub mod replay;
 pub mod runs;
 pub mod undo;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate};
 
+use crate::error::error_chain;
 use crate::hubspot::crm::HubspotError;
-use crate::intake::error_chain;
 use crate::store::StoreError;
 use crate::warp::WarpError;
 
@@ -105,13 +105,6 @@ pub fn parse_when(text: &str, now_ms: i64) -> Result<i64, OperateError> {
     Err(bad())
 }
 
-/// Epoch ms as RFC 3339 UTC, to the second.
-pub fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +130,6 @@ mod tests {
                 "{bad}: {e}"
             );
         }
-        assert_eq!(iso(now), "2025-11-25T07:00:00Z");
+        assert_eq!(crate::time::iso(now), "2025-11-25T07:00:00Z");
     }
 }

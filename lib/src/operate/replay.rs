@@ -164,7 +164,7 @@ fn not_replayable(r: &EventRecord, now_ms: i64) -> Option<String> {
     if r.status == "RECEIVED" && r.lease_until_ms.is_some_and(|until| until >= now_ms) {
         return Some(format!(
             "in flight: a delivery holds it until {}",
-            super::iso(r.lease_until_ms.unwrap_or_default())
+            crate::time::iso(r.lease_until_ms.unwrap_or_default())
         ));
     }
     None

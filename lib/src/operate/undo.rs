@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
@@ -145,7 +144,7 @@ where
     // are two runs.
     let undo_id = format!(
         "undo-{run_id}-{}-{}",
-        compact(started),
+        crate::time::compact(chrono::DateTime::from_timestamp_millis(started).unwrap_or_default()),
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
     // The baselines the run decided against, to put back with the values.
@@ -299,14 +298,6 @@ async fn record_run<R: RunStore>(
     record.report_html_key = Some(html_key.to_string());
     runs.checkpoint(&record, &owner, 0).await?;
     Ok(())
-}
-
-/// `20261125T070000Z`, as run ids spell times.
-fn compact(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-        .replace(['-', ':'], "")
 }
 
 /// What to do with one field: restore, or leave alone and why.
@@ -585,7 +576,7 @@ async fn undo_customer<W, H, S, R, P>(
                 Some(customer_id),
                 None,
                 "reading field state",
-                crate::intake::error_chain(&e),
+                crate::error::error_chain(&e),
             );
             return;
         }
@@ -604,12 +595,12 @@ async fn undo_customer<W, H, S, R, P>(
             .put_field_state(customer_id, &field, &state)
             .await
         {
-            warn!(customer_id, field, error = %crate::intake::error_chain(&e), "baseline not restored");
+            warn!(customer_id, field, error = %crate::error::error_chain(&e), "baseline not restored");
             piece.error(
                 Some(customer_id),
                 None,
                 "restoring the baseline",
-                crate::intake::error_chain(&e),
+                crate::error::error_chain(&e),
             );
         }
     }

@@ -23,7 +23,7 @@ pub mod ports;
 pub mod report;
 pub mod run;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What one invocation is asked to do.
@@ -87,7 +87,7 @@ impl ReconcileRequest {
         }
         let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
-        Ok(format!("manual-{}-{suffix}", compact(now)))
+        Ok(format!("manual-{}-{suffix}", crate::time::compact(now)))
     }
 
     /// The scheduled time as epoch ms, when there is one.
@@ -97,12 +97,6 @@ impl ReconcileRequest {
             .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
             .map(|t| t.timestamp_millis())
     }
-}
-
-/// `20261125T070000Z`: sortable, and safe in S3 keys and file names.
-fn compact(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-        .replace(['-', ':'], "")
 }
 
 #[cfg(test)]

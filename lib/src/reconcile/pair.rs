@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tracing::info;
 
+use crate::error::error_chain;
 use crate::hubspot::crm::Company;
-use crate::intake::error_chain;
 use crate::mapping::conflict::FieldState;
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::PendingUpdate;
@@ -18,8 +18,8 @@ use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCusto
 use crate::reconcile::report::{self, PairDiff, Piece, Write};
 use crate::reconcile::run::{Ctx, Reconciler};
 use crate::store::sync::{
-    ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkState, LinkStore,
-    SyncLog, SyncLogEntry,
+    ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkStore, SyncLog,
+    SyncLogEntry,
 };
 use crate::store::{EventLog, StuckEvents};
 use crate::time::now_ms;
@@ -85,14 +85,7 @@ where
             .and_then(plan::hubspot_time);
 
         if !ctx.dry_run && action != LinkAction::Exists {
-            let link = Link {
-                company_id: company.id.clone(),
-                customer_id: customer.id.clone(),
-                ban: customer.ban.clone(),
-                state: LinkState::Active,
-                merged_into: None,
-                updated_at_ms: now_ms(),
-            };
+            let link = Link::active(&company.id, &customer.id, &customer.ban);
             if let Err(e) = self.store.put_link(&link).await {
                 piece.error(
                     Some(&ids.0),

@@ -272,12 +272,6 @@ pub struct RunFacts {
     pub timezone: chrono_tz::Tz,
 }
 
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Sums the pieces into the report. A customer the first pass found without
 /// a company but the second pass linked by BAN is linked, not unmatched.
 pub fn assemble(facts: &RunFacts, pieces: Vec<Piece>, open_conflicts: Vec<OpenConflict>) -> Report {
@@ -291,8 +285,8 @@ pub fn assemble(facts: &RunFacts, pieces: Vec<Piece>, open_conflicts: Vec<OpenCo
         status: facts.status.clone(),
         dry_run: facts.dry_run,
         stop_reason: facts.stop_reason.clone(),
-        started: iso(facts.started_ms),
-        finished: iso(facts.finished_ms),
+        started: crate::time::iso(facts.started_ms),
+        finished: crate::time::iso(facts.finished_ms),
         started_local: chrono::DateTime::from_timestamp_millis(facts.started_ms)
             .unwrap_or_default()
             .with_timezone(&facts.timezone)

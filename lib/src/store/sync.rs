@@ -50,6 +50,24 @@ pub struct Link {
     pub updated_at_ms: i64,
 }
 
+impl Link {
+    /// An active link made now: the company is the customer's.
+    pub fn active(
+        company_id: impl Into<String>,
+        customer_id: impl Into<String>,
+        ban: impl Into<String>,
+    ) -> Self {
+        Self {
+            company_id: company_id.into(),
+            customer_id: customer_id.into(),
+            ban: ban.into(),
+            state: LinkState::Active,
+            merged_into: None,
+            updated_at_ms: crate::time::now_ms(),
+        }
+    }
+}
+
 /// One field decision, for the sync log (queryable per customer, expires
 /// by TTL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use tracing::warn;
 
 use super::ports::CompanyDirectory;
 use super::{
-    BatchReport, CUSTOMERS_IN_FLIGHT, Consumer, Item, QueuedMessage, Resolution, UnreadableNote,
+    BatchReport, CUSTOMERS_IN_FLIGHT, CompanyMatch, Consumer, Item, QueuedMessage, UnreadableNote,
 };
-use crate::intake::error_chain;
+use crate::error::error_chain;
 use crate::queue::SyncMessage;
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog};
 use crate::store::{EventLog, EventStatus};
@@ -100,12 +100,12 @@ where
         let mut by_customer: BTreeMap<String, (String, Vec<&Item>)> = BTreeMap::new();
         for (company, items) in by_company {
             match self.resolve(&company.to_string()).await {
-                Ok(Resolution::Linked(link)) => by_customer
+                Ok(CompanyMatch::Linked(link)) => by_customer
                     .entry(link.customer_id.clone())
                     .or_insert_with(|| (link.ban.clone(), Vec::new()))
                     .1
                     .extend(items),
-                Ok(Resolution::Inactive(link)) => {
+                Ok(CompanyMatch::Inactive(link)) => {
                     let reason = format!("company link is {}", link.state.as_str().to_lowercase());
                     for item in items {
                         self.finish(
@@ -124,7 +124,7 @@ where
                         report.skipped += 1;
                     }
                 }
-                Ok(Resolution::Unmatched(reason)) => {
+                Ok(CompanyMatch::Unmatched(reason)) => {
                     for item in items {
                         self.unmatched(item, &reason, &mut report)
                             .await

@@ -214,7 +214,7 @@ impl<S: BreakerStore> Breaker<S> {
                     c
                 }
                 Err(e) => {
-                    warn!(dependency = dep, error = %crate::intake::error_chain(&e), "circuit state unreadable; calling as if closed");
+                    warn!(dependency = dep, error = %crate::error::error_chain(&e), "circuit state unreadable; calling as if closed");
                     self.local(|l| l.read_at_ms = Some(now));
                     known
                 }
@@ -252,7 +252,7 @@ impl<S: BreakerStore> Breaker<S> {
                 refused
             }
             Err(e) => {
-                warn!(dependency = dep, error = %crate::intake::error_chain(&e), "probe not taken; calling anyway");
+                warn!(dependency = dep, error = %crate::error::error_chain(&e), "probe not taken; calling anyway");
                 Admission::Probe
             }
         }
@@ -287,7 +287,7 @@ impl<S: BreakerStore> Breaker<S> {
                 }
             }
             Err(e) => {
-                warn!(dependency = dep, error = %crate::intake::error_chain(&e), "circuit not closed; it reopens its probe after the lease");
+                warn!(dependency = dep, error = %crate::error::error_chain(&e), "circuit not closed; it reopens its probe after the lease");
             }
         }
     }
@@ -329,7 +329,7 @@ impl<S: BreakerStore> Breaker<S> {
                 });
             }
             Err(e) => {
-                warn!(dependency = dep, error = %crate::intake::error_chain(&e), "circuit not opened; calls go on");
+                warn!(dependency = dep, error = %crate::error::error_chain(&e), "circuit not opened; calls go on");
             }
         }
     }

@@ -4,7 +4,7 @@
 use tracing::warn;
 
 use super::ports::CompanyDirectory;
-use super::{BatchReport, Consumer, Item, Resolution, Transient};
+use super::{BatchReport, CompanyMatch, Consumer, Item, Transient};
 use crate::hubspot::webhook::WebhookEvent;
 use crate::store::sync::{ConflictQueue, FieldStateStore, Link, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, EventStatus};
@@ -28,7 +28,7 @@ where
         let company_id = e.object_id.to_string();
         match e.action() {
             "creation" => match self.resolve(&company_id).await? {
-                Resolution::Linked(link) | Resolution::Inactive(link) => {
+                CompanyMatch::Linked(link) | CompanyMatch::Inactive(link) => {
                     self.finish(
                         item,
                         &link.customer_id,
@@ -39,7 +39,7 @@ where
                     )
                     .await
                 }
-                Resolution::Unmatched(reason) => self.unmatched(item, &reason, report).await,
+                CompanyMatch::Unmatched(reason) => self.unmatched(item, &reason, report).await,
             },
             "deletion" | "restore" => {
                 let Some(mut link) = self.store.link(&company_id).await? else {
@@ -143,14 +143,7 @@ where
                 Err(reason) => return self.unmatched(item, &reason, report).await,
             },
         };
-        let link = Link {
-            company_id: survivor.clone(),
-            customer_id: customer_id.clone(),
-            ban,
-            state: LinkState::Active,
-            merged_into: None,
-            updated_at_ms: now_ms(),
-        };
+        let link = Link::active(&survivor, &customer_id, ban);
         self.store.put_link(&link).await?;
         let names = match read {
             Some(names) => names,

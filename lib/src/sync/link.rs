@@ -5,10 +5,9 @@ use serde_json::Map;
 use tracing::info;
 
 use super::ports::CompanyDirectory;
-use super::{Consumer, Resolution, Transient};
+use super::{CompanyMatch, Consumer, Transient};
 use crate::store::EventLog;
 use crate::store::sync::{ConflictQueue, FieldStateStore, Link, LinkState, LinkStore, SyncLog};
-use crate::time::now_ms;
 use crate::warp::WarpApi;
 use crate::warp::{Customer, WarpError};
 
@@ -23,18 +22,18 @@ where
     /// the company's `warp_ban`, the customer with that BAN, and the
     /// customer's `external_ids.hubspot_company_id` agreeing (or empty, then
     /// set).
-    pub(super) async fn resolve(&self, company_id: &str) -> Result<Resolution, Transient> {
+    pub(super) async fn resolve(&self, company_id: &str) -> Result<CompanyMatch, Transient> {
         if let Some(link) = self.store.link(company_id).await? {
             return Ok(if link.state == LinkState::Active {
-                Resolution::Linked(link)
+                CompanyMatch::Linked(link)
             } else {
-                Resolution::Inactive(link)
+                CompanyMatch::Inactive(link)
             });
         }
         let ban = match self.hubspot.warp_ban(company_id).await {
             Ok(ban) => ban,
             Err(e @ crate::hubspot::crm::HubspotError::Rejected { .. }) => {
-                return Ok(Resolution::Unmatched(format!(
+                return Ok(CompanyMatch::Unmatched(format!(
                     "HubSpot refused the company read: {e}"
                 )));
             }
@@ -43,27 +42,27 @@ where
             Err(e) => return Err(Transient::Hubspot(e)),
         };
         let Some(ban) = ban else {
-            return Ok(Resolution::Unmatched(
+            return Ok(CompanyMatch::Unmatched(
                 "company has no warp_ban (or does not exist)".into(),
             ));
         };
         let customer = match self.warp.by_ban(&ban).await {
             Ok(c) => c,
             Err(WarpError::NotFound) => {
-                return Ok(Resolution::Unmatched(
+                return Ok(CompanyMatch::Unmatched(
                     "no WARP customer has the company's warp_ban".into(),
                 ));
             }
             Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
             Err(e) => {
-                return Ok(Resolution::Unmatched(format!(
+                return Ok(CompanyMatch::Unmatched(format!(
                     "WARP lookup by BAN refused: {e}"
                 )));
             }
         };
         match customer.hubspot_company_id.as_deref() {
             Some(id) if id != company_id => {
-                return Ok(Resolution::Unmatched(format!(
+                return Ok(CompanyMatch::Unmatched(format!(
                     "WARP customer is linked to company {id}, not this one"
                 )));
             }
@@ -71,20 +70,17 @@ where
             None => match self.set_company_id(&customer.id, company_id).await {
                 Ok(_) => {}
                 Err(e) if e.is_transient() => return Err(Transient::Warp(e)),
-                Err(e) => return Ok(Resolution::Unmatched(format!("WARP refused the link: {e}"))),
+                Err(e) => {
+                    return Ok(CompanyMatch::Unmatched(format!(
+                        "WARP refused the link: {e}"
+                    )));
+                }
             },
         }
-        let link = Link {
-            company_id: company_id.to_string(),
-            customer_id: customer.id.clone(),
-            ban: customer.ban.clone(),
-            state: LinkState::Active,
-            merged_into: None,
-            updated_at_ms: now_ms(),
-        };
+        let link = Link::active(company_id, &customer.id, &customer.ban);
         self.store.put_link(&link).await?;
         info!(company_id, customer_id = %link.customer_id, "company linked to WARP customer");
-        Ok(Resolution::Linked(link))
+        Ok(CompanyMatch::Linked(link))
     }
 
     /// The WARP customer of merged companies none of which was linked yet

@@ -25,7 +25,7 @@ mod link;
 pub mod ports;
 mod settle;
 
-use crate::intake::error_chain;
+use crate::error::error_chain;
 use crate::mapping::MappingSet;
 use crate::queue::SyncMessage;
 use crate::store::StoreError;
@@ -110,7 +110,7 @@ enum Transient {
 }
 
 /// How a company resolved to a WARP customer.
-enum Resolution {
+enum CompanyMatch {
     Linked(Link),
     /// The link exists but is deleted or merged away.
     Inactive(Link),

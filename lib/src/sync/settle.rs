@@ -7,7 +7,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::ports::CompanyDirectory;
-use crate::intake::error_chain;
+use crate::error::error_chain;
 use crate::mapping::conflict::{self, Decision, FieldState, Reason};
 use crate::store::sync::{
     ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, LinkStore, SyncLog,

@@ -18,6 +18,27 @@ pub trait WarpApi: Send + Sync {
     ) -> impl Future<Output = Result<Customer, WarpError>> + Send;
 }
 
+/// One client shared by several owners (the model's consumer and
+/// reconciler, tests' instances) is the client.
+impl<T: WarpApi> WarpApi for std::sync::Arc<T> {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
+        T::get(self, id)
+    }
+
+    fn by_ban(&self, ban: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
+        T::by_ban(self, ban)
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = Result<Customer, WarpError>> + Send {
+        T::update(self, id, body, if_match)
+    }
+}
+
 impl WarpApi for WarpClient {
     fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
         WarpClient::get(self, id)

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use hubwarp::operate::conflicts::{OpenConflict, Resolved};
 use hubwarp::operate::dlq::{DeadLetter, Redrive};
 use hubwarp::operate::explain::Explanation;
-use hubwarp::operate::iso;
 use hubwarp::operate::ports::EventRecord;
 use hubwarp::operate::replay::ReplayReport;
 use hubwarp::operate::runs::Shown;
@@ -14,6 +13,7 @@ use hubwarp::operate::undo::UndoOutcome;
 use hubwarp::reconcile::checkpoint::RunRecord;
 use hubwarp::reconcile::report::{Counters, Write};
 use hubwarp::reconcile::run::Outcome;
+use hubwarp::time::iso;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -86,23 +86,6 @@ fn instances(n: usize, time: &Time) -> (Arc<Peer>, Arc<MemoryBreakers>, Vec<Inst
     (peer, table, guards)
 }
 
-impl WarpApi for Arc<Peer> {
-    fn get(&self, id: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
-        Peer::get(self, id)
-    }
-    fn by_ban(&self, ban: &str) -> impl Future<Output = Result<Customer, WarpError>> + Send {
-        Peer::by_ban(self, ban)
-    }
-    fn update(
-        &self,
-        id: &str,
-        body: &Map<String, Value>,
-        if_match: Option<&str>,
-    ) -> impl Future<Output = Result<Customer, WarpError>> + Send {
-        Peer::update(self, id, body, if_match)
-    }
-}
-
 fn refused(r: &Result<Customer, WarpError>) -> bool {
     matches!(r, Err(WarpError::Transient(m)) if m.contains("circuit is open"))
 }

@@ -35,6 +35,13 @@ pub(super) enum LinkAction {
     RecordAndSetExternalId,
 }
 
+/// Who a pair is, as the report and the sync log name it.
+pub(super) struct PairIds {
+    pub(super) customer_id: String,
+    pub(super) ban: String,
+    pub(super) company_id: String,
+}
+
 /// What reconciling one pair produced.
 #[derive(Default)]
 pub(super) struct PairResult {
@@ -61,17 +68,17 @@ where
     ) -> PairResult {
         let mut out = PairResult::default();
         let piece = &mut out.piece;
-        let ids = (
-            customer.id.clone(),
-            customer.ban.clone(),
-            company.id.clone(),
-        );
+        let ids = PairIds {
+            customer_id: customer.id.clone(),
+            ban: customer.ban.clone(),
+            company_id: company.id.clone(),
+        };
         let states = match self.store.field_states(&customer.id).await {
             Ok(s) => s,
             Err(e) => {
                 piece.error(
-                    Some(&ids.0),
-                    Some(&ids.2),
+                    Some(&ids.customer_id),
+                    Some(&ids.company_id),
                     "reading field state",
                     error_chain(&e),
                 );
@@ -88,8 +95,8 @@ where
             let link = Link::active(&company.id, &customer.id, &customer.ban);
             if let Err(e) = self.store.put_link(&link).await {
                 piece.error(
-                    Some(&ids.0),
-                    Some(&ids.2),
+                    Some(&ids.customer_id),
+                    Some(&ids.company_id),
                     "recording the link",
                     error_chain(&e),
                 );
@@ -127,8 +134,8 @@ where
                 Ok(after) => updated = after,
                 Err(WriteError::Reread(e)) => {
                     piece.error(
-                        Some(&ids.0),
-                        Some(&ids.2),
+                        Some(&ids.customer_id),
+                        Some(&ids.company_id),
                         "WARP read after 412",
                         e.to_string(),
                     );
@@ -140,7 +147,12 @@ where
                     } else {
                         "WARP PUT"
                     };
-                    piece.error(Some(&ids.0), Some(&ids.2), during, e.to_string());
+                    piece.error(
+                        Some(&ids.customer_id),
+                        Some(&ids.company_id),
+                        during,
+                        e.to_string(),
+                    );
                     record_writes(piece, &ids, &plan, &customer, None, "failed");
                     plan.warp_body.clear();
                     plan.warp_baselines.clear();
@@ -217,8 +229,8 @@ where
                 };
                 if let Err(e) = self.store.put_conflict(&record).await {
                     piece.error(
-                        Some(&ids.0),
-                        Some(&ids.2),
+                        Some(&ids.customer_id),
+                        Some(&ids.company_id),
                         "queueing the conflict",
                         error_chain(&e),
                     );
@@ -270,7 +282,7 @@ where
         &self,
         ctx: &Ctx<'_>,
         piece: &mut Piece,
-        ids: &(String, String, String),
+        ids: &PairIds,
         plan: &PairPlan,
         warp_written: bool,
     ) {
@@ -291,7 +303,7 @@ where
                     (d.decision.clone(), d.reason.clone())
                 };
                 SyncLogEntry {
-                    customer_id: ids.0.clone(),
+                    customer_id: ids.customer_id.clone(),
                     at_ms: at,
                     dedup_key: format!("run:{}", ctx.run_id),
                     property: d.property.clone(),
@@ -309,8 +321,8 @@ where
             .collect();
         if let Err(e) = self.store.append(&entries).await {
             piece.error(
-                Some(&ids.0),
-                Some(&ids.2),
+                Some(&ids.customer_id),
+                Some(&ids.company_id),
                 "writing the sync log",
                 error_chain(&e),
             );
@@ -341,7 +353,7 @@ where
 }
 
 /// Counts a pair's decisions and keeps its differences for the report.
-pub(super) fn tally(piece: &mut Piece, ids: &(String, String, String), plan: &PairPlan) {
+pub(super) fn tally(piece: &mut Piece, ids: &PairIds, plan: &PairPlan) {
     let c = &mut piece.counters;
     c.pairs_compared += 1;
     c.pairs_in_sync += u64::from(plan.in_sync());
@@ -357,16 +369,16 @@ pub(super) fn tally(piece: &mut Piece, ids: &(String, String, String), plan: &Pa
     for d in &plan.diffs {
         if d.decision == "failed" {
             piece.errors.push(report::RunError {
-                customer_id: Some(ids.0.clone()),
-                company_id: Some(ids.2.clone()),
+                customer_id: Some(ids.customer_id.clone()),
+                company_id: Some(ids.company_id.clone()),
                 during: format!("converting {}", d.field),
                 message: d.reason.clone(),
             });
         }
         piece.differences.push(PairDiff {
-            customer_id: ids.0.clone(),
-            ban: ids.1.clone(),
-            company_id: ids.2.clone(),
+            customer_id: ids.customer_id.clone(),
+            ban: ids.ban.clone(),
+            company_id: ids.company_id.clone(),
             diff: d.clone(),
         });
     }
@@ -375,7 +387,7 @@ pub(super) fn tally(piece: &mut Piece, ids: &(String, String, String), plan: &Pa
 /// The WARP side of a pair's writes, field by field.
 pub(super) fn record_writes(
     piece: &mut Piece,
-    ids: &(String, String, String),
+    ids: &PairIds,
     plan: &PairPlan,
     before: &Customer,
     after: Option<&Customer>,
@@ -394,9 +406,9 @@ pub(super) fn record_writes(
             .unwrap_or(Value::Null);
         piece.writes.push(Write {
             side: "warp".into(),
-            customer_id: ids.0.clone(),
-            ban: ids.1.clone(),
-            company_id: ids.2.clone(),
+            customer_id: ids.customer_id.clone(),
+            ban: ids.ban.clone(),
+            company_id: ids.company_id.clone(),
             field: d.field.clone(),
             property: d.property.clone(),
             before: field.get(&before.raw).cloned().unwrap_or(Value::Null),

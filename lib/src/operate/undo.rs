@@ -26,7 +26,7 @@ use crate::mapping::conflict::FieldState;
 use crate::mapping::{FieldMapping, MappingSet, WarpField};
 use crate::reconcile::checkpoint::Cursor;
 use crate::reconcile::checkpoint::{Claim, RunRecord, RunStatus};
-use crate::reconcile::plan::{FieldDiff, MODIFIED_PROPERTY};
+use crate::reconcile::plan::{DiffOutcome, FieldDiff, MODIFIED_PROPERTY};
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore};
 use crate::reconcile::report::{self, PairDiff, Piece, Report, RunFacts, Write};
 use crate::store::sync::FieldStateStore;
@@ -344,7 +344,11 @@ fn left_alone(piece: &mut Piece, w: &Write, now: Value, hubspot_now: Option<Stri
             warp_value: now,
             hubspot_value: hubspot_now,
             baseline: None,
-            decision: format!("left-alone-{}", w.side),
+            decision: if w.side == "warp" {
+                DiffOutcome::LeftAloneWarp
+            } else {
+                DiffOutcome::LeftAloneHubspot
+            },
             reason: why,
             rule: "undo".into(),
         },

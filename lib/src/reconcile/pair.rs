@@ -13,7 +13,7 @@ use crate::mapping::conflict::FieldState;
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::PendingUpdate;
 use crate::reconcile::hubspot_batch::record_hubspot_writes;
-use crate::reconcile::plan::{self, MODIFIED_PROPERTY, PairPlan};
+use crate::reconcile::plan::{self, DiffOutcome, MODIFIED_PROPERTY, PairPlan};
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{self, PairDiff, Piece, Write};
 use crate::reconcile::run::{Ctx, Reconciler};
@@ -294,13 +294,13 @@ where
             .diffs
             .iter()
             .map(|d| {
-                let (outcome, reason) = if d.decision == "write-warp" && !warp_written {
+                let (outcome, reason) = if d.decision == DiffOutcome::WriteWarp && !warp_written {
                     (
                         "failed".to_string(),
                         format!("{}; the WARP write failed (see the run's errors)", d.reason),
                     )
                 } else {
-                    (d.decision.clone(), d.reason.clone())
+                    (d.decision.to_string(), d.reason.clone())
                 };
                 SyncLogEntry {
                     customer_id: ids.customer_id.clone(),
@@ -360,14 +360,14 @@ pub(super) fn tally(piece: &mut Piece, ids: &PairIds, plan: &PairPlan) {
     c.fields_in_sync += plan.fields_in_sync as u64;
     c.conflicts_for_review += plan.manual.len() as u64;
     for d in &plan.diffs {
-        match d.decision.as_str() {
-            "kept-strategy" | "skipped-direction" => c.kept += 1,
-            "failed" => c.errors += 1,
-            _ => {}
+        if d.decision.is_kept() {
+            c.kept += 1;
+        } else if d.decision == DiffOutcome::Failed {
+            c.errors += 1;
         }
     }
     for d in &plan.diffs {
-        if d.decision == "failed" {
+        if d.decision == DiffOutcome::Failed {
             piece.errors.push(report::RunError {
                 customer_id: Some(ids.customer_id.clone()),
                 company_id: Some(ids.company_id.clone()),
@@ -393,7 +393,11 @@ pub(super) fn record_writes(
     after: Option<&Customer>,
     status: &str,
 ) {
-    for d in plan.diffs.iter().filter(|d| d.decision == "write-warp") {
+    for d in plan
+        .diffs
+        .iter()
+        .filter(|d| d.decision == DiffOutcome::WriteWarp)
+    {
         let field = crate::mapping::WarpField::new(d.field.clone());
         let after_value = after
             .and_then(|a| field.get(&a.raw).cloned())

@@ -23,6 +23,60 @@ use crate::warp::Customer;
 /// HubSpot's modification time of a company, always returned by reads.
 pub const MODIFIED_PROPERTY: &str = "hs_lastmodifieddate";
 
+/// What became of one differing field, as reports, pieces and the sync log
+/// spell it (the JSON strings are the report's format: kept as they were).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiffOutcome {
+    /// WARP takes HubSpot's value.
+    WriteWarp,
+    /// HubSpot takes WARP's value.
+    WriteHubspot,
+    /// Both sides changed and the field is MANUAL: left for review.
+    ConflictManual,
+    /// The field's direction does not run this way.
+    SkippedDirection,
+    /// The field's strategy keeps the side that has it.
+    KeptStrategy,
+    /// A value does not convert.
+    Failed,
+    /// An undo left WARP's (HubSpot's) value alone, and why.
+    LeftAloneWarp,
+    LeftAloneHubspot,
+}
+
+impl DiffOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WriteWarp => "write-warp",
+            Self::WriteHubspot => "write-hubspot",
+            Self::ConflictManual => "conflict-manual",
+            Self::SkippedDirection => "skipped-direction",
+            Self::KeptStrategy => "kept-strategy",
+            Self::Failed => "failed",
+            Self::LeftAloneWarp => "left-alone-warp",
+            Self::LeftAloneHubspot => "left-alone-hubspot",
+        }
+    }
+
+    /// Left as it is by the rules (not a conflict, not a failure).
+    pub fn is_kept(self) -> bool {
+        matches!(self, Self::KeptStrategy | Self::SkippedDirection)
+    }
+}
+
+impl std::fmt::Display for DiffOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for DiffOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One field that differs (or could not be compared), for the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldDiff {
@@ -32,9 +86,7 @@ pub struct FieldDiff {
     pub warp_value: Value,
     pub hubspot_value: Option<String>,
     pub baseline: Option<Value>,
-    /// `write-warp`, `write-hubspot`, `conflict-manual`, `skipped-direction`,
-    /// `kept-strategy`, `failed`.
-    pub decision: String,
+    pub decision: DiffOutcome,
     pub reason: String,
     /// The rule that decided ([`Decision::rule`]); reports written before
     /// it existed read as empty.
@@ -118,13 +170,13 @@ pub fn plan_pair(
             },
         );
         let rule = decision.rule();
-        let diff = |decision: &str, reason: String| FieldDiff {
+        let diff = |decision: DiffOutcome, reason: String| FieldDiff {
             field: field.to_string(),
             property: mapping.hubspot.clone(),
             warp_value: warp_value.cloned().unwrap_or(Value::Null),
             hubspot_value: hubspot_raw.map(str::to_string),
             baseline: baseline.and_then(|b| b.synced_value.clone()),
-            decision: decision.to_string(),
+            decision,
             reason,
             rule: rule.clone(),
         };
@@ -162,7 +214,8 @@ pub fn plan_pair(
             Decision::WriteWarp { value, reason } => {
                 mapping.warp.set_in(&mut plan.warp_body, value.clone());
                 plan.warp_baselines.push(baseline_of(value));
-                plan.diffs.push(diff("write-warp", reason.describe()));
+                plan.diffs
+                    .push(diff(DiffOutcome::WriteWarp, reason.describe()));
             }
             Decision::WriteHubspot {
                 property_value,
@@ -172,24 +225,25 @@ pub fn plan_pair(
                 plan.hubspot_properties
                     .insert(mapping.hubspot.clone(), property_value.clone());
                 plan.hubspot_baselines.push(baseline_of(value));
-                plan.diffs.push(diff("write-hubspot", reason.describe()));
+                plan.diffs
+                    .push(diff(DiffOutcome::WriteHubspot, reason.describe()));
             }
             Decision::Keep { reason } => {
                 let name = match reason {
-                    Reason::Strategy(_) => "kept-strategy",
-                    _ => "skipped-direction",
+                    Reason::Strategy(_) => DiffOutcome::KeptStrategy,
+                    _ => DiffOutcome::SkippedDirection,
                 };
                 plan.diffs.push(diff(name, reason.describe()));
             }
             Decision::Manual { .. } => {
                 let d = diff(
-                    "conflict-manual",
+                    DiffOutcome::ConflictManual,
                     "both sides changed; MANUAL: left for review".into(),
                 );
                 plan.manual.push(d.clone());
                 plan.diffs.push(d);
             }
-            Decision::Invalid(e) => plan.diffs.push(diff("failed", e.to_string())),
+            Decision::Invalid(e) => plan.diffs.push(diff(DiffOutcome::Failed, e.to_string())),
         }
     }
     plan

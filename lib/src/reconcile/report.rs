@@ -437,7 +437,7 @@ impl Report {
                         .baseline
                         .as_ref()
                         .map_or_else(|| "(none)".into(), show),
-                    d.diff.decision.clone(),
+                    d.diff.decision.to_string(),
                     d.diff.reason.clone(),
                 ]
             }),

@@ -445,6 +445,7 @@ pub fn undone(u: &UndoOutcome, bucket: Option<&str>, json: bool) -> String {
             t.row(vec![
                 d.diff
                     .decision
+                    .as_str()
                     .trim_start_matches("left-alone-")
                     .to_string(),
                 d.customer_id.clone(),

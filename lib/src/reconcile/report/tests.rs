@@ -44,7 +44,8 @@ fn pieces_sum_and_a_later_link_clears_an_unmatched_customer() {
 
 /// Every string a report holds, whatever its column, set to markup: the
 /// page shows it as text. Walking the serialized report covers every
-/// field, including any added later.
+/// field, including any added later; a field typed as an enum (a
+/// difference's outcome) cannot hold markup and is left as it is.
 #[test]
 fn every_value_that_reaches_the_page_is_escaped() {
     const HOSTILE: &str = "<script>alert(\"x\")</script>'&amp;<img src=x onerror=y>";
@@ -56,13 +57,17 @@ fn every_value_that_reaches_the_page_is_escaped() {
                 1
             }
             Value::Array(a) => a.iter_mut().map(poison).sum(),
-            Value::Object(o) => o.values_mut().map(poison).sum(),
+            Value::Object(o) => o
+                .iter_mut()
+                .filter(|(k, _)| k.as_str() != "decision")
+                .map(|(_, v)| poison(v))
+                .sum(),
             _ => 0,
         }
     }
     let diff: FieldDiff = serde_json::from_value(serde_json::json!({
         "field": "f", "property": "p", "warp_value": "w", "hubspot_value": "h",
-        "baseline": "b", "decision": "d", "reason": "r"
+        "baseline": "b", "decision": "write-warp", "reason": "r"
     }))
     .expect("a field difference");
     let row = |x: &str| Some(x.to_string());

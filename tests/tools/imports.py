@@ -28,17 +28,16 @@ GROUP = re.compile(r"\buse ((?:crate|super|self)::[a-z0-9_:]*)\{([^;]*)\}", re.S
 
 # The crate's floors, lowest first: a module may name its own floor's and
 # lower floors' modules. Foundations; AWS and HTTP plumbing; the mapping;
-# the two APIs and the queue; the stores; the three flows; the operator's
-# commands; the functions' start-up.
+# the two APIs and the queue; the stores and the clients' start-up (both
+# build adapters); the three flows; the operator's commands.
 LAYERS = [
     ["time", "settings", "telemetry", "error", "metrics"],
     ["http", "aws", "secrets"],
     ["mapping"],
     ["warp", "hubspot", "queue"],
-    ["store"],
+    ["store", "startup"],
     ["intake", "sync", "reconcile"],
     ["operate"],
-    ["startup"],
 ]
 
 

@@ -20,8 +20,8 @@ use serde::Serialize;
 use tracing::info;
 
 use super::OperateError;
-use super::ports::EventRecords;
 use crate::queue::SyncMessage;
+use crate::store::records::EventRecords;
 
 fn sqs_error<E: std::error::Error + 'static>(e: E) -> OperateError {
     OperateError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())

@@ -2,7 +2,7 @@
 //! event, newest first.
 
 use super::OperateError;
-use super::ports::{EventQuery, EventRecord, EventRecords};
+use crate::store::records::{EventQuery, EventRecord, EventRecords};
 
 /// The statuses a record can have, for checking `--status`.
 pub const STATUSES: &[&str] = &[

@@ -17,7 +17,6 @@ pub mod conflicts;
 pub mod dlq;
 pub mod events;
 pub mod explain;
-pub mod ports;
 pub mod reconcile;
 pub mod replay;
 pub mod runs;

@@ -9,8 +9,8 @@ use serde::Serialize;
 use tracing::info;
 
 use super::OperateError;
-use super::ports::{EventQuery, EventRecord, EventRecords};
 use crate::queue::{Outgoing, SyncQueue};
+use crate::store::records::{EventQuery, EventRecord, EventRecords};
 
 /// Which events to replay.
 #[derive(Debug, Clone, PartialEq, Eq)]

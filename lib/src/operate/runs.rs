@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::OperateError;
-use super::ports::RunHistory;
 use crate::reconcile::checkpoint::RunRecord;
+use crate::reconcile::ports::RunHistory;
 use crate::reconcile::ports::{ReportStore, RunStore};
 use crate::reconcile::report::{Report, Write};
 

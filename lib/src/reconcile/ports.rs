@@ -10,6 +10,9 @@ use crate::hubspot::crm::{
     BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
 };
 use crate::store::StoreError;
+/// Where reports and their pieces are kept: a store of bytes by key, so it
+/// lives with the stores (`store::reports`).
+pub use crate::store::reports::ReportStore;
 use crate::warp::WarpApi;
 use crate::warp::{Page, WarpClient, WarpError};
 
@@ -123,19 +126,6 @@ pub trait RunStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
 }
 
-/// Where reports and their pieces are kept (S3).
-pub trait ReportStore: Send + Sync {
-    fn put(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
-    /// Keys under `prefix`, sorted.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-}
-
 /// Starts the next invocation of a run that ran short of time.
 pub trait Continuation: Send + Sync {
     fn continue_run(&self, run_id: &str) -> impl Future<Output = Result<(), String>> + Send;
@@ -179,4 +169,10 @@ impl Alerts for NoAlerts {
     async fn publish(&self, _subject: &str, _message: &str) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// Every run, for `hubwarp runs` (the run store lists what it keeps).
+pub trait RunHistory: Send + Sync {
+    /// Every run record, newest first.
+    fn runs(&self) -> impl Future<Output = Result<Vec<RunRecord>, StoreError>> + Send;
 }

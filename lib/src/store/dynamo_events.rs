@@ -441,14 +441,14 @@ impl super::StuckEvents for DynamoEventLog {
     }
 }
 
-fn record_of(item: &HashMap<String, AttributeValue>) -> Option<crate::operate::ports::EventRecord> {
+fn record_of(item: &HashMap<String, AttributeValue>) -> Option<crate::store::records::EventRecord> {
     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     let num = |k: &str| {
         item.get(k)
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<i64>().ok())
     };
-    Some(crate::operate::ports::EventRecord {
+    Some(crate::store::records::EventRecord {
         dedup_key: text(KEY)?,
         status: text("status").unwrap_or_default(),
         received_at_ms: num("first_received_at"),
@@ -467,12 +467,12 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> Option<crate::operate::p
     })
 }
 
-impl crate::operate::ports::EventRecords for DynamoEventLog {
+impl crate::store::records::EventRecords for DynamoEventLog {
     #[instrument(skip_all, fields(table = %self.table, dedup_key))]
     async fn record(
         &self,
         dedup_key: &str,
-    ) -> Result<Option<crate::operate::ports::EventRecord>, StoreError> {
+    ) -> Result<Option<crate::store::records::EventRecord>, StoreError> {
         Ok(self.item(dedup_key).await?.as_ref().and_then(record_of))
     }
 
@@ -482,8 +482,8 @@ impl crate::operate::ports::EventRecords for DynamoEventLog {
     #[instrument(skip_all, fields(table = %self.table))]
     async fn records(
         &self,
-        query: &crate::operate::ports::EventQuery,
-    ) -> Result<Vec<crate::operate::ports::EventRecord>, StoreError> {
+        query: &crate::store::records::EventQuery,
+    ) -> Result<Vec<crate::store::records::EventRecord>, StoreError> {
         let mut conditions = Vec::new();
         let mut values = HashMap::new();
         let mut names = HashMap::new();

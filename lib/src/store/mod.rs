@@ -8,6 +8,7 @@ pub mod dynamo_events;
 pub mod dynamo_sync;
 pub mod memory;
 pub mod memory_sync;
+pub mod records;
 pub mod reports;
 pub mod runs;
 pub mod sync;

@@ -1,5 +1,7 @@
 //! Run reports in S3 (`REPORTS_BUCKET`), and their in-memory twin.
 
+use std::future::Future;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -10,7 +12,19 @@ use aws_sdk_s3::primitives::ByteStream;
 use tracing::instrument;
 
 use super::StoreError;
-use crate::reconcile::ports::ReportStore;
+
+/// Where reports and their pieces are kept (S3).
+pub trait ReportStore: Send + Sync {
+    fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Keys under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
 
 #[derive(Debug, Clone)]
 pub struct S3ReportStore {

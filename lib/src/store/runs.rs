@@ -299,7 +299,7 @@ impl RunStore for MemoryRunStore {
     }
 }
 
-impl crate::operate::ports::RunHistory for DynamoRunStore {
+impl crate::reconcile::ports::RunHistory for DynamoRunStore {
     /// A scan: one record per night (and per manual run or undo), a few
     /// hundred a year.
     #[instrument(skip(self), fields(table = %self.table))]
@@ -315,7 +315,7 @@ impl crate::operate::ports::RunHistory for DynamoRunStore {
     }
 }
 
-impl crate::operate::ports::RunHistory for MemoryRunStore {
+impl crate::reconcile::ports::RunHistory for MemoryRunStore {
     async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut out: Vec<RunRecord> = self.lock().values().map(|(r, _, _)| r.clone()).collect();
         out.sort_by(|a, b| (b.started_ms, &b.run_id).cmp(&(a.started_ms, &a.run_id)));

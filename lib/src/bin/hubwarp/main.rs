@@ -282,7 +282,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             limit,
         } => {
             let log = ctx.events().await?;
-            let query = operate::ports::EventQuery {
+            let query = hubwarp::store::records::EventQuery {
                 company_id: company,
                 since_ms: when(&since, now)?,
                 until_ms: when(&until, now)?,

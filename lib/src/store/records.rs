@@ -1,13 +1,13 @@
-//! What the operator's questions need beyond the functions' ports: the
-//! event log read as a whole, an event put back on its way, and the runs
-//! listed. The DynamoDB adapters implement them beside the functions' own.
+//! The event log as the operator reads it (`hubwarp events`, `replay`,
+//! `explain`): whole records, a query over them, and an event put back on
+//! its way. The DynamoDB adapter implements it beside the functions' own
+//! `EventLog`.
 
 use std::future::Future;
 
 use serde::Serialize;
 
-use crate::reconcile::checkpoint::RunRecord;
-use crate::store::StoreError;
+use super::StoreError;
 
 /// One recorded webhook event, as `hubwarp events` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -68,9 +68,4 @@ pub trait EventRecords: Send + Sync {
         from: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-pub trait RunHistory: Send + Sync {
-    /// Every run record, newest first.
-    fn runs(&self) -> impl Future<Output = Result<Vec<RunRecord>, StoreError>> + Send;
 }

@@ -83,6 +83,17 @@ impl Env {
         }
     }
 
+    /// `base` with `extra` added and the setting `without` left out: how a
+    /// function's config tests try a missing or a malformed setting.
+    pub fn varied(base: &[(&str, &str)], extra: &[(&str, &str)], without: &str) -> Self {
+        Self::from_pairs(
+            base.iter()
+                .copied()
+                .filter(|(k, _)| *k != without)
+                .chain(extra.iter().copied()),
+        )
+    }
+
     /// The names asked for so far, sorted.
     pub fn names_asked(&self) -> Vec<String> {
         self.asked

@@ -10,14 +10,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hubwarp::aws::Caller;
 use hubwarp::hubspot::rate::RateLimiter;
 use hubwarp::mapping::MappingSet;
-use hubwarp::secrets::SecretSource;
 use hubwarp::store::EventLog;
 use hubwarp::store::sync::{LinkState, LinkStore, SyncLogReader};
 use hubwarp::sync::backoff::Backoff;
 use hubwarp::sync::breaker::BreakerSettings;
 use integration_tests::fixtures::Signing;
-use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
-use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use integration_tests::hubspot_sandbox::HubspotSandbox;
+use integration_tests::warp_sandbox::{Fault, WarpSandbox, demo_customer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Map, Value, json};
 use sync_consumer::{AwsConsumer, Config};
@@ -68,19 +67,9 @@ impl SyncHarness {
             tables: h.res.names.sync_tables(),
             breakers_table: h.res.names.breakers_table(),
             breaker: crate::utils::quick_breaker(),
-            warp_api_url: warp.base_url.clone(),
-            warp_token: SecretSource::Inline {
-                setting: "WARP_API_TOKEN".into(),
-                value: SANDBOX_TOKEN.into(),
-            },
-            hubspot_api_url: hubspot.base_url.clone(),
-            hubspot_token: SecretSource::Inline {
-                setting: "HUBSPOT_ACCESS_TOKEN".into(),
-                value: HUBSPOT_SANDBOX_TOKEN.into(),
-            },
+            api: crate::utils::sandbox_api(&warp.base_url, &hubspot.base_url),
             mappings,
             sync_log_retention_days: 90,
-            http_timeout: std::time::Duration::from_secs(5),
             retry: Backoff::default(),
             hubspot_rate: Arc::new(RateLimiter::new(100, 4).with_max_throttled_retries(3)),
         };

@@ -15,13 +15,12 @@ use hubwarp::operate::{OperateError, dlq, events, explain, reconcile, runs};
 use hubwarp::reconcile::ReconcileRequest;
 use hubwarp::reconcile::report::Report;
 use hubwarp::reconcile::run::Outcome;
-use hubwarp::secrets::SecretSource;
 use hubwarp::store::records::{EventQuery, EventRecords};
 use hubwarp::store::sync::{ConflictQueue, FieldStateStore, Source};
 use integration_tests::fixtures::Signing;
-use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
+use integration_tests::hubspot_sandbox::HubspotSandbox;
 use integration_tests::seed;
-use integration_tests::warp_sandbox::{Fault, SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use integration_tests::warp_sandbox::{Fault, WarpSandbox, demo_customer};
 use serde_json::{Map, Value, json};
 
 use crate::consumer::{SyncHarness, company_id};
@@ -58,27 +57,16 @@ impl Rig {
             let c = warp.insert(demo_customer(n));
             hubspot.upsert_company(&company_id(n), seed::company_properties(&c, &mappings));
         }
-        let warp_token = SecretSource::Inline {
-            setting: "WARP_API_TOKEN".into(),
-            value: SANDBOX_TOKEN.into(),
-        };
-        let hubspot_token = SecretSource::Inline {
-            setting: "HUBSPOT_ACCESS_TOKEN".into(),
-            value: HUBSPOT_SANDBOX_TOKEN.into(),
-        };
+        let api = crate::utils::sandbox_api(&warp.base_url, &hubspot.base_url);
         let consumer_config = sync_consumer::Config {
             metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
             events_table: h.res.names.events_table(),
             tables: h.res.names.sync_tables(),
             breakers_table: h.res.names.breakers_table(),
             breaker: crate::utils::quick_breaker(),
-            warp_api_url: warp.base_url.clone(),
-            warp_token: warp_token.clone(),
-            hubspot_api_url: hubspot.base_url.clone(),
-            hubspot_token: hubspot_token.clone(),
+            api: api.clone(),
             mappings: mappings.clone(),
             sync_log_retention_days: 90,
-            http_timeout: Duration::from_secs(5),
             retry: hubwarp::sync::backoff::Backoff::default(),
             hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
         };
@@ -92,16 +80,12 @@ impl Rig {
             runs_table: h.res.names.runs_table(),
             reports_bucket: h.res.names.reports_bucket(),
             sync_queue_url: h.res.sync_queue_url.clone(),
-            warp_api_url: warp.base_url.clone(),
-            warp_token,
-            hubspot_api_url: hubspot.base_url.clone(),
-            hubspot_token,
+            api,
             hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
             mappings: mappings.clone(),
             alert_topic_arn: None,
             function_name: "nightly-reconciler".into(),
             lambda_endpoint: None,
-            http_timeout: Duration::from_secs(5),
             run: hubwarp::reconcile::run::RunSettings {
                 reserve: Duration::ZERO,
                 ..Default::default()

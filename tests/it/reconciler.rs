@@ -13,12 +13,11 @@ use hubwarp::reconcile::checkpoint::RunStatus;
 use hubwarp::reconcile::ports::{ReportStore, RunStore};
 use hubwarp::reconcile::report::Report;
 use hubwarp::reconcile::run::Outcome;
-use hubwarp::secrets::SecretSource;
 use hubwarp::store::sync::{ConflictQueue, LinkStore};
 use integration_tests::fixtures::Signing;
-use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox, Throttle};
+use integration_tests::hubspot_sandbox::{HubspotSandbox, Throttle};
 use integration_tests::seed;
-use integration_tests::warp_sandbox::{SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 use lambda_runtime::{Context, LambdaEvent};
 use nightly_reconciler::{Config, Function};
 use serde_json::{Map, Value, json};
@@ -83,22 +82,12 @@ impl Rig {
             runs_table: h.res.names.runs_table(),
             reports_bucket: h.res.names.reports_bucket(),
             sync_queue_url: h.res.sync_queue_url.clone(),
-            warp_api_url: warp.base_url.clone(),
-            warp_token: SecretSource::Inline {
-                setting: "WARP_API_TOKEN".into(),
-                value: SANDBOX_TOKEN.into(),
-            },
-            hubspot_api_url: hubspot.base_url.clone(),
-            hubspot_token: SecretSource::Inline {
-                setting: "HUBSPOT_ACCESS_TOKEN".into(),
-                value: HUBSPOT_SANDBOX_TOKEN.into(),
-            },
+            api: crate::utils::sandbox_api(&warp.base_url, &hubspot.base_url),
             hubspot_rate: std::sync::Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
             mappings,
             alert_topic_arn: None,
             function_name: "nightly-reconciler".into(),
             lambda_endpoint: None,
-            http_timeout: Duration::from_secs(5),
             run,
         };
         let f = nightly_reconciler::build(&config, &h.aws_as(Caller::NightlyReconciler))

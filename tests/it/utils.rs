@@ -219,3 +219,22 @@ pub fn quick_breaker() -> hubwarp::sync::breaker::BreakerSettings {
         probe_lease: Duration::from_secs(5),
     }
 }
+
+/// The two sandboxes as the functions' settings name them: inline tokens,
+/// five seconds a call.
+pub fn sandbox_api(warp_url: &str, hubspot_url: &str) -> hubwarp::startup::ApiSettings {
+    use hubwarp::secrets::SecretSource;
+    hubwarp::startup::ApiSettings {
+        warp_url: warp_url.to_string(),
+        warp_token: SecretSource::Inline {
+            setting: "WARP_API_TOKEN".into(),
+            value: integration_tests::warp_sandbox::SANDBOX_TOKEN.into(),
+        },
+        hubspot_url: hubspot_url.to_string(),
+        hubspot_token: SecretSource::Inline {
+            setting: "HUBSPOT_ACCESS_TOKEN".into(),
+            value: integration_tests::hubspot_sandbox::HUBSPOT_SANDBOX_TOKEN.into(),
+        },
+        timeout: std::time::Duration::from_secs(5),
+    }
+}

@@ -1,12 +1,11 @@
 //! The consumer's settings, read once per cold start.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hubwarp::hubspot::rate::RateLimiter;
 use hubwarp::mapping::MappingSet;
-use hubwarp::secrets::SecretSource;
 use hubwarp::settings::{Env, SettingError};
+use hubwarp::startup::ApiSettings;
 use hubwarp::store::SyncTables;
 use hubwarp::sync::backoff::Backoff;
 use hubwarp::sync::breaker::BreakerSettings;
@@ -23,22 +22,14 @@ pub struct Config {
     /// When a dependency's circuit opens and for how long
     /// (`BREAKER_FAILURES`, `BREAKER_OPEN_S`, `BREAKER_MAX_OPEN_S`).
     pub breaker: BreakerSettings,
-    /// WARP's API base URL (`WARP_API_URL`).
-    pub warp_api_url: String,
-    /// WARP's bearer token (`WARP_API_TOKEN`, or `WARP_API_TOKEN_ARN`).
-    pub warp_token: SecretSource,
-    /// HubSpot's API base URL (`HUBSPOT_API_URL`, default
-    /// https://api.hubapi.com).
-    pub hubspot_api_url: String,
-    /// Private-app token (`HUBSPOT_ACCESS_TOKEN`, or `HUBSPOT_ACCESS_TOKEN_ARN`).
-    pub hubspot_token: SecretSource,
+    /// WARP's and HubSpot's URLs and tokens, and one call's time budget
+    /// (`HTTP_TIMEOUT_MS`, default 5000 here).
+    pub api: ApiSettings,
     /// The field mappings (`MAPPING_FILE`, a TOML path; default: the shipped
     /// mapping), validated here so a bad file stops the cold start.
     pub mappings: MappingSet,
     /// Days sync log entries are kept (`SYNC_LOG_RETENTION_DAYS`, default 90).
     pub sync_log_retention_days: u64,
-    /// Time budget of one WARP or HubSpot call (`HTTP_TIMEOUT_MS`, default 5000).
-    pub http_timeout: Duration,
     /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`,
     /// default HubSpotWarp/hubspot-warp).
     pub metrics_namespace: String,
@@ -62,19 +53,9 @@ impl Config {
             tables: SyncTables::from_env(env)?,
             breakers_table: env.required("BREAKERS_TABLE")?.to_string(),
             breaker: BreakerSettings::from_env(env)?,
-            warp_api_url: env.required_api_url("WARP_API_URL")?,
-            warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
-            hubspot_api_url: env
-                .optional_api_url("HUBSPOT_API_URL")?
-                .unwrap_or_else(|| "https://api.hubapi.com".into()),
-            hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
+            api: ApiSettings::from_env(env, 5_000)?,
             mappings: MappingSet::from_setting(env)?,
             sync_log_retention_days: env.parse_in_range("SYNC_LOG_RETENTION_DAYS", 90, 1..=3650)?,
-            http_timeout: Duration::from_millis(env.parse_in_range(
-                "HTTP_TIMEOUT_MS",
-                5_000,
-                100..=60_000,
-            )?),
             metrics_namespace: hubwarp::metrics::namespace(env)?,
             retry: Backoff::from_env(env)?,
             hubspot_rate: Arc::new(
@@ -102,12 +83,7 @@ mod tests {
     ];
 
     fn with(extra: &[(&'static str, &'static str)], without: &str) -> Result<Config, SettingError> {
-        let pairs = BASE
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != without)
-            .chain(extra.iter().copied());
-        Config::from_env(&Env::from_pairs(pairs))
+        Config::from_env(&Env::varied(&BASE, extra, without))
     }
 
     #[test]

@@ -51,25 +51,13 @@ pub async fn build(
             config.tables.clone(),
             Duration::from_secs(config.sync_log_retention_days * 24 * 3600),
         ),
-        warp: Guarded::new(
-            hubwarp::startup::warp_client(
-                aws,
-                &config.warp_api_url,
-                &config.warp_token,
-                config.http_timeout,
-            )
-            .await?,
-            warp_breaker,
-        ),
+        warp: Guarded::new(config.api.warp_client(aws).await?, warp_breaker),
         hubspot: Guarded::new(
-            hubwarp::startup::hubspot_client(
-                aws,
-                &config.hubspot_api_url,
-                &config.hubspot_token,
-                config.http_timeout,
-            )
-            .await?
-            .with_limiter(config.hubspot_rate.clone()),
+            config
+                .api
+                .hubspot_client(aws)
+                .await?
+                .with_limiter(config.hubspot_rate.clone()),
             hubspot_breaker,
         ),
         mappings: config.mappings.clone(),

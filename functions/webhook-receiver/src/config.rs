@@ -76,12 +76,7 @@ mod tests {
     ];
 
     fn with(extra: &[(&'static str, &'static str)], without: &str) -> Result<Config, SettingError> {
-        let pairs = BASE
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != without)
-            .chain(extra.iter().copied());
-        Config::from_env(&Env::from_pairs(pairs))
+        Config::from_env(&Env::varied(&BASE, extra, without))
     }
 
     #[test]

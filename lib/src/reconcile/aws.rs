@@ -6,7 +6,7 @@ use super::config::Config;
 use super::run::Reconciler;
 use crate::hubspot::crm::HubspotClient;
 use crate::queue::SqsQueue;
-use crate::startup::{StartupError, hubspot_client, warp_client};
+use crate::startup::StartupError;
 use crate::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore};
 use crate::warp::WarpClient;
 
@@ -31,21 +31,12 @@ pub async fn build(
 ) -> Result<AwsReconciler, StartupError> {
     let ddb = crate::aws::dynamodb(aws);
     Ok(Reconciler {
-        warp: warp_client(
-            aws,
-            &config.warp_api_url,
-            &config.warp_token,
-            config.http_timeout,
-        )
-        .await?,
-        hubspot: hubspot_client(
-            aws,
-            &config.hubspot_api_url,
-            &config.hubspot_token,
-            config.http_timeout,
-        )
-        .await?
-        .with_limiter(config.hubspot_rate.clone()),
+        warp: config.api.warp_client(aws).await?,
+        hubspot: config
+            .api
+            .hubspot_client(aws)
+            .await?
+            .with_limiter(config.hubspot_rate.clone()),
         store: DynamoSyncStore::new(ddb.clone(), config.tables.clone(), SYNC_LOG_RETENTION),
         events: DynamoEventLog::new(ddb.clone(), &config.events_table),
         queue: SqsQueue::new(crate::aws::sqs(aws), &config.sync_queue_url),

@@ -8,8 +8,8 @@ use crate::hubspot::rate::RateLimiter;
 
 use super::run::RunSettings;
 use crate::mapping::MappingSet;
-use crate::secrets::SecretSource;
 use crate::settings::{Env, SettingError};
+use crate::startup::ApiSettings;
 use crate::store::SyncTables;
 
 #[derive(Debug, Clone)]
@@ -25,15 +25,9 @@ pub struct Config {
     pub reports_bucket: String,
     /// The sync queue stuck events go back to (`SYNC_QUEUE_URL`).
     pub sync_queue_url: String,
-    /// WARP's API base URL (`WARP_API_URL`) and token (`WARP_API_TOKEN` or
-    /// `WARP_API_TOKEN_ARN`).
-    pub warp_api_url: String,
-    pub warp_token: SecretSource,
-    /// HubSpot's API base URL (`HUBSPOT_API_URL`, default
-    /// https://api.hubapi.com) and private-app token (`HUBSPOT_ACCESS_TOKEN`
-    /// or `HUBSPOT_ACCESS_TOKEN_ARN`).
-    pub hubspot_api_url: String,
-    pub hubspot_token: SecretSource,
+    /// WARP's and HubSpot's URLs and tokens, and one call's time budget
+    /// (`HTTP_TIMEOUT_MS`, default 10000 here).
+    pub api: ApiSettings,
     /// One limiter for every HubSpot call of a run
     /// (`HUBSPOT_RATE_LIMIT_PER_10S`: 100, 190 or 250, the plan's budget;
     /// `HUBSPOT_SEARCH_RATE_LIMIT_PER_S`).
@@ -48,8 +42,6 @@ pub struct Config {
     /// Where to invoke it (`AWS_ENDPOINT_URL_LAMBDA`; locally, the invoke
     /// endpoint of `cargo lambda watch`). Unset in AWS.
     pub lambda_endpoint: Option<String>,
-    /// Time budget of one WARP or HubSpot call (`HTTP_TIMEOUT_MS`, default 10000).
-    pub http_timeout: Duration,
     /// Pages, time budget, time zone (`RECONCILE_TIMEZONE`, an IANA zone,
     /// default UTC: the schedule's zone and the report's local times),
     /// `RECONCILE_PAGE_SIZE` (1-100, default 100),
@@ -90,12 +82,7 @@ impl Config {
             runs_table: env.required("RUNS_TABLE")?.to_string(),
             reports_bucket: env.required("REPORTS_BUCKET")?.to_string(),
             sync_queue_url: env.required_url("SYNC_QUEUE_URL")?,
-            warp_api_url: env.required_api_url("WARP_API_URL")?,
-            warp_token: SecretSource::from_env(env, "WARP_API_TOKEN")?,
-            hubspot_api_url: env
-                .optional_api_url("HUBSPOT_API_URL")?
-                .unwrap_or_else(|| "https://api.hubapi.com".into()),
-            hubspot_token: SecretSource::from_env(env, "HUBSPOT_ACCESS_TOKEN")?,
+            api: ApiSettings::from_env(env, 10_000)?,
             hubspot_rate: Arc::new(RateLimiter::from_env(env)?),
             mappings: MappingSet::from_setting(env)?,
             alert_topic_arn,
@@ -104,11 +91,6 @@ impl Config {
                 .unwrap_or("nightly-reconciler")
                 .to_string(),
             lambda_endpoint: env.optional_url("AWS_ENDPOINT_URL_LAMBDA")?,
-            http_timeout: Duration::from_millis(env.parse_in_range(
-                "HTTP_TIMEOUT_MS",
-                10_000,
-                100..=60_000,
-            )?),
             run: RunSettings {
                 page_size: env.parse_in_range("RECONCILE_PAGE_SIZE", 100, 1..=100)?,
                 invocation_budget: (budget_ms > 0).then(|| Duration::from_millis(budget_ms)),
@@ -148,12 +130,7 @@ mod tests {
     ];
 
     fn with(extra: &[(&'static str, &'static str)], without: &str) -> Result<Config, SettingError> {
-        let pairs = BASE
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != without)
-            .chain(extra.iter().copied());
-        Config::from_env(&Env::from_pairs(pairs))
+        Config::from_env(&Env::varied(&BASE, extra, without))
     }
 
     #[test]

@@ -9,7 +9,7 @@ use hubwarp::hubspot::crm::HubspotClient;
 use hubwarp::mapping::MappingSet;
 use hubwarp::secrets::SecretSource;
 use hubwarp::settings::{Env, SettingError};
-use hubwarp::startup::StartupError;
+use hubwarp::startup::{ApiSettings, StartupError};
 use hubwarp::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore, SyncTables};
 use hubwarp::warp::WarpClient;
 use tokio::sync::OnceCell;
@@ -40,11 +40,7 @@ impl Context {
     }
 
     fn http_timeout(&self) -> Result<Duration, SettingError> {
-        Ok(Duration::from_millis(self.env.parse_in_range(
-            "HTTP_TIMEOUT_MS",
-            10_000,
-            100..=60_000,
-        )?))
+        ApiSettings::timeout_from_env(&self.env, 10_000)
     }
 
     pub fn events_table(&self) -> Result<String, SettingError> {
@@ -116,19 +112,11 @@ impl Context {
     /// Checks the WARP settings without building the client (no secret is
     /// read yet), so every missing setting is named before any call.
     pub fn warp_settings(&self) -> Result<(String, SecretSource), SettingError> {
-        Ok((
-            self.env.required_api_url("WARP_API_URL")?,
-            SecretSource::from_env(&self.env, "WARP_API_TOKEN")?,
-        ))
+        ApiSettings::warp_from_env(&self.env)
     }
 
     pub fn hubspot_settings(&self) -> Result<(String, SecretSource), SettingError> {
-        Ok((
-            self.env
-                .optional_api_url("HUBSPOT_API_URL")?
-                .unwrap_or_else(|| "https://api.hubapi.com".into()),
-            SecretSource::from_env(&self.env, "HUBSPOT_ACCESS_TOKEN")?,
-        ))
+        ApiSettings::hubspot_from_env(&self.env)
     }
 
     pub async fn warp(&self) -> Result<WarpClient, StartupError> {

@@ -201,18 +201,10 @@ pub fn sync_batch(messages: usize, duplicates: usize, unreadable: usize, retried
     count(name::MESSAGES_RETRIED, retried);
 }
 
-/// One decision of the consumer, by its sync-log outcome.
-pub fn change(outcome: &str) {
-    match outcome {
-        "applied" => count(name::CHANGES_APPLIED, 1),
-        "in-sync" => count(name::CHANGES_IN_SYNC, 1),
-        "failed" => count(name::CHANGES_FAILED, 1),
-        o if o.starts_with("conflict") => count(name::CONFLICTS, 1),
-        o => {
-            let reason = o.strip_prefix("skipped-").unwrap_or(o).to_string();
-            metrics::counter!(name::CHANGES_SKIPPED, "Reason" => reason).increment(1);
-        }
-    }
+/// A change the consumer did not apply, by `reason` (stale, direction,
+/// unmapped, inactive-link, unmatched, ...).
+pub fn skipped(reason: &'static str) {
+    metrics::counter!(name::CHANGES_SKIPPED, "Reason" => reason).increment(1);
 }
 
 /// A circuit went `state` (open, half-open, closed).

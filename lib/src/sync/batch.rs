@@ -9,7 +9,8 @@ use tracing::warn;
 
 use super::ports::CompanyDirectory;
 use super::{
-    BatchReport, CUSTOMERS_IN_FLIGHT, CompanyMatch, Consumer, Item, QueuedMessage, UnreadableNote,
+    BatchReport, CUSTOMERS_IN_FLIGHT, ChangeOutcome, CompanyMatch, Consumer, Item, QueuedMessage,
+    UnreadableNote,
 };
 use crate::error::error_chain;
 use crate::queue::SyncMessage;
@@ -112,7 +113,7 @@ where
                             item,
                             &link.customer_id,
                             None,
-                            "skipped-inactive-link",
+                            ChangeOutcome::SkippedInactiveLink,
                             &reason,
                             EventStatus::Applied,
                         )

@@ -4,7 +4,7 @@
 use tracing::warn;
 
 use super::ports::CompanyDirectory;
-use super::{BatchReport, CompanyMatch, Consumer, Item, Transient};
+use super::{BatchReport, ChangeOutcome, CompanyMatch, Consumer, Item, Transient};
 use crate::hubspot::webhook::WebhookEvent;
 use crate::store::sync::{ConflictQueue, FieldStateStore, Link, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, EventStatus};
@@ -33,7 +33,7 @@ where
                         item,
                         &link.customer_id,
                         None,
-                        "linked",
+                        ChangeOutcome::Linked,
                         "company linked by its warp_ban",
                         EventStatus::Applied,
                     )
@@ -50,13 +50,13 @@ where
                 let (state, outcome, reason) = if e.action() == "deletion" {
                     (
                         LinkState::Deleted,
-                        "link-deleted",
+                        ChangeOutcome::LinkDeleted,
                         "company deleted in HubSpot; WARP customer left untouched",
                     )
                 } else {
                     (
                         LinkState::Active,
-                        "link-restored",
+                        ChangeOutcome::LinkRestored,
                         "company restored in HubSpot",
                     )
                 };
@@ -83,7 +83,7 @@ where
                     item,
                     &format!("company#{company_id}"),
                     None,
-                    "skipped-type",
+                    ChangeOutcome::SkippedType,
                     &reason,
                     EventStatus::Applied,
                 )
@@ -185,7 +185,7 @@ where
             item,
             &customer_id,
             None,
-            "merged",
+            ChangeOutcome::Merged,
             &reason,
             EventStatus::Applied,
         )

@@ -32,6 +32,74 @@ use crate::store::StoreError;
 use crate::store::sync::Link;
 use crate::warp::WarpError;
 
+/// What the consumer decided about one change (or lifecycle event), as
+/// the sync log, the log line and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    Applied,
+    InSync,
+    /// Both sides changed: the strategy kept WARP's value, or MANUAL queued
+    /// it for review.
+    Conflict,
+    Failed,
+    Unmatched,
+    Linked,
+    Merged,
+    LinkDeleted,
+    LinkRestored,
+    SkippedUnmapped,
+    SkippedStale,
+    SkippedDirection,
+    SkippedType,
+    SkippedInactiveLink,
+}
+
+impl ChangeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::InSync => "in-sync",
+            Self::Conflict => "conflict",
+            Self::Failed => "failed",
+            Self::Unmatched => "unmatched",
+            Self::Linked => "linked",
+            Self::Merged => "merged",
+            Self::LinkDeleted => "link-deleted",
+            Self::LinkRestored => "link-restored",
+            Self::SkippedUnmapped => "skipped-unmapped",
+            Self::SkippedStale => "skipped-stale",
+            Self::SkippedDirection => "skipped-direction",
+            Self::SkippedType => "skipped-type",
+            Self::SkippedInactiveLink => "skipped-inactive-link",
+        }
+    }
+
+    /// Counts it: applied, in sync, conflicts and failures have metrics of
+    /// their own; everything else is `ChangesSkipped` by `Reason` (the
+    /// outcome without its `skipped-`).
+    pub fn count(self) {
+        use crate::metrics::name;
+        let own = match self {
+            Self::Applied => name::CHANGES_APPLIED,
+            Self::InSync => name::CHANGES_IN_SYNC,
+            Self::Failed => name::CHANGES_FAILED,
+            Self::Conflict => name::CONFLICTS,
+            other => {
+                let text = other.as_str();
+                crate::metrics::skipped(text.strip_prefix("skipped-").unwrap_or(text));
+                return;
+            }
+        };
+        crate::metrics::counts(&[(own, 1)]);
+    }
+}
+
+impl std::fmt::Display for ChangeOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One SQS message of a batch.
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {

@@ -19,7 +19,7 @@ use crate::warp::Customer;
 use crate::warp::WarpApi;
 
 use super::apply::Plan;
-use super::{BatchReport, Consumer, Item, Transient};
+use super::{BatchReport, ChangeOutcome, Consumer, Item, Transient};
 
 impl<E, S, W, H> Consumer<E, S, W, H>
 where
@@ -75,7 +75,7 @@ where
             let field = mapping.as_ref().map(|m| m.warp.as_str().to_string());
             let (outcome, reason, status) = match (mapping, decision) {
                 (None, _) => (
-                    "skipped-unmapped",
+                    ChangeOutcome::SkippedUnmapped,
                     "no mapping for this property".to_string(),
                     EventStatus::Applied,
                 ),
@@ -86,10 +86,14 @@ where
                     } else {
                         "HubSpot change applied"
                     };
-                    ("applied", why.to_string(), EventStatus::Applied)
+                    (
+                        ChangeOutcome::Applied,
+                        why.to_string(),
+                        EventStatus::Applied,
+                    )
                 }
                 (Some(_), Decision::InSync { .. }) => (
-                    "in-sync",
+                    ChangeOutcome::InSync,
                     "WARP already holds this value".into(),
                     EventStatus::Applied,
                 ),
@@ -100,7 +104,11 @@ where
                     },
                 ) => {
                     report.skipped += 1;
-                    ("skipped-stale", reason.describe(), EventStatus::Applied)
+                    (
+                        ChangeOutcome::SkippedStale,
+                        reason.describe(),
+                        EventStatus::Applied,
+                    )
                 }
                 // The consumer writes WARP only: when the decision is that
                 // HubSpot should take WARP's value, WARP keeps it and the
@@ -117,7 +125,7 @@ where
                 ) => {
                     report.conflicts += 1;
                     (
-                        "conflict",
+                        ChangeOutcome::Conflict,
                         format!(
                             "both sides changed {}; {} keeps WARP's value",
                             m.warp,
@@ -129,7 +137,7 @@ where
                 (Some(m), Decision::Keep { .. }) => {
                     report.skipped += 1;
                     (
-                        "skipped-direction",
+                        ChangeOutcome::SkippedDirection,
                         format!("{} is not synced (direction NONE)", m.warp),
                         EventStatus::Applied,
                     )
@@ -137,7 +145,7 @@ where
                 (Some(m), Decision::WriteHubspot { .. }) => {
                     report.skipped += 1;
                     (
-                        "skipped-direction",
+                        ChangeOutcome::SkippedDirection,
                         format!(
                             "{} is WARP-owned; HubSpot's edit is drift for the nightly run",
                             m.warp
@@ -169,7 +177,7 @@ where
                         })
                         .await?;
                     (
-                        "conflict",
+                        ChangeOutcome::Conflict,
                         format!("both sides changed {}; MANUAL: queued for review", m.warp),
                         EventStatus::Applied,
                     )
@@ -177,18 +185,18 @@ where
                 (Some(_), Decision::Invalid(err)) => {
                     report.failed += 1;
                     (
-                        "failed",
+                        ChangeOutcome::Failed,
                         err.to_string(),
                         EventStatus::Other("FAILED".into()),
                     )
                 }
             };
-            crate::metrics::change(outcome);
+            outcome.count();
             info!(
                 dedup_key = %item.message.dedup_key,
                 customer_id = %before.id,
                 property,
-                outcome,
+                outcome = outcome.as_str(),
                 reason,
                 "field decision"
             );
@@ -198,7 +206,7 @@ where
                 dedup_key: item.message.dedup_key.to_string(),
                 property,
                 field,
-                outcome: outcome.to_string(),
+                outcome: outcome.as_str().to_string(),
                 reason: reason.clone(),
                 detail: detail.clone(),
             });
@@ -223,7 +231,7 @@ where
                 item,
                 customer_id,
                 None,
-                "failed",
+                ChangeOutcome::Failed,
                 reason,
                 EventStatus::Other("FAILED".into()),
             )
@@ -240,13 +248,13 @@ where
         item: &Item,
         customer_id: &str,
         field: Option<String>,
-        outcome: &str,
+        outcome: ChangeOutcome,
         reason: &str,
         status: EventStatus,
     ) -> Result<(), Transient> {
         let e = &item.message.event;
-        crate::metrics::change(outcome);
-        info!(dedup_key = %item.message.dedup_key, customer_id, outcome, reason, "event decision");
+        outcome.count();
+        info!(dedup_key = %item.message.dedup_key, customer_id, outcome = outcome.as_str(), reason, "event decision");
         self.store
             .append(&[SyncLogEntry {
                 customer_id: customer_id.to_string(),
@@ -254,7 +262,7 @@ where
                 dedup_key: item.message.dedup_key.to_string(),
                 property: e.property_name.as_deref().unwrap_or(e.action()).to_string(),
                 field,
-                outcome: outcome.to_string(),
+                outcome: outcome.as_str().to_string(),
                 reason: reason.to_string(),
                 detail: DecisionDetail::default(),
             }])
@@ -277,7 +285,7 @@ where
             item,
             &company,
             None,
-            "unmatched",
+            ChangeOutcome::Unmatched,
             reason,
             EventStatus::Other("UNMATCHED".into()),
         )

@@ -13,6 +13,10 @@
 //! before the run, so the next run decides those fields as that run did.
 //! If the cause is still there (a bad value on the side that flowed), fix
 //! it there first, or the next run writes the same again.
+//!
+//! About 600 lines, whole on purpose: claiming the undo as a run, weighing
+//! each field on both sides and writing both back are one procedure that
+//! a reader follows top to bottom.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -4,6 +4,10 @@
 //! At the end the pieces are assembled into one [`Report`], written as JSON
 //! (every difference, write, error and unmatched record) and as a
 //! self-contained HTML page whose summary comes first.
+//!
+//! About 600 lines, whole on purpose: the report's types and the one page
+//! that renders them change together (a column added is both), and the
+//! escaping test walks them as one.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

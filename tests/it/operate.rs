@@ -203,7 +203,7 @@ impl Rig {
         hubwarp::warp::WarpClient,
         hubwarp::hubspot::crm::HubspotClient,
         hubwarp::store::DynamoSyncStore,
-        hubwarp::store::DynamoRunStore,
+        hubwarp::reconcile::run_store::DynamoRunStore,
         hubwarp::store::S3ReportStore,
     > {
         let r = &self.ops;

@@ -74,7 +74,7 @@ pub const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         suffix: RUNS_SUFFIX,
-        hash: hubwarp::store::runs::KEY,
+        hash: hubwarp::reconcile::run_store::KEY,
         range: None,
         ttl: None,
     },

@@ -4,10 +4,11 @@
 
 use super::config::Config;
 use super::run::Reconciler;
+use super::run_store::DynamoRunStore;
 use crate::hubspot::crm::HubspotClient;
 use crate::queue::SqsQueue;
 use crate::startup::StartupError;
-use crate::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore};
+use crate::store::{DynamoEventLog, DynamoSyncStore, S3ReportStore};
 use crate::warp::WarpClient;
 
 /// The reconciler over the real clients and AWS adapters.

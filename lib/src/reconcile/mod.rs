@@ -22,6 +22,7 @@ pub mod plan;
 pub mod ports;
 pub mod report;
 pub mod run;
+pub mod run_store;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -18,10 +18,10 @@ use crate::mapping::MappingSet;
 use crate::queue::MemoryQueue;
 use crate::reconcile::ports::NoAlerts;
 use crate::reconcile::report::Report;
+use crate::reconcile::run_store::MemoryRunStore;
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore};
 use crate::store::{
-    EventLog, EventStatus, Lease, MemoryEventLog, MemoryReportStore, MemoryRunStore,
-    MemorySyncStore, NewEvent,
+    EventLog, EventStatus, Lease, MemoryEventLog, MemoryReportStore, MemorySyncStore, NewEvent,
 };
 use crate::warp::WarpApi;
 use crate::warp::{Customer, Page, WarpError};

@@ -3,14 +3,13 @@
 //! tests.
 
 pub mod breakers;
-mod dynamo;
+pub(crate) mod dynamo;
 pub mod dynamo_events;
 pub mod dynamo_sync;
 pub mod memory;
 pub mod memory_sync;
 pub mod records;
 pub mod reports;
-pub mod runs;
 pub mod sync;
 
 use std::future::Future;
@@ -22,7 +21,6 @@ pub use dynamo_sync::{DynamoSyncStore, SyncTables};
 pub use memory::MemoryEventLog;
 pub use memory_sync::MemorySyncStore;
 pub use reports::{MemoryReportStore, S3ReportStore};
-pub use runs::{DynamoRunStore, MemoryRunStore};
 
 /// Where a recorded webhook event stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,10 +28,11 @@ use hubwarp::http::{RetryPolicy, Token};
 use hubwarp::hubspot::crm::HubspotClient;
 use hubwarp::queue::{SqsQueue, SyncMessage, SyncQueue};
 use hubwarp::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
+use hubwarp::reconcile::run_store::{DynamoRunStore, MemoryRunStore};
 use hubwarp::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog, SyncLogReader};
 use hubwarp::store::{
-    DynamoEventLog, DynamoRunStore, DynamoSyncStore, EventLog, MemoryEventLog, MemoryReportStore,
-    MemoryRunStore, MemorySyncStore, S3ReportStore, StuckEvents,
+    DynamoEventLog, DynamoSyncStore, EventLog, MemoryEventLog, MemoryReportStore, MemorySyncStore,
+    S3ReportStore, StuckEvents,
 };
 use hubwarp::sync::ports::CompanyDirectory;
 use hubwarp::time::now_ms;

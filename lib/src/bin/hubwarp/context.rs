@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use hubwarp::hubspot::crm::HubspotClient;
 use hubwarp::mapping::MappingSet;
+use hubwarp::reconcile::run_store::DynamoRunStore;
 use hubwarp::secrets::SecretSource;
 use hubwarp::settings::{Env, SettingError};
 use hubwarp::startup::{ApiSettings, StartupError};
-use hubwarp::store::{DynamoEventLog, DynamoRunStore, DynamoSyncStore, S3ReportStore, SyncTables};
+use hubwarp::store::{DynamoEventLog, DynamoSyncStore, S3ReportStore, SyncTables};
 use hubwarp::warp::WarpClient;
 use tokio::sync::OnceCell;
 

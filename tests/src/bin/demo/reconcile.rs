@@ -10,7 +10,7 @@ use hubwarp::mapping::ValueType;
 use hubwarp::reconcile::checkpoint::{RunRecord, RunStatus};
 use hubwarp::reconcile::ports::RunStore;
 use hubwarp::reconcile::run::Outcome;
-use hubwarp::store::DynamoRunStore;
+use hubwarp::reconcile::run_store::DynamoRunStore;
 use integration_tests::local::Result;
 use integration_tests::resources::Resources;
 use serde_json::{Map, Value, json};

@@ -17,10 +17,10 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use tracing::instrument;
 
-use super::StoreError;
-use super::dynamo::{n, s, scan_all};
-use crate::reconcile::checkpoint::{Claim, RunRecord, RunStatus};
-use crate::reconcile::ports::RunStore;
+use super::checkpoint::{Claim, RunRecord, RunStatus};
+use super::ports::RunStore;
+use crate::store::StoreError;
+use crate::store::dynamo::{n, s, scan_all};
 
 pub const KEY: &str = "run_id";
 
@@ -299,7 +299,7 @@ impl RunStore for MemoryRunStore {
     }
 }
 
-impl crate::reconcile::ports::RunHistory for DynamoRunStore {
+impl super::ports::RunHistory for DynamoRunStore {
     /// A scan: one record per night (and per manual run or undo), a few
     /// hundred a year.
     #[instrument(skip(self), fields(table = %self.table))]
@@ -315,7 +315,7 @@ impl crate::reconcile::ports::RunHistory for DynamoRunStore {
     }
 }
 
-impl crate::reconcile::ports::RunHistory for MemoryRunStore {
+impl super::ports::RunHistory for MemoryRunStore {
     async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut out: Vec<RunRecord> = self.lock().values().map(|(r, _, _)| r.clone()).collect();
         out.sort_by(|a, b| (b.started_ms, &b.run_id).cmp(&(a.started_ms, &a.run_id)));

@@ -4,3 +4,5 @@ mod companies;
 mod customers;
 mod finish;
 mod sweep;
+
+pub(super) use sweep::sweep_step;

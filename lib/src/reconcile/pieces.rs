@@ -6,36 +6,34 @@ use std::collections::HashSet;
 
 use tracing::warn;
 
-use crate::queue::SyncQueue;
-use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
+use crate::reconcile::ports::ReportStore;
 use crate::reconcile::report::Piece;
-use crate::reconcile::run::{Reconciler, RunFailure, store};
-use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog};
-use crate::store::{EventLog, StuckEvents};
+use crate::reconcile::run::{RunFailure, store};
 
-impl<W, H, S, E, Q, R, P> Reconciler<W, H, S, E, Q, R, P>
-where
-    W: WarpCustomers,
-    H: HubspotCompanies,
-    S: LinkStore + FieldStateStore + ConflictQueue + SyncLog,
-    E: EventLog + StuckEvents,
-    Q: SyncQueue,
-    R: RunStore,
-    P: ReportStore,
-{
-    pub(super) fn piece_key(&self, run_id: &str, name: &str) -> String {
-        format!("{}{run_id}/pieces/{name}.json", self.settings.report_prefix)
+/// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
+pub(super) struct Pieces<'a, P> {
+    reports: &'a P,
+    prefix: &'a str,
+    run_id: &'a str,
+}
+
+impl<'a, P: ReportStore> Pieces<'a, P> {
+    pub(super) fn new(reports: &'a P, prefix: &'a str, run_id: &'a str) -> Self {
+        Self {
+            reports,
+            prefix,
+            run_id,
+        }
     }
 
-    pub(super) async fn put_piece(
-        &self,
-        run_id: &str,
-        name: &str,
-        piece: &Piece,
-    ) -> Result<(), RunFailure> {
+    fn key(&self, name: &str) -> String {
+        format!("{}{}/pieces/{name}.json", self.prefix, self.run_id)
+    }
+
+    pub(super) async fn put(&self, name: &str, piece: &Piece) -> Result<(), RunFailure> {
         let body = serde_json::to_vec(piece).unwrap_or_default();
         self.reports
-            .put(&self.piece_key(run_id, name), body, "application/json")
+            .put(&self.key(name), body, "application/json")
             .await
             .map_err(store("writing a report piece"))
     }
@@ -43,13 +41,8 @@ where
     /// Hands the pieces under `phase` to `each` in order, one read at a
     /// time: neither caller needs them all at once, and together they grow
     /// with the book (a thousand pieces at 100,000 pairs).
-    pub(super) async fn for_each_piece(
-        &self,
-        run_id: &str,
-        phase: &str,
-        mut each: impl FnMut(Piece),
-    ) -> Result<(), RunFailure> {
-        let prefix = format!("{}{run_id}/pieces/{phase}", self.settings.report_prefix);
+    async fn for_each(&self, phase: &str, mut each: impl FnMut(Piece)) -> Result<(), RunFailure> {
+        let prefix = format!("{}{}/pieces/{phase}", self.prefix, self.run_id);
         let keys = self
             .reports
             .list(&prefix)
@@ -85,9 +78,9 @@ where
     /// The pieces the report is assembled from, without their paired
     /// companies: the report has no use for them, and at 100,000 pairs they
     /// are most of what the pieces hold.
-    pub(super) async fn report_pieces(&self, run_id: &str) -> Result<Vec<Piece>, RunFailure> {
+    pub(super) async fn for_report(&self) -> Result<Vec<Piece>, RunFailure> {
         let mut pieces = Vec::new();
-        self.for_each_piece(run_id, "", |mut p| {
+        self.for_each("", |mut p| {
             p.paired_companies = Vec::new();
             pieces.push(p);
         })
@@ -97,9 +90,9 @@ where
 
     /// The companies phase 1 paired, from its pieces (a resumed run has
     /// lost its memory but not its pieces). Only the ids are kept.
-    pub(super) async fn paired_index(&self, run_id: &str) -> Result<HashSet<String>, RunFailure> {
+    pub(super) async fn paired_index(&self) -> Result<HashSet<String>, RunFailure> {
         let mut paired = HashSet::new();
-        self.for_each_piece(run_id, "1-", |p| paired.extend(p.paired_companies))
+        self.for_each("1-", |p| paired.extend(p.paired_companies))
             .await?;
         Ok(paired)
     }

@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::checkpoint::{Claim, Cursor, Phase, RunRecord, RunStatus};
+use super::phase::sweep_step;
+use super::pieces::Pieces;
 use super::plan::MODIFIED_PROPERTY;
 use super::ports::{Alerts, Continuation, HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use super::report::Counters;
@@ -267,12 +269,21 @@ where
                 Phase::Customers => self.customers_step(&ctx, &mut run).await,
                 Phase::Companies => {
                     if paired.is_none() {
-                        paired = Some(self.paired_index(&run_id).await?);
+                        paired = Some(self.pieces(&run_id).paired_index().await?);
                     }
                     let index = paired.get_or_insert_with(HashSet::new);
                     self.companies_step(&ctx, &mut run, index).await
                 }
-                Phase::Sweep => self.sweep_step(&ctx, &mut run).await,
+                Phase::Sweep => {
+                    sweep_step(
+                        &self.events,
+                        &self.queue,
+                        self.settings.sweep_after,
+                        &ctx,
+                        &mut run,
+                    )
+                    .await
+                }
                 Phase::Finish => continue,
             };
             match step {
@@ -283,7 +294,7 @@ where
                         after.waited_ms - before.waited_ms.min(after.waited_ms);
                     piece.counters.throttled +=
                         after.throttled - before.throttled.min(after.throttled);
-                    self.put_piece(&run_id, &key, &piece).await?;
+                    self.pieces(&run_id).put(&key, &piece).await?;
                     run.counters.add(&piece.counters);
                     self.checkpoint(&mut run, &owner, deadline_ms).await?;
                     steps += 1;
@@ -351,6 +362,11 @@ where
             "continued",
             "the run continues in a fresh invocation",
         ))
+    }
+
+    /// This run's report pieces.
+    pub(super) fn pieces<'a>(&'a self, run_id: &'a str) -> Pieces<'a, P> {
+        Pieces::new(&self.reports, &self.settings.report_prefix, run_id)
     }
 
     pub(super) fn properties(&self) -> Vec<&str> {

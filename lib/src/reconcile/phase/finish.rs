@@ -43,7 +43,7 @@ where
                 }
                 Err(Interrupt::Fail(e)) => return Err(e),
             }
-            self.put_piece(&run.run_id, "4-final", &piece).await?;
+            self.pieces(&run.run_id).put("4-final", &piece).await?;
         }
         let open = self
             .store
@@ -76,7 +76,7 @@ where
             invocations: run.invocations,
             timezone: self.settings.timezone,
         };
-        let report = report::assemble(&facts, self.report_pieces(&run.run_id).await?, open);
+        let report = report::assemble(&facts, self.pieces(&run.run_id).for_report().await?, open);
         let base = format!("{}{}/report", self.settings.report_prefix, run.run_id);
         let (json_key, html_key) = (format!("{base}.json"), format!("{base}.html"));
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();

@@ -7,7 +7,11 @@ paths and `crate::...` names: cycles between files, and files over a size.
 
 A node is a source file (a module); an arrow runs from a file to each module
 file it names (the deepest file a path reaches: `crate::store::sync::Link`
-is `store/sync.rs`). Test modules (`tests.rs`, `*_tests.rs`, `tests/`) are
+is `store/sync.rs`; a private `use child::x` in a module with a child
+`child` is that child, while a `pub use child::x` re-export is not an
+arrow). Methods of one type spread over several files (`impl` blocks
+by stage) call each other without an import: those calls are not arrows,
+so a cycle through them does not show. Test modules (`tests.rs`, `*_tests.rs`, `tests/`) are
 left out: they may name anything. Printed: every strongly connected set of
 two or more files (a cycle), each with one loop through it; the arrows that
 run up the layers below (a module naming one of a higher layer); and the
@@ -126,11 +130,23 @@ def paths_in(text):
         yield m.group(1)
 
 
+# A private `use child::x`: the parent's own code using its child. A
+# `pub use child::x` is a facade (the parent re-exports what the child
+# defines, and the child may use the parent's types): not an arrow.
+CHILD_USE = re.compile(r"^\s*use ([a-z_][a-z0-9_]*)::", re.M)
+
+
 def graph(files):
     modules = {module_of(n): n for n in files if not is_test(n)}
     edges = {n: set() for n in modules.values()}
     for mod, name in modules.items():
-        for path in paths_in(strip_tests(files[name])):
+        text = strip_tests(files[name])
+        children = [
+            "self::" + m.group(1)
+            for m in CHILD_USE.finditer(text)
+            if mod + (m.group(1),) in modules
+        ]
+        for path in list(paths_in(text)) + children:
             parts = tuple(p for p in absolute(path, mod) if p)
             target = None
             for k in range(len(parts), 0, -1):

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod report;
 pub mod run;
 pub mod run_store;
+mod step;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,8 @@ use crate::reconcile::hubspot_batch::record_hubspot_writes;
 use crate::reconcile::plan::{self, DiffOutcome, MODIFIED_PROPERTY, PairPlan};
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{self, PairDiff, Piece, Write};
-use crate::reconcile::run::{Ctx, Reconciler};
+use crate::reconcile::run::Reconciler;
+use crate::reconcile::step::Ctx;
 use crate::store::sync::{
     ConflictQueue, ConflictRecord, DecisionDetail, FieldStateStore, Link, LinkStore, SyncLog,
     SyncLogEntry,

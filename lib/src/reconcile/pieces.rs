@@ -8,7 +8,7 @@ use tracing::warn;
 
 use crate::reconcile::ports::ReportStore;
 use crate::reconcile::report::Piece;
-use crate::reconcile::run::{RunFailure, store};
+use crate::reconcile::step::{RunFailure, store};
 
 /// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
 pub(super) struct Pieces<'a, P> {

@@ -31,21 +31,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::ReconcileRequest;
 use super::checkpoint::{Claim, Cursor, Phase, RunRecord, RunStatus};
 use super::phase::sweep_step;
 use super::pieces::Pieces;
 use super::plan::MODIFIED_PROPERTY;
 use super::ports::{Alerts, Continuation, HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use super::report::Counters;
-use super::{ReconcileRequest, RequestError};
-use crate::error::error_chain;
-use crate::hubspot::crm::HubspotError;
+pub use super::step::RunFailure;
+use super::step::{Ctx, Interrupt, store};
 use crate::mapping::MappingSet;
 use crate::queue::SyncQueue;
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog};
-use crate::store::{EventLog, StoreError, StuckEvents};
+use crate::store::{EventLog, StuckEvents};
 use crate::time::now_ms;
-use crate::warp::WarpError;
 
 /// The HubSpot property that names a company's WARP customer.
 pub const WARP_BAN_PROPERTY: &str = crate::sync::ports::WARP_BAN_PROPERTY;
@@ -100,59 +99,6 @@ pub struct Outcome {
     pub report_html_key: Option<String>,
     pub summary: Option<Counters>,
     pub message: String,
-}
-
-/// Why an invocation failed; the platform's retry resumes from the last
-/// checkpoint.
-#[derive(Debug, thiserror::Error)]
-pub enum RunFailure {
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    #[error("run {0} does not exist, so it cannot be continued")]
-    UnknownRun(String),
-    #[error("{during}: {}", error_chain(.source))]
-    Store {
-        during: &'static str,
-        #[source]
-        source: StoreError,
-    },
-    #[error("WARP: {0}")]
-    Warp(WarpError),
-    #[error("HubSpot: {0}")]
-    Hubspot(HubspotError),
-    #[error("starting the next invocation failed: {0}")]
-    Continue(String),
-}
-
-/// Ends a step early: the run fails (and is retried) or stops cleanly.
-pub(super) enum Interrupt {
-    Fail(RunFailure),
-    /// HubSpot's daily limit: nothing more can be read or written today.
-    Daily(String),
-}
-
-impl From<RunFailure> for Interrupt {
-    fn from(e: RunFailure) -> Self {
-        Self::Fail(e)
-    }
-}
-
-pub(super) fn hubspot(e: HubspotError) -> Interrupt {
-    if e.is_daily_limit() {
-        Interrupt::Daily(e.to_string())
-    } else {
-        Interrupt::Fail(RunFailure::Hubspot(e))
-    }
-}
-
-pub(super) fn store(during: &'static str) -> impl FnOnce(StoreError) -> RunFailure {
-    move |source| RunFailure::Store { during, source }
-}
-
-/// One invocation's view of the run.
-pub(super) struct Ctx<'a> {
-    pub(super) run_id: &'a str,
-    pub(super) dry_run: bool,
 }
 
 pub struct Reconciler<W, H, S, E, Q, R, P> {

@@ -10,9 +10,8 @@ use crate::reconcile::checkpoint::{Phase, RunRecord};
 use crate::reconcile::pair::LinkAction;
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{Linked, Piece, Unmatched};
-use crate::reconcile::run::{
-    Ctx, Interrupt, Reconciler, RunFailure, WARP_BAN_PROPERTY, hubspot, store,
-};
+use crate::reconcile::run::{Reconciler, WARP_BAN_PROPERTY};
+use crate::reconcile::step::{Ctx, Interrupt, RunFailure, hubspot, store};
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, StuckEvents};
 use crate::warp::WarpError;

@@ -11,9 +11,8 @@ use crate::reconcile::checkpoint::{PendingUpdate, Phase, RunRecord};
 use crate::reconcile::pair::{LinkAction, PairResult};
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{Piece, Unmatched};
-use crate::reconcile::run::{
-    Ctx, HUBSPOT_BATCH, Interrupt, Reconciler, RunFailure, hubspot, store,
-};
+use crate::reconcile::run::{HUBSPOT_BATCH, Reconciler};
+use crate::reconcile::step::{Ctx, Interrupt, RunFailure, hubspot, store};
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, StuckEvents};
 use crate::warp::{Customer, WarpError};

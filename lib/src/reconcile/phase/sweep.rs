@@ -6,7 +6,7 @@ use tracing::info;
 use crate::queue::{Outgoing, SyncQueue};
 use crate::reconcile::checkpoint::{Phase, RunRecord};
 use crate::reconcile::report::Piece;
-use crate::reconcile::run::{Ctx, Interrupt, store};
+use crate::reconcile::step::{Ctx, Interrupt, store};
 use crate::store::{EventLog, StuckEvents};
 use crate::time::now_ms;
 

@@ -79,9 +79,16 @@ pub async fn load(env: &Env, call_budget: Duration, caller: Caller) -> SdkConfig
     if let Some(app) = caller.app_name() {
         loader = loader.app_name(app);
     }
-    if let Some(url) = env.optional("AWS_ENDPOINT_URL") {
+    let endpoint = env.optional("AWS_ENDPOINT_URL");
+    if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
-    } else if let Some(http) = amazon_trust_services_client() {
+    }
+    // A plain-http endpoint (moto on loopback) needs no roots, so local runs
+    // start as a function does in AWS; only an https endpoint of someone
+    // else's (a proxy, an emulator with TLS) gets the system's store.
+    if !endpoint.is_some_and(|url| url.starts_with("https://"))
+        && let Some(http) = amazon_trust_services_client()
+    {
         loader = loader.http_client(http);
     }
     if let Some(region) = env.optional("AWS_REGION") {

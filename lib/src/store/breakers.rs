@@ -20,10 +20,10 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::StoreError;
-use super::dynamo::{Item, n, s};
+use super::dynamo::{Item, get_n, n, s};
 
 pub const KEY: &str = "dependency";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -139,14 +139,8 @@ impl DynamoBreakers {
     }
 
     fn decode(&self, dependency: &str, item: &Item) -> Result<OpenCircuit, StoreError> {
-        let number = |name: &str| -> Option<i64> {
-            match item.get(name) {
-                Some(AttributeValue::N(v)) => v.parse().ok(),
-                _ => None,
-            }
-        };
         let required = |name: &str| {
-            number(name).ok_or_else(|| StoreError::Malformed {
+            get_n(item, name).ok_or_else(|| StoreError::Malformed {
                 table: self.table.clone(),
                 key: dependency.to_string(),
                 reason: format!("no number {name}"),
@@ -156,7 +150,7 @@ impl DynamoBreakers {
             opened_at_ms: required("opened_at")?,
             open_until_ms: required("open_until")?,
             opens: u32::try_from(required("opens")?).unwrap_or(u32::MAX),
-            probe_until_ms: number("probe_until"),
+            probe_until_ms: get_n(item, "probe_until"),
             expires_at_s: required(TTL_ATTRIBUTE)?,
         })
     }

@@ -245,11 +245,22 @@ impl<S: BreakerStore> Breaker<S> {
                 Admission::Probe
             }
             Ok(false) => {
-                // Another instance is probing, or closed it meanwhile: read
-                // again next time.
-                self.local(|l| l.read_at_ms = None);
+                // Another instance holds the probe (or closed the circuit
+                // meanwhile): refuse here until the next read of the table
+                // rather than try the probe again on every call.
+                let retry_at = now + refresh_ms;
+                self.local(|l| {
+                    l.circuit = Some(OpenCircuit {
+                        open_until_ms: retry_at,
+                        ..open.clone()
+                    });
+                    l.read_at_ms = Some(now);
+                });
                 crate::metrics::breaker_refused(dep, now - open.opened_at_ms);
-                refused
+                Admission::Refused {
+                    down_ms: now - open.opened_at_ms,
+                    open_until_ms: retry_at,
+                }
             }
             Err(e) => {
                 warn!(dependency = dep, error = %crate::error::error_chain(&e), "probe not taken; calling anyway");

@@ -100,47 +100,33 @@ where
     loop {
         let (decided_on, body, decision) = decide(customer).await?;
         customer = decided_on;
-        let done = |customer, decision, written, puts, rereads| {
-            Ok(WriteBack {
-                customer,
-                decision,
-                written,
-                puts,
-                rereads,
-            })
-        };
-        if body.is_empty() {
-            return done(customer, decision, Ok(None), puts, rereads);
-        }
-        puts += 1;
-        match warp.update(&customer.id, &body, Some(&customer.etag)).await {
-            Ok(after) => return done(customer, decision, Ok(Some(after)), puts, rereads),
-            Err(WarpError::PreconditionFailed) if rereads == 0 => {
-                rereads += 1;
-                match warp.get(&customer.id).await {
-                    Ok(fresh) => customer = fresh,
-                    Err(e) => {
-                        return done(
-                            customer,
-                            decision,
-                            Err(WriteError::Reread(e)),
-                            puts,
-                            rereads,
-                        );
+        let written = if body.is_empty() {
+            Ok(None)
+        } else {
+            puts += 1;
+            match warp.update(&customer.id, &body, Some(&customer.etag)).await {
+                Ok(after) => Ok(Some(after)),
+                Err(WarpError::PreconditionFailed) if rereads == 0 => {
+                    rereads += 1;
+                    match warp.get(&customer.id).await {
+                        Ok(fresh) => {
+                            customer = fresh;
+                            continue;
+                        }
+                        Err(e) => Err(WriteError::Reread(e)),
                     }
                 }
+                Err(WarpError::PreconditionFailed) => Err(WriteError::Contended),
+                Err(e) => Err(WriteError::Put(e)),
             }
-            Err(WarpError::PreconditionFailed) => {
-                return done(
-                    customer,
-                    decision,
-                    Err(WriteError::Contended),
-                    puts,
-                    rereads,
-                );
-            }
-            Err(e) => return done(customer, decision, Err(WriteError::Put(e)), puts, rereads),
-        }
+        };
+        return Ok(WriteBack {
+            customer,
+            decision,
+            written,
+            puts,
+            rereads,
+        });
     }
 }
 

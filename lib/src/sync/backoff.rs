@@ -70,10 +70,15 @@ impl Backoff {
         Duration::from_secs_f64((ceiling * unit.clamp(0.0, 1.0)).max(1.0))
     }
 
-    /// [`Backoff::delay`] with a fresh draw, in whole seconds for SQS.
-    pub fn draw_seconds(&self, receive_count: u32) -> i32 {
-        let secs = self.delay(receive_count, rand::random::<f64>()).as_secs();
+    /// [`Backoff::delay`] in whole seconds, as SQS takes a visibility.
+    pub fn delay_seconds(&self, receive_count: u32, unit: f64) -> i32 {
+        let secs = self.delay(receive_count, unit).as_secs();
         secs.clamp(1, MAX_VISIBILITY_S) as i32
+    }
+
+    /// [`Backoff::delay_seconds`] with a fresh draw.
+    pub fn draw_seconds(&self, receive_count: u32) -> i32 {
+        self.delay_seconds(receive_count, rand::random::<f64>())
     }
 
     /// The expected time a message is retried before its `receives`-th

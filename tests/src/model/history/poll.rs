@@ -72,8 +72,7 @@ impl<B: Backend> World<B> {
                                 .iter()
                                 .find(|m| m.id == h.message_id)
                                 .map_or(1, |m| m.receives);
-                            let drawn = Backoff::default().delay(receives, self.rng.random());
-                            drawn.as_secs().clamp(1, u64::from(u32::MAX)) as i32
+                            Backoff::default().delay_seconds(receives, self.rng.random())
                         }
                         _ => h.seconds,
                     };

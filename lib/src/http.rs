@@ -125,6 +125,12 @@ impl Token {
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.0)
     }
+
+    /// The secret itself, for the calls that must name the token in their
+    /// body or path (HubSpot's token info); never for a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Token {

@@ -165,14 +165,16 @@ impl MappingSet {
         fields
     }
 
-    /// The HubSpot properties any mapping reads, for API `properties=` lists.
-    pub fn properties(&self) -> Vec<&str> {
-        let mut all: Vec<&str> = self
-            .global
+    /// Every mapping, global ones first, then each customer's overrides.
+    pub fn all_fields(&self) -> impl Iterator<Item = &FieldMapping> {
+        self.global
             .iter()
             .chain(self.overrides.values().flat_map(FieldTable::iter))
-            .map(|m| m.hubspot.as_str())
-            .collect();
+    }
+
+    /// The HubSpot properties any mapping reads, for API `properties=` lists.
+    pub fn properties(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self.all_fields().map(|m| m.hubspot.as_str()).collect();
         all.sort_unstable();
         all.dedup();
         all

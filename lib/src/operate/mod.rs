@@ -9,6 +9,8 @@
 //! - [`dlq`]: what sits in the dead-letter queue and why; moving it back.
 //! - [`conflicts`]: MANUAL conflicts, and a person's choice applied through
 //!   the normal write paths.
+//! - [`properties`]: the company properties the mapping needs, against
+//!   the portal's (`setup`, `doctor`).
 //! - [`reconcile`]: a run now, in the function or in-process.
 //! - [`runs`]: past runs, their counters and reports.
 //! - [`undo`]: the writes of one run reverted where nothing changed since.
@@ -17,6 +19,7 @@ pub mod conflicts;
 pub mod dlq;
 pub mod events;
 pub mod explain;
+pub mod properties;
 pub mod reconcile;
 pub mod replay;
 pub mod runs;

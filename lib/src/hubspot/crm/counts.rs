@@ -15,6 +15,9 @@ pub struct CallCounts {
     pub batch_read: u64,
     pub batch_update: u64,
     pub search: u64,
+    /// Property definitions, groups and the token's own description
+    /// (`hubwarp setup` and `doctor`; never the nightly run).
+    pub schema: u64,
     /// 429 answers received, of any policy.
     pub rate_limited_429s: u64,
     /// Times a request waited before it was sent: for the limiter's budget,
@@ -26,7 +29,7 @@ pub struct CallCounts {
 impl CallCounts {
     /// Requests sent, all kinds together.
     pub fn requests(&self) -> u64 {
-        self.get + self.list + self.batch_read + self.batch_update + self.search
+        self.get + self.list + self.batch_read + self.batch_update + self.search + self.schema
     }
 }
 
@@ -37,6 +40,7 @@ pub(super) struct Shared {
     batch_read: AtomicU64,
     batch_update: AtomicU64,
     search: AtomicU64,
+    schema: AtomicU64,
     rate_limited_429s: AtomicU64,
     rate_limit_waits: AtomicU64,
     waited_ms: AtomicU64,
@@ -52,6 +56,7 @@ impl Shared {
             Kind::BatchRead => &self.batch_read,
             Kind::BatchUpdate => &self.batch_update,
             Kind::Search => &self.search,
+            Kind::Schema | Kind::TokenInfo => &self.schema,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         crate::metrics::hubspot_call();
@@ -91,6 +96,7 @@ impl Shared {
             batch_read: n(&self.batch_read),
             batch_update: n(&self.batch_update),
             search: n(&self.search),
+            schema: n(&self.schema),
             rate_limited_429s: n(&self.rate_limited_429s),
             rate_limit_waits: n(&self.rate_limit_waits),
             waited_ms: n(&self.waited_ms),

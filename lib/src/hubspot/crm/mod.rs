@@ -5,6 +5,7 @@
 mod batch;
 mod counts;
 mod list;
+mod properties;
 mod search;
 mod transport;
 
@@ -20,6 +21,7 @@ use crate::hubspot::rate::RateLimiter;
 pub use batch::{BatchFailure, BatchRead, BatchUpdate, CompanyUpdate, MAX_BATCH_INPUTS};
 pub use counts::CallCounts;
 pub use list::{CompanyPage, MAX_LIST_LIMIT};
+pub use properties::{PropertyDef, PropertyGroup, PropertyOption, TokenInfo};
 pub use search::{
     Direction, Filter, FilterGroup, MAX_SEARCH_LIMIT, MAX_SEARCH_RESULTS, Operator, SearchCursor,
     SearchPage, SearchRequest, Sort,
@@ -37,6 +39,10 @@ pub enum HubspotError {
     /// 401/403: the token is wrong or lacks scopes; retrying cannot help.
     #[error("HubSpot refused the token ({0}); check HUBSPOT_ACCESS_TOKEN and its scopes")]
     Unauthorized(u16),
+    /// 403 `MISSING_SCOPES`: the token works but its app lacks a scope
+    /// this call needs (HubSpot names it).
+    #[error("HubSpot's token lacks the scope {0}; add it to the app and reinstall")]
+    MissingScopes(String),
     #[error("HubSpot refused the request: {status} {category}")]
     Rejected { status: u16, category: String },
     #[error("HubSpot answered something unreadable: {0}")]

@@ -32,6 +32,10 @@ pub(super) enum Kind {
     BatchRead,
     BatchUpdate,
     Search,
+    /// The properties API (definitions and groups).
+    Schema,
+    /// What HubSpot says of the token itself (its scopes).
+    TokenInfo,
 }
 
 impl Kind {
@@ -49,6 +53,8 @@ impl Kind {
             Self::BatchRead => "batch read companies",
             Self::BatchUpdate => "batch update companies",
             Self::Search => "search companies",
+            Self::Schema => "company properties",
+            Self::TokenInfo => "access token info",
         }
     }
 }
@@ -273,9 +279,11 @@ impl HubspotClient {
             (None, _) => {}
         }
         match r.status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Step::Fatal(HubspotError::Unauthorized(r.status.as_u16()))
-            }
+            StatusCode::FORBIDDEN => match missing_scopes(&r.body) {
+                Some(scopes) => Step::Fatal(HubspotError::MissingScopes(scopes)),
+                None => Step::Fatal(HubspotError::Unauthorized(403)),
+            },
+            StatusCode::UNAUTHORIZED => Step::Fatal(HubspotError::Unauthorized(401)),
             s if s.is_server_error() => Step::Failed {
                 error: HubspotError::Transient(s.to_string()),
                 retry_after: r.retry_after,
@@ -332,6 +340,40 @@ impl HubspotClient {
 }
 
 /// Everything of an answer, read before the limiter's place is given back.
+/// The scopes a 403 `MISSING_SCOPES` names (`errors[].context.
+/// requiredGranularScopes`, one of which would do), joined for the
+/// message; `None` for any other 403.
+fn missing_scopes(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default)]
+        category: String,
+        #[serde(default)]
+        errors: Vec<Detail>,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        #[serde(default)]
+        context: std::collections::HashMap<String, Vec<String>>,
+    }
+    let body: Body = serde_json::from_slice(body).ok()?;
+    if body.category != "MISSING_SCOPES" {
+        return None;
+    }
+    let scopes: Vec<String> = body
+        .errors
+        .into_iter()
+        .flat_map(|d| d.context.into_iter())
+        .filter(|(k, _)| k.starts_with("required"))
+        .flat_map(|(_, v)| v)
+        .collect();
+    Some(if scopes.is_empty() {
+        "unnamed".into()
+    } else {
+        scopes.join(" or ")
+    })
+}
+
 struct Received {
     status: StatusCode,
     headers: HeaderMap,

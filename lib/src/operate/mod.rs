@@ -9,6 +9,9 @@
 //! - [`dlq`]: what sits in the dead-letter queue and why; moving it back.
 //! - [`conflicts`]: MANUAL conflicts, and a person's choice applied through
 //!   the normal write paths.
+//! - [`setup`]: what the mapping needs, created in a new HubSpot portal.
+//! - [`link`]: customers and companies that exist on both sides, joined.
+//! - [`doctor`]: a checklist of everything the bridge needs, with fixes.
 //! - [`properties`]: the company properties the mapping needs, against
 //!   the portal's (`setup`, `doctor`).
 //! - [`reconcile`]: a run now, in the function or in-process.
@@ -17,12 +20,15 @@
 
 pub mod conflicts;
 pub mod dlq;
+pub mod doctor;
 pub mod events;
 pub mod explain;
+pub mod link;
 pub mod properties;
 pub mod reconcile;
 pub mod replay;
 pub mod runs;
+pub mod setup;
 pub mod undo;
 
 use chrono::{DateTime, NaiveDate};

@@ -263,6 +263,108 @@ pub fn open_conflicts(raised_at_ms: &[i64], now_ms: i64) -> Check {
     }
 }
 
+/// The table a setting names exists and is ACTIVE.
+pub async fn table(ddb: &aws_sdk_dynamodb::Client, setting: &str, name: &str) -> Check {
+    let check = format!("table {setting}");
+    match ddb.describe_table().table_name(name).send().await {
+        Ok(out) => {
+            let status = out
+                .table
+                .and_then(|t| t.table_status)
+                .map_or_else(|| "unknown".to_string(), |s| s.as_str().to_string());
+            if status == "ACTIVE" {
+                Check::pass(check, format!("{name} exists (ACTIVE)"))
+            } else {
+                Check::fail(
+                    check,
+                    format!("{name} is {status}"),
+                    "wait for it to become ACTIVE, or look at the stack's events",
+                )
+            }
+        }
+        Err(e) => Check::fail(
+            check,
+            format!(
+                "{name}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            ),
+            format!(
+                "{setting} must name the stack's table (`sam deploy` creates it; the stack's outputs name it)"
+            ),
+        ),
+    }
+}
+
+/// The reports bucket exists and this role may list it.
+pub async fn bucket(s3: &aws_sdk_s3::Client, name: &str) -> Check {
+    const NAME: &str = "bucket REPORTS_BUCKET";
+    match s3.head_bucket().bucket(name).send().await {
+        Ok(_) => Check::pass(NAME, format!("{name} exists")),
+        Err(e) => Check::fail(
+            NAME,
+            format!("{name}: {}", aws_sdk_s3::error::DisplayErrorContext(e)),
+            "REPORTS_BUCKET must name the stack's ReportsBucket",
+        ),
+    }
+}
+
+async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, String> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
+        .attributes
+        .unwrap_or_default();
+    let n = |a: A| {
+        attrs
+            .get(&a)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
+}
+
+/// The sync queue exists (its depth, for the record), and its dead-letter
+/// queue is empty: what sits there waits for a person.
+pub async fn queues(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Check> {
+    let queue = match depth(sqs, url).await {
+        Ok(n) => Check::pass("queue SYNC_QUEUE_URL", format!("exists, {n} messages")),
+        Err(e) => {
+            return vec![Check::fail(
+                "queue SYNC_QUEUE_URL",
+                format!("{url}: {e}"),
+                "SYNC_QUEUE_URL must be the stack's SyncQueue URL",
+            )];
+        }
+    };
+    let dlq = match super::dlq::dlq_url(sqs, url).await {
+        Err(e) => Check::fail(
+            "dead-letter queue",
+            e.to_string(),
+            "the sync queue needs its redrive policy (the template sets it)",
+        ),
+        Ok(dlq) => match depth(sqs, &dlq).await {
+            Ok(0) => Check::pass("dead-letter queue", "empty"),
+            Ok(n) => Check::fail(
+                "dead-letter queue",
+                format!("{n} messages wait for a person"),
+                "`hubwarp dlq list` says why each is there; `hubwarp dlq redrive` once fixed",
+            ),
+            Err(e) => Check::fail(
+                "dead-letter queue",
+                e,
+                "the operator policy needs sqs:GetQueueAttributes on the DLQ",
+            ),
+        },
+    };
+    vec![queue, dlq]
+}
+
 /// A setting read: ✓ with what it is, or ✗ naming it.
 pub fn setting<T>(
     name: &str,

@@ -100,6 +100,15 @@ impl Context {
         MappingSet::from_setting(&self.env)
     }
 
+    /// A mapping file named on the command line, validated as the
+    /// functions validate `MAPPING_FILE`.
+    pub fn mappings_from(&self, path: &std::path::Path) -> Result<MappingSet, SettingError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingError::malformed("--mapping", format!("cannot read {}: {e}", path.display()))
+        })?;
+        MappingSet::parse(&text).map_err(|e| SettingError::malformed("--mapping", e))
+    }
+
     /// `RECONCILE_TIMEZONE`, for the local times of an undo's report.
     pub fn timezone(&self) -> Result<chrono_tz::Tz, SettingError> {
         match self.env.optional("RECONCILE_TIMEZONE") {

@@ -6,6 +6,7 @@
 //! a system fails.
 
 mod context;
+mod day_one;
 mod render;
 mod table;
 mod terminal;
@@ -38,6 +39,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Creates in HubSpot what the mapping needs and the portal lacks: the
+    /// `warp` property group and each mapped company property, typed for
+    /// its values. Never changes a property that exists; reports one of
+    /// the wrong type (exit 1). Safe to run again.
+    Setup {
+        /// Say what would be created; create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A mapping file instead of MAPPING_FILE (or the shipped default).
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<std::path::PathBuf>,
+    },
+    /// Checks everything the bridge needs, one line each, ✓ or ✗ with the
+    /// fix; exits 0 only when all hold.
+    Doctor,
+    /// Joins customers and companies that exist on both sides: exact BAN
+    /// (or external id) matches linked with --apply; name and web-domain
+    /// matches listed as suggestions, never linked.
+    Link {
+        /// Write the exact links (default: a dry run that writes nothing).
+        #[arg(long)]
+        apply: bool,
+    },
     /// The whole story of a customer, newest first: every decision with its
     /// source, both values, the baseline and the rule; then both sides now.
     Explain {
@@ -189,6 +213,10 @@ enum Failure {
     Startup(#[from] StartupError),
     #[error(transparent)]
     Operate(#[from] OperateError),
+    /// The answer itself says something is wrong (doctor's ✗, setup's
+    /// unfit property): printed as the answer, exit 1.
+    #[error("{0}")]
+    Findings(String),
 }
 
 impl Failure {
@@ -210,6 +238,10 @@ async fn main() -> ExitCode {
         Ok(text) => {
             print!("{}", terminal::printable(&text));
             ExitCode::SUCCESS
+        }
+        Err(Failure::Findings(text)) => {
+            print!("{}", terminal::printable(&text));
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("hubwarp: {}", terminal::printable(&e.to_string()));
@@ -252,6 +284,11 @@ async fn run(cli: Cli) -> Result<String, Failure> {
     let json = cli.json;
     let now = hubwarp::time::now_ms();
     Ok(match cli.command {
+        Command::Setup { dry_run, mapping } => {
+            day_one::setup(&ctx, dry_run, mapping.as_deref(), json).await?
+        }
+        Command::Doctor => day_one::doctor(&ctx, json).await?,
+        Command::Link { apply } => day_one::link(&ctx, apply, json).await?,
         Command::Explain {
             target,
             field,

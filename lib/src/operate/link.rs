@@ -140,7 +140,10 @@ pub fn domain(text: &str) -> Option<String> {
     let host = t.split(['/', '?', '#']).next().unwrap_or("");
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let host = host.split(':').next().unwrap_or("");
-    let host = host.strip_prefix("www.").unwrap_or(host).trim_end_matches('.');
+    let host = host
+        .strip_prefix("www.")
+        .unwrap_or(host)
+        .trim_end_matches('.');
     (host.contains('.') && !host.starts_with('.')).then(|| host.to_string())
 }
 
@@ -214,7 +217,10 @@ pub fn pair_up(
         };
         if bans.len() > 1 {
             let ids = bans.iter().map(|c| c.id.clone()).collect();
-            out.push(conflict(ids, format!("{} companies carry warp_ban {}", bans.len(), w.ban)));
+            out.push(conflict(
+                ids,
+                format!("{} companies carry warp_ban {}", bans.len(), w.ban),
+            ));
             continue;
         }
         let target = match (named, bans.first()) {
@@ -502,7 +508,9 @@ async fn write_link<S: LinkStore>(
                 Some(id) if id == company_id => (body, Ok(())),
                 Some(other) => (
                     body,
-                    Err(format!("external_ids now names company {other}; left alone")),
+                    Err(format!(
+                        "external_ids now names company {other}; left alone"
+                    )),
                 ),
             }
         })
@@ -520,7 +528,10 @@ async fn write_link<S: LinkStore>(
             .await
             .map_err(|e| e.to_string())?;
         if let Some(f) = answer.failed.first() {
-            return Err(format!("HubSpot refused warp_ban: {} {}", f.category, f.message));
+            return Err(format!(
+                "HubSpot refused warp_ban: {} {}",
+                f.category, f.message
+            ));
         }
     }
     if record_link {

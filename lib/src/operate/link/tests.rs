@@ -26,10 +26,20 @@ fn company(id: &str, ban: Option<&str>, name: &str, web: &str) -> HubspotSide {
 fn names_and_domains_compare_as_a_person_reads_them() {
     assert_eq!(normalised_name("ACME Corp.").as_deref(), Some("acme"));
     assert_eq!(normalised_name("Acme, Inc").as_deref(), Some("acme"));
-    assert_eq!(normalised_name("Acme Rockets Ltd").as_deref(), Some("acme rockets"));
-    assert_eq!(normalised_name("Co").as_deref(), Some("co"), "a name that is only a form stays");
+    assert_eq!(
+        normalised_name("Acme Rockets Ltd").as_deref(),
+        Some("acme rockets")
+    );
+    assert_eq!(
+        normalised_name("Co").as_deref(),
+        Some("co"),
+        "a name that is only a form stays"
+    );
     assert_eq!(normalised_name(" - ").as_deref(), None);
-    assert_eq!(domain("https://www.Acme.example:8443/about?x").as_deref(), Some("acme.example"));
+    assert_eq!(
+        domain("https://www.Acme.example:8443/about?x").as_deref(),
+        Some("acme.example")
+    );
     assert_eq!(domain("acme.example").as_deref(), Some("acme.example"));
     assert_eq!(domain("localhost").as_deref(), None);
 }
@@ -77,22 +87,44 @@ fn exact_matches_link_name_and_domain_only_suggest_and_contradictions_stay_alone
             })
             .collect()
     };
-    assert!(matches!(find("c1")[..], [Pairing::Link { set_external_id: true, set_warp_ban: false, record_link: true, .. }]));
-    assert!(matches!(find("c2")[..], [Pairing::Link { set_external_id: false, set_warp_ban: true, .. }]));
+    assert!(matches!(
+        find("c1")[..],
+        [Pairing::Link {
+            set_external_id: true,
+            set_warp_ban: false,
+            record_link: true,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        find("c2")[..],
+        [Pairing::Link {
+            set_external_id: false,
+            set_warp_ban: true,
+            ..
+        }]
+    ));
     assert!(matches!(find("c3")[..], [Pairing::Linked { .. }]));
     assert!(
         matches!(&find("c4")[..], [Pairing::Conflict { company_ids, .. }] if company_ids.len() == 2)
     );
     let c5 = find("c5");
     assert_eq!(c5.len(), 2, "{c5:#?}");
-    assert!(matches!(c5[0], Pairing::Suggestion { company_id, evidence, .. }
-        if company_id == "h5a" && evidence.contains("name")));
-    assert!(matches!(c5[1], Pairing::Suggestion { company_id, evidence, .. }
-        if company_id == "h5b" && evidence.contains("domain acme.example")));
+    assert!(
+        matches!(c5[0], Pairing::Suggestion { company_id, evidence, .. }
+        if company_id == "h5a" && evidence.contains("name"))
+    );
+    assert!(
+        matches!(c5[1], Pairing::Suggestion { company_id, evidence, .. }
+        if company_id == "h5b" && evidence.contains("domain acme.example"))
+    );
     assert!(find("c6").is_empty(), "{:#?}", find("c6"));
     assert!(matches!(find("c7")[..], [Pairing::Conflict { .. }]));
     assert_eq!(
-        pairings.iter().filter(|p| matches!(p, Pairing::Link { .. })).count(),
+        pairings
+            .iter()
+            .filter(|p| matches!(p, Pairing::Link { .. }))
+            .count(),
         2,
         "only the two exact matches are links"
     );
@@ -111,5 +143,10 @@ fn a_company_named_by_two_customers_or_holding_another_ban_is_left_alone() {
     ];
     let pairings = pair_up(&customers, &companies, &HashMap::new());
     assert_eq!(pairings.len(), 3);
-    assert!(pairings.iter().all(|p| matches!(p, Pairing::Conflict { .. })), "{pairings:#?}");
+    assert!(
+        pairings
+            .iter()
+            .all(|p| matches!(p, Pairing::Conflict { .. })),
+        "{pairings:#?}"
+    );
 }

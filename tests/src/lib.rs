@@ -4,6 +4,7 @@
 
 pub mod fixtures;
 pub mod hubspot_sandbox;
+pub mod hubspot_setup;
 pub mod local;
 pub mod model;
 pub mod moto;

@@ -1,17 +1,19 @@
 //! The sandbox's portal without the HTTP hop, for tests that drive
 //! thousands of histories (tests/model): the same companies, property rules
-//! (`""` clears, unknown properties refused) and `hs_lastmodifieddate` as
-//! over HTTP, read into the client's `Company` by serde as the client does.
+//! (`""` clears; read-only or unknown properties, and values their
+//! definitions do not take, refused: the same `Portal::settable` as over
+//! HTTP) and `hs_lastmodifieddate` as over HTTP, read into the client's
+//! `Company` by serde as the client does.
 
 use hubwarp::hubspot::crm::{
     BatchFailure, BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
 };
 use hubwarp::reconcile::ports::{HubspotCompanies, RateStats};
 use hubwarp::sync::ports::{CompanyDirectory, WARP_BAN_PROPERTY};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::HubspotSandbox;
-use super::store::{Asked, IdKey, Portal, SYSTEM_PROPERTIES, Stored};
+use super::store::{Asked, IdKey, Portal, Stored};
 
 fn company(portal: &Portal, id: &str, stored: &Stored, properties: &[&str]) -> Company {
     let properties: Vec<String> = properties.iter().map(|p| p.to_string()).collect();
@@ -81,20 +83,26 @@ impl HubspotCompanies for HubspotSandbox {
     async fn batch_update(&self, inputs: &[CompanyUpdate]) -> Result<BatchUpdate, HubspotError> {
         let mut inner = self.shared.lock();
         let portal = &mut inner.portal;
-        // The whole batch is refused when a property is unknown or read
-        // only, as over HTTP (a 400, which the client reports as Rejected).
+        // The whole batch is refused when any value is, as over HTTP (a
+        // 400, which the client reports as Rejected).
+        let mut details = Vec::new();
+        let mut changes = Vec::with_capacity(inputs.len());
         for input in inputs {
-            for name in input.properties.keys() {
-                if SYSTEM_PROPERTIES.contains(&name.as_str()) || !portal.is_defined(name) {
-                    return Err(HubspotError::Rejected {
-                        status: 400,
-                        category: "VALIDATION_ERROR".into(),
-                    });
-                }
-            }
+            let properties: Map<String, Value> = input
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            changes.push(portal.settable(&properties, &mut details));
+        }
+        if !details.is_empty() {
+            return Err(HubspotError::Rejected {
+                status: 400,
+                category: "VALIDATION_ERROR".into(),
+            });
         }
         let mut out = BatchUpdate::default();
-        for input in inputs {
+        for (input, set) in inputs.iter().zip(changes) {
             let key = IdKey::new(&input.id);
             if !portal.companies.contains_key(&key) {
                 out.failed.push(BatchFailure {
@@ -104,18 +112,6 @@ impl HubspotCompanies for HubspotSandbox {
                 });
                 continue;
             }
-            let set: Vec<(String, Value)> = input
-                .properties
-                .iter()
-                .map(|(k, v)| {
-                    let v = if v.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::String(v.clone())
-                    };
-                    (k.clone(), v)
-                })
-                .collect();
             let names: Vec<&str> = input.properties.keys().map(String::as_str).collect();
             portal.update(&key, set);
             if let Some(c) = portal.companies.get(&key) {

@@ -1,7 +1,9 @@
 //! HubSpot's edge, before any operation runs: every request counted and
-//! logged, scripted faults, the token, then the rate limits (the token's
+//! logged, scripted faults, the token and its scopes (the operation's, from
+//! the vendored documents: scopes.rs), then the rate limits (the token's
 //! rolling ten-secondly window, search's secondly one, the daily cap), and
-//! the `X-HubSpot-RateLimit-*` headers on what passes.
+//! the `X-HubSpot-RateLimit-*` headers on what passes. Token info names its
+//! token in the body or path, and needs no `Authorization`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::errors::{self, Throttle, set};
-use super::{HUBSPOT_SANDBOX_TOKEN, Received, Route, Shared};
+use super::{Received, Route, Shared, scopes};
 
 /// HubSpot's smallest daily cap (Free/Starter private apps).
 const DAILY_CAP: u64 = 250_000;
@@ -25,6 +27,21 @@ const ONE_SECOND: Duration = Duration::from_secs(1);
 
 impl Route {
     fn of(method: &Method, path: &str) -> Self {
+        if let Some(rest) = path.strip_prefix("/crm/v3/properties/") {
+            return Self::of_properties(method, rest);
+        }
+        match (method, path) {
+            (&Method::POST, "/oauth/v2/private-apps/get/access-token-info") => {
+                return Self::TokenInfo;
+            }
+            (&Method::GET, p)
+                if p.strip_prefix("/oauth/v1/access-tokens/")
+                    .is_some_and(|t| !t.is_empty() && !t.contains('/')) =>
+            {
+                return Self::TokenInfo;
+            }
+            _ => {}
+        }
         let Some(rest) = path.strip_prefix("/crm/v3/objects/companies") else {
             return Self::Other;
         };
@@ -34,6 +51,25 @@ impl Route {
             (&Method::POST, "/batch/update") => Self::BatchUpdate,
             (&Method::POST, "/search") => Self::Search,
             (&Method::GET, id) if id.len() > 1 && !id[1..].contains('/') => Self::Get,
+            _ => Self::Other,
+        }
+    }
+
+    /// `rest`: what follows `/crm/v3/properties/` (any object type: an
+    /// unsupported one is still a call of the route).
+    fn of_properties(method: &Method, rest: &str) -> Self {
+        let parts: Vec<&str> = rest.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Self::Other;
+        }
+        match (method, parts.as_slice()) {
+            (&Method::GET, [_]) => Self::PropertyList,
+            (&Method::POST, [_]) => Self::PropertyCreate,
+            (&Method::POST, [_, "batch", "create"]) => Self::PropertyBatchCreate,
+            (&Method::GET, [_, "groups"]) => Self::GroupList,
+            (&Method::POST, [_, "groups"]) => Self::GroupCreate,
+            (&Method::GET, [_, "groups", _]) => Self::GroupGet,
+            (&Method::GET, [_, _]) => Self::PropertyGet,
             _ => Self::Other,
         }
     }
@@ -158,8 +194,18 @@ pub(super) async fn gate(State(shared): State<Shared>, request: Request, next: N
         }
         None => {}
     }
-    if !authorized(&parts.headers) {
-        return errors::unauthorized();
+    if route != Route::TokenInfo {
+        let token = bearer(&parts.headers);
+        let granted = token.and_then(|t| shared.lock().tokens.get(t).map(|g| g.scopes.clone()));
+        let Some(granted) = granted else {
+            return errors::unauthorized();
+        };
+        let path = parts.uri.path();
+        if let Some(op) = scopes::operation(&parts.method, path)
+            && !op.allows(&granted)
+        {
+            return errors::missing_scopes(op.named_for(path));
+        }
     }
     let admitted = {
         let mut inner = shared.lock();
@@ -199,12 +245,12 @@ pub(super) async fn gate(State(shared): State<Shared>, request: Request, next: N
     response
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
+/// The bearer token of `Authorization`, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer") && token.trim() == HUBSPOT_SANDBOX_TOKEN
-        })
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }

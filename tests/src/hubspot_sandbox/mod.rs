@@ -6,15 +6,28 @@
 //! rolling ten-secondly window, search's secondly limit, the daily cap) as
 //! enforced limits or scripted faults.
 //!
-//! Like a real portal it knows which properties exist: HubSpot's standard
-//! ones, the bridge's custom ones, and any a test seeds or defines. Asking
-//! for an unknown property leaves it out; asking for a known one the company
-//! has no value for answers `null`; writing an unknown one is a 400.
+//!
+//! Like a real portal it knows which properties exist, with their
+//! definitions (CRM properties v3, tests/contracts/hubspot/
+//! properties.v3.json): a fresh portal holds HubSpot's standard company
+//! properties and groups and none of the bridge's, which `hubwarp setup`
+//! (or, in tests, [`crate::hubspot_setup::install_bridge_properties`])
+//! creates. Asking for an unknown property leaves it out; asking for a
+//! known one the company has no value for answers `null`; writing an
+//! unknown one, or a value its definition does not take, is a 400.
+//!
+//! Tokens carry scopes, and each operation needs one of the scopes the
+//! vendored documents' `security` lists for it (403 `MISSING_SCOPES`
+//! otherwise); a token describes itself at HubSpot's private-app token
+//! info.
 
 mod direct;
 mod errors;
 mod gate;
+mod properties;
+mod property_routes;
 mod routes;
+mod scopes;
 mod search;
 mod store;
 
@@ -29,9 +42,13 @@ use serde_json::{Map, Value};
 
 pub use errors::Throttle;
 use gate::{Fault, Limits};
+use scopes::Tokens;
+pub use scopes::{BRIDGE_SCOPES, HUBSPOT_SANDBOX_HUB_ID};
 use store::Portal;
 
-/// The private-app token the sandbox accepts; any other answers 401.
+/// The private-app token the sandbox issues, with every scope the bridge
+/// needs ([`BRIDGE_SCOPES`]). Tokens it did not issue answer 401; see
+/// [`HubspotSandbox::add_token`] for one with other scopes.
 pub const HUBSPOT_SANDBOX_TOKEN: &str = "pat-sandbox-token";
 
 /// The operations, as the sandbox counts and logs them.
@@ -42,6 +59,23 @@ pub enum Route {
     BatchRead,
     BatchUpdate,
     Search,
+    /// `GET /crm/v3/properties/{objectType}`.
+    PropertyList,
+    /// `GET /crm/v3/properties/{objectType}/{propertyName}`.
+    PropertyGet,
+    /// `POST /crm/v3/properties/{objectType}`.
+    PropertyCreate,
+    /// `POST /crm/v3/properties/{objectType}/batch/create`.
+    PropertyBatchCreate,
+    /// `GET /crm/v3/properties/{objectType}/groups`.
+    GroupList,
+    /// `GET /crm/v3/properties/{objectType}/groups/{groupName}`.
+    GroupGet,
+    /// `POST /crm/v3/properties/{objectType}/groups`.
+    GroupCreate,
+    /// What a token says of itself: `POST /oauth/v2/private-apps/get/
+    /// access-token-info` and `GET /oauth/v1/access-tokens/{token}`.
+    TokenInfo,
     /// Unknown routes and methods.
     Other,
 }
@@ -56,6 +90,14 @@ pub struct HubspotCalls {
     pub batch_read: u32,
     pub batch_update: u32,
     pub search: u32,
+    pub property_list: u32,
+    pub property_get: u32,
+    pub property_create: u32,
+    pub property_batch_create: u32,
+    pub group_list: u32,
+    pub group_get: u32,
+    pub group_create: u32,
+    pub token_info: u32,
     pub other: u32,
     pub rate_limited: u32,
     pub server_errors: u32,
@@ -70,6 +112,14 @@ impl HubspotCalls {
             Route::BatchRead => &mut self.batch_read,
             Route::BatchUpdate => &mut self.batch_update,
             Route::Search => &mut self.search,
+            Route::PropertyList => &mut self.property_list,
+            Route::PropertyGet => &mut self.property_get,
+            Route::PropertyCreate => &mut self.property_create,
+            Route::PropertyBatchCreate => &mut self.property_batch_create,
+            Route::GroupList => &mut self.group_list,
+            Route::GroupGet => &mut self.group_get,
+            Route::GroupCreate => &mut self.group_create,
+            Route::TokenInfo => &mut self.token_info,
             Route::Other => &mut self.other,
         } += 1;
     }
@@ -126,12 +176,16 @@ impl HubspotSandbox {
         })
     }
 
-    /// Creates company `id` or merges `properties` into it, defining any
-    /// property new to the portal. Values should be strings (HubSpot's wire
+    /// Creates company `id` or merges `properties` into it: a test seeding
+    /// data, not an API write. Values should be strings (HubSpot's wire
     /// type): numbers and booleans are stored as their text, null as a
-    /// property without a value. `hs_object_id` is set to `id`; `createdate`
-    /// (on creation) and `hs_lastmodifieddate` are set to now unless
-    /// `properties` gives them, so tests can date changes.
+    /// property without a value; none is checked against its definition.
+    /// As a test convenience (HubSpot has no such thing) a property new to
+    /// the portal is defined on the fly as text (`string`/`text`); seed after
+    /// [`crate::hubspot_setup::install_bridge_properties`] for the bridge's
+    /// properties to have their real types. `hs_object_id` is set to `id`;
+    /// `createdate` (on creation) and `hs_lastmodifieddate` are set to now
+    /// unless `properties` gives them, so tests can date changes.
     pub fn upsert_company(&self, id: &str, properties: Map<String, Value>) {
         self.shared.lock().portal.upsert(id, properties);
     }
@@ -164,10 +218,61 @@ impl HubspotSandbox {
             .map(|c| c.properties.clone())
     }
 
-    /// Makes `name` a property of the portal, as creating a custom property
-    /// in HubSpot does, without giving any company a value.
+    /// Makes `name` a text property of the portal (`string`/`text`), as
+    /// creating one in HubSpot does, without giving any company a value. A
+    /// test convenience; [`HubspotSandbox::create_property`] takes a whole
+    /// definition.
     pub fn define_property(&self, name: &str) {
         self.shared.lock().portal.define(name);
+    }
+
+    /// Creates a company property from a `PropertyCreate`, checked as
+    /// `POST /crm/v3/properties/companies` checks it; the refusal's message
+    /// otherwise (a name taken, an unknown group, a type and field type
+    /// that do not go together, an enumeration without options, ...).
+    pub fn create_property(&self, def: Value) -> Result<(), String> {
+        self.shared
+            .lock()
+            .portal
+            .create_property(&def)
+            .map(|_| ())
+            .map_err(|refused| refused.message)
+    }
+
+    /// The company property `name` as `GET /crm/v3/properties/companies/
+    /// {name}` shows it (HubSpot's `Property`).
+    pub fn property(&self, name: &str) -> Option<Value> {
+        self.shared.lock().portal.schema.get(name).cloned()
+    }
+
+    /// Every company property definition, as `GET /crm/v3/properties/
+    /// companies` lists them.
+    pub fn properties(&self) -> Vec<Value> {
+        self.shared.lock().portal.schema.all().cloned().collect()
+    }
+
+    /// Every company property group (HubSpot's `PropertyGroup`).
+    pub fn property_groups(&self) -> Vec<Value> {
+        self.shared.lock().portal.schema.groups().cloned().collect()
+    }
+
+    /// Creates a company property group from a `PropertyGroupCreate`, as
+    /// `POST /crm/v3/properties/companies/groups` does.
+    pub fn create_property_group(&self, group: Value) -> Result<(), String> {
+        self.shared
+            .lock()
+            .portal
+            .schema
+            .create_group(&group)
+            .map(|_| ())
+            .map_err(|refused| refused.message)
+    }
+
+    /// Issues `token`, holding exactly `scopes` (for tests of a token that
+    /// lacks one; [`HUBSPOT_SANDBOX_TOKEN`] holds [`BRIDGE_SCOPES`]). Issuing
+    /// a token again replaces its scopes.
+    pub fn add_token(&self, token: &str, scopes: &[&str]) {
+        self.shared.lock().tokens.add(token, scopes);
     }
 
     /// Requests received (refused ones included) since start or the last
@@ -290,6 +395,7 @@ impl Shared {
 #[derive(Default)]
 struct Inner {
     portal: Portal,
+    tokens: Tokens,
     calls: HubspotCalls,
     received: Vec<Received>,
     limits: Limits,
@@ -312,6 +418,34 @@ fn router(shared: Shared) -> Router {
             post(routes::batch_update),
         )
         .route("/crm/v3/objects/companies/search", post(routes::search))
+        .route(
+            "/crm/v3/properties/{object_type}",
+            get(property_routes::list).post(property_routes::create),
+        )
+        .route(
+            "/crm/v3/properties/{object_type}/batch/create",
+            post(property_routes::batch_create),
+        )
+        .route(
+            "/crm/v3/properties/{object_type}/groups",
+            get(property_routes::groups).post(property_routes::create_group),
+        )
+        .route(
+            "/crm/v3/properties/{object_type}/groups/{group_name}",
+            get(property_routes::group),
+        )
+        .route(
+            "/crm/v3/properties/{object_type}/{property_name}",
+            get(property_routes::get),
+        )
+        .route(
+            "/oauth/v2/private-apps/get/access-token-info",
+            post(property_routes::private_app_token),
+        )
+        .route(
+            "/oauth/v1/access-tokens/{token}",
+            get(property_routes::oauth_token),
+        )
         .fallback(routes::unknown_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .layer(middleware::from_fn_with_state(shared.clone(), gate::gate))

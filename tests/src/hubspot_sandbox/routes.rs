@@ -17,9 +17,7 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::errors::{self, invalid_properties, not_found, validation};
 use super::search::{self, Filter, GroupIn, MAX_FILTERS, MAX_FILTERS_PER_GROUP, MAX_GROUPS, Sort};
-use super::store::{
-    Asked, DEFAULT_PROPERTIES, IdKey, MergeRefused, SYSTEM_PROPERTIES, as_property_value,
-};
+use super::store::{Asked, DEFAULT_PROPERTIES, IdKey, MergeRefused};
 use crate::warp_sandbox::{now_ms, rfc3339};
 
 const LIST_DEFAULT_LIMIT: usize = 10;
@@ -215,49 +213,6 @@ struct UpdateBody {
     inputs: Vec<UpdateInput>,
 }
 
-/// The values `properties` sets, with a detail in `details` for each one
-/// HubSpot refuses (read-only, undefined, not a scalar). `""` clears;
-/// null changes nothing (HubSpot ignores it).
-fn settable(
-    portal: &super::store::Portal,
-    properties: &Map<String, Value>,
-    details: &mut Vec<Value>,
-) -> Vec<(String, Value)> {
-    let mut set = Vec::new();
-    for (name, value) in properties {
-        let problem = if SYSTEM_PROPERTIES.contains(&name.as_str()) {
-            Some((
-                "READ_ONLY_VALUE",
-                format!("\"{name}\" is a read only property; its value cannot be set."),
-            ))
-        } else if !portal.is_defined(name) {
-            Some((
-                "PROPERTY_DOESNT_EXIST",
-                format!("Property \"{name}\" does not exist"),
-            ))
-        } else if value.is_object() || value.is_array() {
-            Some((
-                "INVALID_PROPERTY_VALUE",
-                format!("Property \"{name}\" takes a string value"),
-            ))
-        } else {
-            None
-        };
-        if let Some((code, message)) = problem {
-            details.push(
-                json!({"message": message, "code": code, "context": {"propertyName": [name]}}),
-            );
-            continue;
-        }
-        match as_property_value(value.clone()) {
-            Value::Null => {}
-            Value::String(s) if s.is_empty() => set.push((name.clone(), Value::Null)),
-            v => set.push((name.clone(), v)),
-        }
-    }
-    set
-}
-
 /// `BatchResponseSimplePublicObject`, or `...WithErrors` (207) when some
 /// ids were not found.
 fn batch_answer(
@@ -368,7 +323,7 @@ pub(super) async fn batch_update(State(shared): State<Shared>, bytes: Bytes) -> 
     for input in &req.inputs {
         changes.push((
             input.id.clone(),
-            settable(portal, &input.properties, &mut details),
+            portal.settable(&input.properties, &mut details),
         ));
     }
     if !details.is_empty() {
@@ -415,7 +370,7 @@ pub(super) async fn create(State(shared): State<Shared>, bytes: Bytes) -> Respon
     let mut inner = shared.lock();
     let portal = &mut inner.portal;
     let mut details = Vec::new();
-    let set = settable(portal, &req.properties, &mut details);
+    let set = portal.settable(&req.properties, &mut details);
     if !details.is_empty() {
         return invalid_properties(details);
     }

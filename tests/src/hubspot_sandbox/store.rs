@@ -1,10 +1,12 @@
 //! The sandbox's portal: companies ordered by id, the properties the portal
-//! defines, each property's history, and how HubSpot renders an object.
+//! defines (properties.rs), each property's history, how a write is checked
+//! against the definitions, and how HubSpot renders an object.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::properties::{Refused, Schema};
 use crate::warp_sandbox::{now_ms, rfc3339};
 
 /// Always returned, asked for or not, as HubSpot does; never writable.
@@ -14,43 +16,6 @@ pub(super) const SYSTEM_PROPERTIES: [&str; 3] =
 /// What HubSpot returns when no `properties` are asked for.
 pub(super) const DEFAULT_PROPERTIES: [&str; 2] = ["name", "domain"];
 
-/// Defined in every portal: a subset of HubSpot's standard company
-/// properties, and the custom ones the bridge's install creates
-/// (lib/mappings/default.toml names them). A property outside these and
-/// never written is unknown, as on HubSpot: ignored on reads, refused on
-/// writes.
-const PORTAL_PROPERTIES: [&str; 27] = [
-    "name",
-    "domain",
-    "website",
-    "phone",
-    "address",
-    "address2",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "industry",
-    "description",
-    "numberofemployees",
-    "annualrevenue",
-    "lifecyclestage",
-    "hubspot_owner_id",
-    "type",
-    "timezone",
-    "warp_ban",
-    "warp_status",
-    "warp_credit_limit",
-    "warp_current_balance",
-    "warp_services",
-    "warp_payment_terms",
-    "warp_tier",
-    "warp_contact_email",
-    "warp_last_synced_at",
-];
-
-/// Companies in id order: numerically for numeric ids (as HubSpot's list
-/// and its `hs_object_id` sort go), others after them by text.
 /// Why HubSpot refuses a merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum MergeRefused {
@@ -58,6 +23,8 @@ pub(super) enum MergeRefused {
     Missing(String),
 }
 
+/// Companies in id order: numerically for numeric ids (as HubSpot's list
+/// and its `hs_object_id` sort go), others after them by text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct IdKey {
     non_numeric: bool,
@@ -94,24 +61,13 @@ impl Stored {
     }
 }
 
+/// A fresh portal: no company, HubSpot's standard properties and groups,
+/// no custom property.
+#[derive(Default)]
 pub(super) struct Portal {
     pub companies: BTreeMap<IdKey, Stored>,
-    defined: BTreeSet<String>,
+    pub schema: Schema,
     last_ms: i64,
-}
-
-impl Default for Portal {
-    fn default() -> Self {
-        Self {
-            companies: BTreeMap::new(),
-            defined: PORTAL_PROPERTIES
-                .iter()
-                .chain(SYSTEM_PROPERTIES.iter())
-                .map(|p| p.to_string())
-                .collect(),
-            last_ms: 0,
-        }
-    }
 }
 
 /// How asked-for properties are shown.
@@ -128,12 +84,71 @@ impl Portal {
         rfc3339(self.last_ms, true)
     }
 
+    /// A test's convenience (see `Schema::define_text`).
     pub(super) fn define(&mut self, name: &str) {
-        self.defined.insert(name.to_string());
+        let now = rfc3339(now_ms(), true);
+        self.schema.define_text(name, &now);
     }
 
     pub(super) fn is_defined(&self, name: &str) -> bool {
-        self.defined.contains(name)
+        self.schema.is_defined(name)
+    }
+
+    /// A `PropertyCreate` checked and defined (`POST
+    /// /crm/v3/properties/companies` and its in-process door).
+    pub(super) fn create_property(&mut self, input: &Value) -> Result<Value, Refused> {
+        let now = rfc3339(now_ms(), true);
+        self.schema.create(input, &now)
+    }
+
+    /// The values `properties` sets, with a detail in `details` for each one
+    /// HubSpot refuses: a read-only or undefined property, a value that is
+    /// not a scalar, or one its definition does not take (a number property
+    /// given text, an option the enumeration does not offer). `""` clears;
+    /// null changes nothing (HubSpot ignores it). Every write goes through
+    /// here, over HTTP and through the in-process doors alike.
+    pub(super) fn settable(
+        &self,
+        properties: &Map<String, Value>,
+        details: &mut Vec<Value>,
+    ) -> Vec<(String, Value)> {
+        let mut set = Vec::new();
+        for (name, value) in properties {
+            let problem =
+                if SYSTEM_PROPERTIES.contains(&name.as_str()) || self.schema.read_only(name) {
+                    Some((
+                        "READ_ONLY_VALUE",
+                        format!("\"{name}\" is a read only property; its value cannot be set."),
+                    ))
+                } else if !self.is_defined(name) {
+                    Some((
+                        "PROPERTY_DOESNT_EXIST",
+                        format!("Property \"{name}\" does not exist"),
+                    ))
+                } else if value.is_object() || value.is_array() {
+                    Some((
+                        "INVALID_PROPERTY_VALUE",
+                        format!("Property \"{name}\" takes a string value"),
+                    ))
+                } else {
+                    match as_property_value(value.clone()) {
+                        Value::String(text) => self.schema.check(name, &text),
+                        _ => None,
+                    }
+                };
+            if let Some((code, message)) = problem {
+                details.push(
+                    json!({"message": message, "code": code, "context": {"propertyName": [name]}}),
+                );
+                continue;
+            }
+            match as_property_value(value.clone()) {
+                Value::Null => {}
+                Value::String(s) if s.is_empty() => set.push((name.clone(), Value::Null)),
+                v => set.push((name.clone(), v)),
+            }
+        }
+        set
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&Stored> {
@@ -147,11 +162,13 @@ impl Portal {
             .find(|(_, c)| c.value(name) == Some(value))
     }
 
-    /// Seeds or merges, as `HubspotSandbox::upsert_company` documents.
+    /// Seeds or merges, as `HubspotSandbox::upsert_company` documents:
+    /// a test's convenience that writes past the definitions (no value is
+    /// checked) and defines an unknown property as text.
     pub(super) fn upsert(&mut self, id: &str, properties: Map<String, Value>) {
         let now = self.stamp();
         for name in properties.keys() {
-            self.define(name);
+            self.schema.define_text(name, &now);
         }
         let company = self.companies.entry(IdKey::new(id)).or_default();
         company

@@ -54,6 +54,13 @@ impl SyncHarness {
         let h = Harness::with(test, options).await;
         let warp = WarpSandbox::start().await;
         let hubspot = HubspotSandbox::start().await;
+        // The bridge's properties, as `hubwarp setup` creates them, before
+        // anything is seeded (the first eight demo customers hold every tier
+        // and payment term).
+        integration_tests::hubspot_setup::install_bridge_properties(
+            &hubspot,
+            &(0..customers.max(8)).map(demo_customer).collect::<Vec<_>>(),
+        );
         for n in 0..customers {
             let c = warp.insert(demo_customer(n));
             let mut props = Map::new();

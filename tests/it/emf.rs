@@ -113,6 +113,14 @@ async fn stack(prefix: &str) -> Stack {
         .unwrap();
     let warp = WarpSandbox::start().await;
     let hubspot = HubspotSandbox::start().await;
+    // The bridge's properties, as `hubwarp setup` creates them (the first
+    // eight demo customers hold every tier and payment term).
+    integration_tests::hubspot_setup::install_bridge_properties(
+        &hubspot,
+        &(0..8)
+            .map(integration_tests::warp_sandbox::demo_customer)
+            .collect::<Vec<_>>(),
+    );
     let mut env = function_settings(&moto.endpoint, &res, &warp.base_url, &hubspot.base_url);
     env.push(("METRICS_NAMESPACE".into(), NAMESPACE.into()));
     env.push(("RUST_LOG".into(), "info".into()));

@@ -28,6 +28,15 @@ fn client(hubspot: &HubspotSandbox) -> HubspotClient {
 /// Companies `first..first+n`, named `Company <id>`, `warp_tier` GOLD on
 /// even ids.
 fn seed(hubspot: &HubspotSandbox, first: u64, n: u64) -> Vec<String> {
+    // The bridge's properties, as `hubwarp setup` creates them (the first
+    // eight demo customers hold every tier and payment term); a second call
+    // finds them there and creates nothing.
+    integration_tests::hubspot_setup::install_bridge_properties(
+        hubspot,
+        &(0..8)
+            .map(integration_tests::warp_sandbox::demo_customer)
+            .collect::<Vec<_>>(),
+    );
     (first..first + n)
         .map(|id| {
             let mut props = Map::new();

@@ -19,6 +19,8 @@ use hubwarp::hubspot::crm::{
     CompanyUpdate, Filter, FilterGroup, HubspotClient, Operator, SearchRequest, Sort,
 };
 use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox, Route, Throttle};
+use integration_tests::hubspot_setup::install_bridge_properties;
+use integration_tests::warp_sandbox::demo_customer;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -216,6 +218,7 @@ struct Peer {
 impl Peer {
     async fn start() -> Self {
         let hubspot = HubspotSandbox::start().await;
+        install_bridge_properties(&hubspot, &(0..8).map(demo_customer).collect::<Vec<_>>());
         for n in 1..=5u64 {
             let mut props = Map::new();
             props.insert("name".into(), json!(format!("Company {n}")));

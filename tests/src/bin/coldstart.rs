@@ -101,6 +101,12 @@ async fn main() -> Result<()> {
         .map_err(|e| e.to_string())?;
     let warp = WarpSandbox::start().await;
     let hubspot = HubspotSandbox::start().await;
+    // The bridge's properties, as `hubwarp setup` creates them (the first
+    // eight demo customers hold every tier and payment term).
+    let book: Vec<Value> = (0..8)
+        .map(integration_tests::warp_sandbox::demo_customer)
+        .collect();
+    integration_tests::hubspot_setup::install_bridge_properties(&hubspot, &book);
     let mut env = function_settings(&moto.endpoint, &res, &warp.base_url, &hubspot.base_url);
     env.push(("RUST_LOG".into(), "info".into()));
 

@@ -25,6 +25,11 @@ async fn main() -> Result<(), String> {
     let customers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let warp = WarpSandbox::start().await;
     let hubspot = HubspotSandbox::start().await;
+    // The bridge's properties, as `hubwarp setup` creates them, before the
+    // companies are seeded (the first eight demo customers hold every tier
+    // and payment term).
+    let book: Vec<serde_json::Value> = (0..customers.max(8)).map(demo_customer).collect();
+    integration_tests::hubspot_setup::install_bridge_properties(&hubspot, &book);
     for n in 0..customers {
         let c = warp.insert(demo_customer(n));
         let mut props = Map::new();

@@ -182,6 +182,8 @@ fn start_sandboxes(args: &Args, exe: &Path) -> Result<(String, String), String> 
             "--hubspot-limit-per-10s",
             &args.limit.to_string(),
             "--exit-with-stdin",
+            // HubSpot's properties as `hubwarp setup` makes them, typed.
+            "--hubspot-setup",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,7 +5,7 @@
 //!
 //! Usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]
 //!                     [--drift F] [--hubspot-limit-per-10s L]
-//!                     [--exit-with-stdin]
+//!                     [--hubspot-setup] [--exit-with-stdin]
 //! (defaults: 9100, P+1, 50, 0, none)
 //!
 //! Each company carries every mapped property with its customer's value
@@ -13,6 +13,13 @@
 //! pairs differ: alternately a WARP-side edit of a WARP-owned field and a
 //! HubSpot-side edit of a HubSpot-owned one. `--hubspot-limit-per-10s`
 //! makes the HubSpot sandbox enforce a rolling ten-secondly limit.
+//!
+//! The HubSpot portal starts as a new one does, without the bridge's
+//! properties: seeding defines each as plain text on the fly (the
+//! sandbox's test convenience), so writes of any value pass.
+//! `--hubspot-setup` first creates them as `hubwarp setup` does (numbers,
+//! enumerations with their options), so writes are checked against their
+//! real types.
 //! `--exit-with-stdin` makes it exit when its stdin closes: a parent that
 //! holds the other end (reconcile-bench) cannot leave it running, even
 //! when the parent is killed outright. Off by default, since a shell's
@@ -26,11 +33,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use hubwarp::mapping::MappingSet;
 use integration_tests::hubspot_sandbox::HubspotSandbox;
+use integration_tests::hubspot_setup::install_bridge_properties;
 use integration_tests::seed;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
 const USAGE: &str = "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N] [--drift F] \
-     [--hubspot-limit-per-10s L] [--exit-with-stdin]   (defaults: 9100, P+1, 50, 0, none)";
+     [--hubspot-limit-per-10s L] [--hubspot-setup] [--exit-with-stdin]   \
+     (defaults: 9100, P+1, 50, 0, none)";
 
 struct Args {
     port: u16,
@@ -38,6 +47,7 @@ struct Args {
     customers: usize,
     drift: f64,
     hubspot_limit: Option<u32>,
+    hubspot_setup: bool,
     exit_with_stdin: bool,
 }
 
@@ -50,6 +60,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         customers: 50,
         drift: 0.0,
         hubspot_limit: None,
+        hubspot_setup: false,
         exit_with_stdin: false,
     };
     while let Some(arg) = args.next() {
@@ -62,6 +73,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         }
         if name == "--exit-with-stdin" && inline.is_none() {
             parsed.exit_with_stdin = true;
+            continue;
+        }
+        if name == "--hubspot-setup" && inline.is_none() {
+            parsed.hubspot_setup = true;
             continue;
         }
         let value = inline
@@ -118,6 +133,12 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {hubspot_addr}: {e}"))?;
     let mappings = MappingSet::default_mapping().map_err(|e| e.to_string())?;
+    if args.hubspot_setup {
+        // Every tier and payment term the seeded customers hold (the first
+        // eight hold them all).
+        let book: Vec<serde_json::Value> = (1..=args.customers.max(8)).map(demo_customer).collect();
+        install_bridge_properties(&hubspot, &book);
+    }
     // Every 1/F-th pair drifts (deterministic, spread over the book).
     let every = (args.drift > 0.0).then(|| (1.0 / args.drift).round().max(1.0) as usize);
     let mut drifted = 0;

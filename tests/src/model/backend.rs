@@ -153,6 +153,28 @@ pub trait Backend: Sized {
     fn keys(&self) -> usize;
 }
 
+/// WARP customers holding every value the model's generator gives an
+/// enumeration (fields.rs), for the HubSpot portal's options.
+fn generated_values() -> Vec<serde_json::Value> {
+    let pools: Vec<(&str, &[&str])> = super::fields::FIELDS
+        .iter()
+        .filter_map(|f| match f.kind {
+            super::fields::Kind::Enum(pool) => Some((f.warp, pool)),
+            _ => None,
+        })
+        .collect();
+    let most = pools.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+    (0..most)
+        .map(|i| {
+            let customer: serde_json::Map<String, serde_json::Value> = pools
+                .iter()
+                .filter_map(|(warp, pool)| pool.get(i).map(|v| (warp.to_string(), (*v).into())))
+                .collect();
+            serde_json::Value::Object(customer)
+        })
+        .collect()
+}
+
 /// Everything in process; see the module's comment.
 pub struct InProcess {
     queue: SimQueue,
@@ -171,6 +193,7 @@ impl Backend for InProcess {
         let queue = SimQueue::new(VISIBILITY_MS, MAX_RECEIVE_COUNT);
         let warp = Arc::new(WarpSandbox::in_process());
         let hub = Arc::new(HubspotSandbox::in_process());
+        crate::hubspot_setup::install_bridge_properties(&hub, &generated_values());
         let shared = Ports::<Self> {
             log: Arc::new(MemoryEventLog::new()),
             store: Arc::new(MemorySyncStore::new()),
@@ -326,6 +349,7 @@ impl Backend for OnMoto {
             .map_err(|e| e.to_string())?;
         let warp = Arc::new(WarpSandbox::start().await);
         let hub = Arc::new(HubspotSandbox::start().await);
+        crate::hubspot_setup::install_bridge_properties(&hub, &generated_values());
         let timeout = Duration::from_secs(10);
         // A port fault stands for every failure a client could give up on,
         // so the clients themselves do not retry.

@@ -42,7 +42,7 @@ async fn each_signature_version_is_accepted_and_events_are_queued() {
     assert_eq!(m["event"]["occurredAt"], 1_763_700_000_000u64);
     assert_eq!(
         m["dedupKey"],
-        "62515:4001:100000:5000000:1763700000000:company.propertyChange:warp_credit_limit"
+        "62515:5000000:company.propertyChange:1763700000000:warp_credit_limit"
     );
 
     let records = h.records().await;

@@ -1,6 +1,14 @@
 //! HubSpot webhook payloads: parsing a delivery body into events, and the
 //! dedup key that identifies one change across redeliveries.
 //!
+//! HubSpot sends two formats. Legacy subscriptions name the object in the
+//! type (`company.propertyChange`); subscriptions of apps on the developer
+//! platform send `object.propertyChange` and name the object type in
+//! `objectTypeId` (`0-2` for companies). A company event in the generic
+//! format is read as its `company.*` counterpart ([`WebhookEvent::normalise`]),
+//! so everything past the parser, the queue message included, sees one
+//! vocabulary; `objectTypeId` stays on the event to say how it came.
+//!
 //! Strings borrow from the body where they can (`Cow`), so parsing a
 //! 100-event delivery allocates little beyond the event vector.
 
@@ -36,6 +44,17 @@ pub struct WebhookEvent<'a> {
     pub attempt_number: Option<u32>,
     #[serde(deserialize_with = "id")]
     pub object_id: u64,
+    /// HubSpot's object type id (`0-2` companies, `0-1` contacts, `2-...`
+    /// custom objects), sent only with the generic `object.*` format: its
+    /// presence is what says an event came in that format, after
+    /// [`WebhookEvent::normalise`] has renamed a company event's type.
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub object_type_id: Option<Cow<'a, str>>,
     #[serde(
         borrow,
         default,
@@ -129,35 +148,64 @@ impl WebhookEvent<'_> {
             .map_or("", |(_, a)| a)
     }
 
+    /// Whether the event came in the generic format (`object.*` with
+    /// `objectTypeId`), whatever its type reads as now.
+    pub fn is_generic(&self) -> bool {
+        self.object_type_id.is_some()
+    }
+
+    /// Reads a generic event about a company as its `company.*`
+    /// counterpart, which means the same: `object.propertyChange` with
+    /// `objectTypeId` `0-2` becomes `company.propertyChange`. Other object
+    /// types keep their generic type (and are not synced). Idempotent; the
+    /// new type is a static string, so nothing is allocated.
+    pub fn normalise(&mut self) {
+        if self.object_type_id.as_deref() == Some(COMPANY_TYPE_ID)
+            && let Some(action) = self.subscription_type.strip_prefix("object.")
+            && let Some(ty) = company_type(action)
+        {
+            self.subscription_type = Cow::Borrowed(ty);
+        }
+    }
+
     /// The key that names this change, whatever delivery brought it.
     ///
-    /// Built from the fields that identify a change (portal, subscription,
-    /// event id, object, occurredAt, type, and the property or association it
-    /// touched) and never from `attemptNumber`, because `eventId` alone is not
-    /// unique. Kept readable so an operator can find an event in the table by
-    /// eye; the free-text parts are escaped so no two changes share a key.
+    /// `portal:object:type:occurredAt:detail`, the detail being the
+    /// property, the association, or the merged companies. It names the
+    /// change, not the notification: neither `subscriptionId` nor `eventId`
+    /// (which is not unique anyway) is part of it, nor `attemptNumber`.
+    /// An app subscribed to a change in both formats gets it twice, under
+    /// two subscriptions and two event ids; with the type normalised, both
+    /// copies have this one key, so the second is a duplicate like any
+    /// redelivery. The value is left out (it is not needed to tell changes
+    /// apart, and keys are logged). Kept readable so an operator can find an
+    /// event in the table by eye; the free-text parts are escaped so no two
+    /// changes share a key.
     pub fn dedup_key(&self) -> String {
         // Hot path (100 keys per delivery): itoa and one allocation instead
         // of `format!`, which costs several times more here.
         let mut key = String::with_capacity(
-            5 * 21
+            3 * 21
                 + self.subscription_type.len()
                 + self.property_name.as_deref().map_or(48, str::len)
                 + 8,
         );
         let mut num = itoa::Buffer::new();
-        for n in [
-            self.portal_id,
-            self.subscription_id,
-            self.event_id,
-            self.object_id,
-        ] {
-            key.push_str(num.format(n));
-            key.push(':');
-        }
-        key.push_str(num.format(self.occurred_at));
+        key.push_str(num.format(self.portal_id));
+        key.push(':');
+        key.push_str(num.format(self.object_id));
         key.push(':');
         push_escaped(&mut key, &self.subscription_type);
+        // A generic type left as it came names its object only here:
+        // contact 42 and deal 42 are different objects.
+        if self.subscription_type.starts_with("object.")
+            && let Some(type_id) = &self.object_type_id
+        {
+            key.push('/');
+            push_escaped(&mut key, type_id);
+        }
+        key.push(':');
+        key.push_str(num.format(self.occurred_at));
         key.push(':');
         if let Some(property) = &self.property_name {
             push_escaped(&mut key, property);
@@ -172,6 +220,17 @@ impl WebhookEvent<'_> {
             } else {
                 "/added"
             });
+        } else if let Some(merged) = self.merged_object_ids.as_deref().filter(|m| !m.is_empty()) {
+            // Two merges into one company in the same millisecond are two
+            // changes; the order HubSpot lists them in is not.
+            let mut merged = merged.to_vec();
+            merged.sort_unstable();
+            for (i, id) in merged.iter().enumerate() {
+                if i > 0 {
+                    key.push('/');
+                }
+                key.push_str(num.format(*id));
+            }
         } else {
             key.push('-');
         }
@@ -191,6 +250,7 @@ impl WebhookEvent<'_> {
             subscription_type: Cow::Owned(self.subscription_type.into_owned()),
             attempt_number: self.attempt_number,
             object_id: self.object_id,
+            object_type_id: own(self.object_type_id),
             change_source: own(self.change_source),
             change_flag: own(self.change_flag),
             source_id: own(self.source_id),
@@ -207,6 +267,22 @@ impl WebhookEvent<'_> {
             is_primary_association: self.is_primary_association,
         }
     }
+}
+
+/// HubSpot's object type id of companies, as generic events give it.
+pub const COMPANY_TYPE_ID: &str = "0-2";
+
+/// The legacy type with the same meaning as a generic company action.
+fn company_type(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "propertyChange" => "company.propertyChange",
+        "creation" => "company.creation",
+        "deletion" => "company.deletion",
+        "merge" => "company.merge",
+        "restore" => "company.restore",
+        "associationChange" => "company.associationChange",
+        _ => return None,
+    })
 }
 
 fn push_escaped(out: &mut String, s: &str) {
@@ -242,12 +318,13 @@ pub enum PayloadError {
 /// parsed again, to say precisely which event and field are wrong.
 pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookEvent<'_>>, PayloadError> {
     shallow(body)?;
-    let events: Vec<WebhookEvent<'_>> = match sonic_rs::from_slice(body) {
+    let mut events: Vec<WebhookEvent<'_>> = match sonic_rs::from_slice(body) {
         Ok(events) => events,
         Err(_) => return Err(explain(body)),
     };
-    for (index, event) in events.iter().enumerate() {
+    for (index, event) in events.iter_mut().enumerate() {
         validate(event).map_err(|reason| PayloadError::Event { index, reason })?;
+        event.normalise();
     }
     Ok(events)
 }
@@ -308,12 +385,25 @@ fn validate(event: &WebhookEvent<'_>) -> Result<(), String> {
     if event.occurred_at <= 0 {
         return Err("occurredAt must be positive epoch milliseconds".into());
     }
+    // Without its type id a generic event names no kind of object. An
+    // association change names two, in fields of its own.
+    if event.subscription_type.starts_with("object.")
+        && event.action() != "associationChange"
+        && event.object_type_id.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(format!(
+            "{} event without objectTypeId",
+            delivery::redact_type(&event.subscription_type)
+        ));
+    }
     Ok(())
 }
 
 /// What the project does with a subscription type. Only company events the
-/// consumer applies are queued; anything else HubSpot sends (contacts,
-/// association changes, types it adds later) is recorded and left there.
+/// consumer applies are queued (generic ones once [`WebhookEvent::normalise`]
+/// has named them so); anything else HubSpot sends (contacts, other object
+/// types, association changes, types it adds later) is recorded and left
+/// there.
 pub fn is_synced(event: &WebhookEvent<'_>) -> bool {
     event.object_type() == "company"
         && matches!(

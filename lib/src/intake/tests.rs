@@ -460,3 +460,70 @@ async fn an_unhandled_event_that_cannot_be_recorded_fails_the_delivery() {
     assert_eq!(report.new, 70);
     assert!(!report.is_complete(), "answered 5xx: HubSpot retries");
 }
+
+/// One change of company 100 as the two formats send it: a legacy
+/// `company.*` subscription and a generic `object.*` one, each under its
+/// own subscription and event id.
+fn both_formats() -> [String; 2] {
+    let change = r#""portalId":9,"occurredAt":1700000000000,"objectId":100,"propertyName":"name","propertyValue":"Acme""#;
+    [
+        format!(
+            r#"{{"eventId":1,"subscriptionId":7,"subscriptionType":"company.propertyChange",{change}}}"#
+        ),
+        format!(
+            r#"{{"eventId":555,"subscriptionId":70,"subscriptionType":"object.propertyChange","objectTypeId":"0-2",{change}}}"#
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn one_change_in_both_formats_in_one_delivery_is_queued_once() {
+    let intake = intake();
+    let [legacy, generic] = both_formats();
+    let raw = format!("[{generic},{legacy}]");
+    let delivery = crate::hubspot::webhook::read_delivery(raw.as_bytes()).unwrap();
+    assert_eq!(delivery.events.len(), 2, "both read as company changes");
+    let report = intake.accept_delivery(&delivery, "req-1").await;
+    assert_eq!(
+        report,
+        IntakeReport {
+            received: 2,
+            new: 1,
+            duplicate: 1,
+            ..Default::default()
+        }
+    );
+    let bodies = intake.queue().bodies();
+    assert_eq!(bodies.len(), 1);
+    let msg: SyncMessage<'_> = serde_json::from_str(&bodies[0]).unwrap();
+    // The first copy stands for both, and says how it came.
+    assert_eq!(msg.event.subscription_type, "company.propertyChange");
+    assert_eq!(msg.event.object_type_id.as_deref(), Some("0-2"));
+    assert_eq!(msg.event.event_id, 555);
+    assert_eq!(intake.log().len(), 1);
+}
+
+#[tokio::test]
+async fn one_change_in_both_formats_in_two_deliveries_is_queued_once() {
+    let [legacy, generic] = both_formats();
+    for (first, second) in [(&legacy, &generic), (&generic, &legacy)] {
+        let intake = intake();
+        let mut reports = Vec::new();
+        for (i, event) in [first, second].into_iter().enumerate() {
+            let raw = format!("[{event}]");
+            let delivery = crate::hubspot::webhook::read_delivery(raw.as_bytes()).unwrap();
+            reports.push(intake.accept_delivery(&delivery, &format!("req-{i}")).await);
+        }
+        assert_eq!(reports[0].new, 1);
+        assert_eq!(
+            reports[1],
+            IntakeReport {
+                received: 1,
+                duplicate: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(intake.queue().bodies().len(), 1);
+        assert_eq!(intake.log().len(), 1);
+    }
+}

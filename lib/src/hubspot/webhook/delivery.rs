@@ -137,8 +137,14 @@ pub fn read_delivery(body: &[u8]) -> Result<Delivery<'_>, PayloadError> {
 
 /// An event that parsed: queued, ignored, or (values out of range)
 /// unreadable. Its dedup key is the usual one, so keys stay stable.
-fn sort_typed<'a>(index: usize, event: WebhookEvent<'a>, out: &mut Delivery<'a>) {
-    let (disposition, reason) = match validate(&event) {
+fn sort_typed<'a>(index: usize, mut event: WebhookEvent<'a>, out: &mut Delivery<'a>) {
+    let checked = validate(&event);
+    // Only a readable event is renamed: an unreadable one is recorded as it
+    // came, for the person who reads it.
+    if checked.is_ok() {
+        event.normalise();
+    }
+    let (disposition, reason) = match checked {
         Err(reason) => (Disposition::Unreadable, reason),
         Ok(()) if is_synced(&event) => {
             out.events.push(event);
@@ -181,20 +187,29 @@ impl Unhandled {
 }
 
 fn not_synced_reason(event: &WebhookEvent<'_>) -> String {
-    if event.action() == "associationChange" {
-        "association changes are not synced (WARP has no associations)".into()
-    } else {
-        format!(
-            "subscription type {} is not synced",
-            redact_type(&event.subscription_type)
-        )
+    let ty = redact_type(&event.subscription_type);
+    match event.object_type_id.as_deref() {
+        _ if event.action() == "associationChange" => ASSOCIATION_REASON.into(),
+        // A generic company event of an action the project does not know is
+        // named by its type, below, like any other.
+        Some(type_id)
+            if event.subscription_type.starts_with("object.") && type_id != COMPANY_TYPE_ID =>
+        {
+            format!(
+                "{ty} events of object type {} are not synced (only companies, {COMPANY_TYPE_ID})",
+                redact_type(type_id)
+            )
+        }
+        _ => format!("subscription type {ty} is not synced"),
     }
 }
 
-/// A subscription type goes into reasons and logs only when it looks like
-/// one (`object.action`, short, plain characters); anything else is
-/// outside input we do not echo.
-fn redact_type(ty: &str) -> &str {
+const ASSOCIATION_REASON: &str = "association changes are not synced (WARP has no associations)";
+
+/// A subscription type (or object type id) goes into reasons and logs only
+/// when it looks like one (`object.action`, `0-2`: short, plain
+/// characters); anything else is outside input we do not echo.
+pub(super) fn redact_type(ty: &str) -> &str {
     let plain = ty.len() <= 64
         && ty
             .bytes()
@@ -203,7 +218,10 @@ fn redact_type(ty: &str) -> &str {
 }
 
 /// An association change, read with its own fields: it names two objects
-/// and carries no `objectId`.
+/// and carries no `objectId`. The legacy format names the association in
+/// `associationType` (`COMPANY_TO_CONTACT`); the generic one by
+/// `associationCategory` and `associationTypeId`, with the objects' types
+/// in `fromObjectTypeId` and `toObjectTypeId`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AssociationChange {
@@ -216,7 +234,14 @@ struct AssociationChange {
     occurred_at: i64,
     #[serde(alias = "eventType")]
     subscription_type: String,
-    association_type: String,
+    #[serde(default)]
+    association_type: Option<String>,
+    #[serde(default)]
+    association_category: Option<String>,
+    #[serde(default, deserialize_with = "opt_id")]
+    association_type_id: Option<u64>,
+    #[serde(default)]
+    from_object_type_id: Option<String>,
     #[serde(deserialize_with = "id")]
     from_object_id: u64,
     #[serde(deserialize_with = "id")]
@@ -226,10 +251,23 @@ struct AssociationChange {
 }
 
 impl AssociationChange {
+    /// What the key calls the association: its legacy name, else the
+    /// generic category and id (`HUBSPOT_DEFINED.280`).
+    fn label(&self) -> Cow<'_, str> {
+        match (&self.association_type, &self.association_type_id) {
+            (Some(name), _) => Cow::Borrowed(name),
+            (None, Some(id)) => Cow::Owned(format!(
+                "{}.{id}",
+                self.association_category.as_deref().unwrap_or("-")
+            )),
+            (None, None) => Cow::Borrowed("-"),
+        }
+    }
+
     /// The same key [`WebhookEvent::dedup_key`] gives an association change
     /// that does carry `objectId` (HubSpot sets it to the "from" object).
     fn dedup_key(&self) -> String {
-        WebhookEvent {
+        let mut event = WebhookEvent {
             event_id: self.event_id,
             subscription_id: self.subscription_id,
             portal_id: self.portal_id,
@@ -238,6 +276,7 @@ impl AssociationChange {
             subscription_type: Cow::Borrowed(&self.subscription_type),
             attempt_number: None,
             object_id: self.from_object_id,
+            object_type_id: self.from_object_type_id.as_deref().map(Cow::Borrowed),
             change_source: None,
             change_flag: None,
             source_id: None,
@@ -247,13 +286,14 @@ impl AssociationChange {
             merged_object_ids: None,
             new_object_id: None,
             number_of_properties_moved: None,
-            association_type: Some(Cow::Borrowed(&self.association_type)),
+            association_type: Some(self.label()),
             from_object_id: Some(self.from_object_id),
             to_object_id: Some(self.to_object_id),
             association_removed: self.association_removed,
             is_primary_association: None,
-        }
-        .dedup_key()
+        };
+        event.normalise();
+        event.dedup_key()
     }
 }
 
@@ -276,7 +316,7 @@ fn classify_object(index: usize, raw: &str) -> Unhandled {
             index,
             disposition: Disposition::Ignored,
             dedup_key: a.dedup_key(),
-            reason: "association changes are not synced (WARP has no associations)".into(),
+            reason: ASSOCIATION_REASON.into(),
             summary: EventSummary {
                 object_id: Some(a.from_object_id),
                 ..summary

@@ -43,8 +43,12 @@ fn parses_merge_and_association_events() {
     assert_eq!(events[0].new_object_id, Some(13));
     assert_eq!(events[1].to_object_id, Some(99));
     assert_eq!(
+        events[0].dedup_key(),
+        "3:10:company.merge:1700000000000:11/12"
+    );
+    assert_eq!(
         events[1].dedup_key(),
-        "3:2:6:10:1700000000000:company.associationChange:COMPANY_TO_CONTACT/10/99/added"
+        "3:10:company.associationChange:1700000000000:COMPANY_TO_CONTACT/10/99/added"
     );
 }
 
@@ -64,12 +68,12 @@ fn dedup_key_ignores_attempt_number_and_is_readable() {
     assert_eq!(a[0].dedup_key(), b[0].dedup_key());
     assert_eq!(
         a[0].dedup_key(),
-        "3:2:1:42:1700000000000:company.propertyChange:warp_credit_limit"
+        "3:42:company.propertyChange:1700000000000:warp_credit_limit"
     );
 }
 
 #[test]
-fn dedup_key_separates_changes_that_share_an_event_id() {
+fn dedup_key_names_the_change_not_the_notification() {
     let base = parse_delivery(PROPERTY_CHANGE.as_bytes())
         .unwrap()
         .remove(0);
@@ -91,11 +95,17 @@ fn dedup_key_separates_changes_that_share_an_event_id() {
             ..base.clone()
         },
         WebhookEvent {
-            subscription_id: 9,
+            subscription_type: "contact.propertyChange".into(),
             ..base.clone()
         },
         WebhookEvent {
-            subscription_type: "contact.propertyChange".into(),
+            subscription_type: "object.propertyChange".into(),
+            object_type_id: Some("0-1".into()),
+            ..base.clone()
+        },
+        WebhookEvent {
+            subscription_type: "object.propertyChange".into(),
+            object_type_id: Some("0-3".into()),
             ..base.clone()
         },
     ];
@@ -103,12 +113,23 @@ fn dedup_key_separates_changes_that_share_an_event_id() {
     keys.push(base.dedup_key());
     let unique: std::collections::HashSet<_> = keys.iter().collect();
     assert_eq!(unique.len(), keys.len());
-    // The value is not part of the identity: the same change is the same key.
-    let same = WebhookEvent {
-        property_value: Some("1".into()),
-        ..base.clone()
-    };
-    assert_eq!(same.dedup_key(), base.dedup_key());
+    // What only tells notifications apart is not part of the identity: the
+    // same change under another subscription (the other format's) or event
+    // id, with the value it has in both, is the same key.
+    for same in [
+        WebhookEvent {
+            property_value: Some("1".into()),
+            ..base.clone()
+        },
+        WebhookEvent {
+            subscription_id: 9,
+            event_id: 77,
+            app_id: None,
+            ..base.clone()
+        },
+    ] {
+        assert_eq!(same.dedup_key(), base.dedup_key());
+    }
 }
 
 #[test]
@@ -271,7 +292,7 @@ fn a_mixed_delivery_is_sorted_not_refused() {
     assert_eq!(assoc.disposition, Disposition::Ignored);
     assert_eq!(
         assoc.dedup_key,
-        "3:5:2:42:1700000000001:company.associationChange:COMPANY_TO_CONTACT/42/99/removed"
+        "3:42:company.associationChange:1700000000001:COMPANY_TO_CONTACT/42/99/removed"
     );
     assert!(assoc.reason.contains("association"), "{}", assoc.reason);
     assert_eq!(assoc.raw, None);
@@ -285,7 +306,7 @@ fn a_mixed_delivery_is_sorted_not_refused() {
     assert!(
         contact
             .dedup_key
-            .starts_with("3:6:3:7:1700000000002:contact.propertyChange:email")
+            .starts_with("3:7:contact.propertyChange:1700000000002:email")
     );
     let unknown = by_index(3);
     assert_eq!(unknown.disposition, Disposition::Ignored);
@@ -347,7 +368,7 @@ fn validation_failures_are_unreadable_events_not_refusals() {
     );
     assert_eq!(
         d.unhandled[0].dedup_key,
-        "3:2:1:42:1700000000000:company.propertyChange:-"
+        "3:42:company.propertyChange:1700000000000:-"
     );
 }
 
@@ -419,4 +440,231 @@ fn nesting_is_counted_outside_strings_only() {
     assert!(
         read_delivery(deep(MAX_DEPTH).as_bytes()).is_err_and(|e| !e.to_string().contains("nested"))
     );
+}
+
+/// One change of company 42 as a generic (`object.*`) subscription sends
+/// it: its own subscription and event id, the object type in
+/// `objectTypeId`.
+fn generic(action: &str, type_id: &str, extra: &str) -> String {
+    format!(
+        r#"{{"eventId":901,"subscriptionId":8,"portalId":3,"appId":4,"occurredAt":1700000000000,
+        "subscriptionType":"object.{action}","attemptNumber":0,"objectId":42,"objectTypeId":"{type_id}",
+        "changeSource":"CRM_UI","sourceId":"userId:5","isSensitive":false{extra}}}"#
+    )
+}
+
+/// The events of a delivery of `events` that are not queued.
+fn unhandled(events: &[String]) -> Vec<Unhandled> {
+    let body = format!("[{}]", events.join(","));
+    read_delivery(body.as_bytes()).unwrap().unhandled
+}
+
+/// The same change as a legacy `company.*` subscription sends it.
+fn legacy(action: &str, extra: &str) -> String {
+    format!(
+        r#"{{"eventId":1,"subscriptionId":2,"portalId":3,"appId":4,"occurredAt":1700000000000,
+        "subscriptionType":"company.{action}","attemptNumber":0,"objectId":42,"changeSource":"CRM_UI"{extra}}}"#
+    )
+}
+
+const EXTRAS: [(&str, &str); 5] = [
+    (
+        "propertyChange",
+        r#","propertyName":"warp_credit_limit","propertyValue":"7500.00""#,
+    ),
+    ("creation", ""),
+    ("deletion", ""),
+    ("restore", ""),
+    (
+        "merge",
+        r#","primaryObjectId":42,"mergedObjectIds":[12,11],"newObjectId":42,"numberOfPropertiesMoved":4"#,
+    ),
+];
+
+#[test]
+fn a_generic_company_event_reads_as_its_company_counterpart() {
+    for (action, extra) in EXTRAS {
+        let body = format!(
+            "[{},{}]",
+            generic(action, "0-2", extra),
+            legacy(action, extra)
+        );
+        for events in [
+            parse_delivery(body.as_bytes()).unwrap(),
+            read_delivery(body.as_bytes()).unwrap().events,
+        ] {
+            assert_eq!(events.len(), 2, "{action}: both queued");
+            let (g, l) = (&events[0], &events[1]);
+            assert_eq!(g.subscription_type, format!("company.{action}"));
+            assert_eq!(g.object_type(), "company");
+            assert_eq!(g.action(), action);
+            assert!(is_synced(g), "{action}");
+            assert!(g.is_generic() && !l.is_generic());
+            assert_eq!(g.object_type_id.as_deref(), Some("0-2"));
+            // Renamed to a static string, never a copy.
+            assert!(matches!(g.subscription_type, Cow::Borrowed(_)));
+            // One change, two notifications: one key.
+            assert_ne!(g.event_id, l.event_id);
+            assert_ne!(g.subscription_id, l.subscription_id);
+            assert_eq!(g.dedup_key(), l.dedup_key(), "{action}");
+            assert_eq!(
+                WebhookEvent {
+                    object_type_id: None,
+                    event_id: l.event_id,
+                    subscription_id: l.subscription_id,
+                    ..g.clone()
+                },
+                WebhookEvent {
+                    source_id: g.source_id.clone(),
+                    ..l.clone()
+                },
+                "{action}: the same meaning, field for field"
+            );
+        }
+    }
+    let body = format!("[{}]", generic("propertyChange", "0-2", EXTRAS[0].1));
+    let change = parse_delivery(body.as_bytes()).unwrap().remove(0);
+    assert_eq!(
+        change.dedup_key(),
+        "3:42:company.propertyChange:1700000000000:warp_credit_limit"
+    );
+    assert!(matches!(change.property_name, Some(Cow::Borrowed(_))));
+    // Renaming again changes nothing.
+    let mut again = change.clone();
+    again.normalise();
+    assert_eq!(again, change);
+}
+
+#[test]
+fn a_generic_company_event_goes_on_the_queue_with_its_type_id() {
+    let body = format!("[{}]", generic("propertyChange", "0-2", EXTRAS[0].1));
+    let event = read_delivery(body.as_bytes()).unwrap().events.remove(0);
+    let json = serde_json::to_string(&event).unwrap();
+    // What a consumer of the release before reads: a company type it
+    // knows, and one field more that it ignores.
+    assert!(
+        json.contains(r#""subscriptionType":"company.propertyChange""#),
+        "{json}"
+    );
+    assert!(json.contains(r#""objectTypeId":"0-2""#), "{json}");
+    let back: WebhookEvent<'_> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, event);
+    assert_eq!(back.dedup_key(), event.dedup_key());
+}
+
+#[test]
+fn a_generic_contact_event_is_ignored_with_its_reason() {
+    let contact = generic(
+        "propertyChange",
+        "0-1",
+        r#","propertyName":"email","propertyValue":"a@b.c""#,
+    );
+    let body = format!("[{contact},{}]", generic("creation", "0-3", ""));
+    let d = read_delivery(body.as_bytes()).unwrap();
+    assert!(d.events.is_empty());
+    assert_eq!(d.unhandled.len(), 2);
+    let u = &d.unhandled[0];
+    assert_eq!(u.disposition, Disposition::Ignored);
+    assert_eq!(
+        u.reason,
+        "object.propertyChange events of object type 0-1 are not synced (only companies, 0-2)"
+    );
+    assert_eq!(
+        u.summary.subscription_type.as_deref(),
+        Some("object.propertyChange"),
+        "recorded as it came"
+    );
+    assert_eq!(
+        u.dedup_key,
+        "3:42:object.propertyChange/0-1:1700000000000:email"
+    );
+    assert_eq!(u.raw, None);
+    assert!(!u.reason.contains("a@b.c"));
+    let deal = &d.unhandled[1];
+    assert_eq!(deal.disposition, Disposition::Ignored);
+    assert!(deal.reason.contains("object type 0-3"), "{}", deal.reason);
+    assert_eq!(deal.dedup_key, "3:42:object.creation/0-3:1700000000000:-");
+
+    // A company action the project does not know stays generic and is
+    // named as any unknown type is.
+    let teleport = unhandled(&[generic("teleport", "0-2", "")]);
+    assert_eq!(teleport[0].disposition, Disposition::Ignored);
+    assert_eq!(
+        teleport[0].reason,
+        "subscription type object.teleport is not synced"
+    );
+    // A type id that is not plain text is not echoed.
+    let odd = unhandled(&[generic("creation", "0-1\\u0000x", "")]);
+    assert!(odd[0].reason.contains("(not shown)"), "{}", odd[0].reason);
+}
+
+#[test]
+fn a_generic_event_without_its_object_type_is_unreadable() {
+    let missing =
+        generic("propertyChange", "0-2", EXTRAS[0].1).replace(r#""objectTypeId":"0-2","#, "");
+    let body = format!("[{missing}]");
+    let d = read_delivery(body.as_bytes()).unwrap();
+    assert!(d.events.is_empty());
+    let u = &d.unhandled[0];
+    assert_eq!(u.disposition, Disposition::Unreadable);
+    assert_eq!(u.reason, "object.propertyChange event without objectTypeId");
+    // Keyed as it came (nothing says which object), kept for a person.
+    assert_eq!(
+        u.dedup_key,
+        "3:42:object.propertyChange:1700000000000:warp_credit_limit"
+    );
+    assert!(u.raw.as_deref().unwrap().contains("object.propertyChange"));
+    assert_eq!(
+        err(&body),
+        PayloadError::Event {
+            index: 0,
+            reason: "object.propertyChange event without objectTypeId".into()
+        }
+    );
+    let empty = generic("creation", "", "");
+    let empty = unhandled(&[empty]);
+    assert_eq!(empty[0].disposition, Disposition::Unreadable);
+    assert_eq!(
+        empty[0].reason,
+        "object.creation event without objectTypeId"
+    );
+
+    // Of the wrong type: the field is named, the value is not echoed.
+    let number = generic("propertyChange", "0-2", EXTRAS[0].1).replace(
+        r#""objectTypeId":"0-2""#,
+        r#""objectTypeId":{"id":"secret"}"#,
+    );
+    let number = unhandled(&[number]);
+    let u = &number[0];
+    assert_eq!(u.disposition, Disposition::Unreadable);
+    assert!(u.reason.contains("objectTypeId"), "{}", u.reason);
+    assert!(!u.reason.contains("secret"), "{}", u.reason);
+    assert!(
+        u.dedup_key.starts_with("unreadable:3:8:"),
+        "{}",
+        u.dedup_key
+    );
+}
+
+#[test]
+fn a_generic_association_change_is_ignored_as_an_association() {
+    // The generic format names the association by category and id, and
+    // the objects' types beside their ids; no objectId.
+    let body = r#"[{"eventId":7,"subscriptionId":8,"portalId":3,"appId":4,"occurredAt":1700000000000,
+        "subscriptionType":"object.associationChange","attemptNumber":0,"changeSource":"CRM_UI",
+        "associationCategory":"HUBSPOT_DEFINED","associationTypeId":280,"fromObjectTypeId":"0-2",
+        "fromObjectId":42,"toObjectTypeId":"0-1","toObjectId":99,"associationRemoved":true,
+        "isPrimaryAssociation":false}]"#;
+    let d = read_delivery(body.as_bytes()).unwrap();
+    let u = &d.unhandled[0];
+    assert_eq!(u.disposition, Disposition::Ignored);
+    assert_eq!(
+        u.reason,
+        "association changes are not synced (WARP has no associations)"
+    );
+    assert_eq!(
+        u.dedup_key,
+        "3:42:company.associationChange:1700000000000:HUBSPOT_DEFINED.280/42/99/removed"
+    );
+    assert_eq!(u.summary.object_id, Some(42));
 }

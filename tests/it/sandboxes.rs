@@ -1163,3 +1163,558 @@ async fn hubspot_scripted_faults_run_in_order_across_routes() {
     assert!(wrong_method.body["category"].is_string());
     assert_eq!(hubspot.received(Route::Other).len(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// HubSpot: property definitions, values checked against them, scopes, token
+// info.
+
+/// The bridge's properties installed as `hubwarp setup` installs them.
+fn install(hubspot: &HubspotSandbox) {
+    integration_tests::hubspot_setup::install_bridge_properties(
+        hubspot,
+        &(0..8).map(demo_customer).collect::<Vec<_>>(),
+    );
+}
+
+fn names_of(results: &Value) -> Vec<&str> {
+    results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect()
+}
+
+async fn hubspot_as(hubspot: &HubspotSandbox, token: &str, method: Method, path: &str) -> Answer {
+    let request = reqwest::Client::new()
+        .request(method.clone(), format!("{}{path}", hubspot.base_url))
+        .bearer_auth(token);
+    let request = if method == Method::POST {
+        request.json(&json!({"inputs": [{"id": "1", "properties": {"city": "Lyon"}}]}))
+    } else {
+        request
+    };
+    send(request).await
+}
+
+#[tokio::test]
+async fn hubspot_a_new_portal_has_hubspots_standard_properties_and_none_of_the_bridges() {
+    let hubspot = HubspotSandbox::start().await;
+    let listed = hubspot_get(&hubspot, "/crm/v3/properties/companies").await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let names = names_of(&listed.body);
+    for standard in [
+        "name",
+        "domain",
+        "website",
+        "phone",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "industry",
+        "numberofemployees",
+        "annualrevenue",
+        "lifecyclestage",
+        "hubspot_owner_id",
+        "type",
+        "hs_object_id",
+        "createdate",
+        "hs_lastmodifieddate",
+    ] {
+        assert!(names.contains(&standard), "{standard} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("warp_")), "{names:?}");
+    let by_name = |name: &str| {
+        listed.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let typed = |name: &str| {
+        let p = by_name(name);
+        (p["type"].clone(), p["fieldType"].clone())
+    };
+    assert_eq!(
+        typed("numberofemployees"),
+        (json!("number"), json!("number"))
+    );
+    assert_eq!(typed("industry"), (json!("enumeration"), json!("select")));
+    assert_eq!(
+        typed("lifecyclestage"),
+        (json!("enumeration"), json!("radio"))
+    );
+    assert_eq!(typed("createdate"), (json!("datetime"), json!("date")));
+    assert_eq!(
+        by_name("hs_object_id")["modificationMetadata"]["readOnlyValue"],
+        true
+    );
+    assert_eq!(by_name("name")["hubspotDefined"], true);
+
+    let absent = hubspot_get(&hubspot, "/crm/v3/properties/companies/warp_ban").await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert_eq!(absent.body["category"], "OBJECT_NOT_FOUND");
+    let groups = hubspot_get(&hubspot, "/crm/v3/properties/companies/groups").await;
+    assert!(names_of(&groups.body).contains(&"companyinformation"));
+    assert!(!names_of(&groups.body).contains(&"warp"));
+    // Other object types: HubSpot's 400 for a name it does not know; the
+    // sandbox's portal holds companies only.
+    let unknown = hubspot_get(&hubspot, "/crm/v3/properties/widgets").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unknown.body["message"],
+        "Unable to infer object type from: widgets"
+    );
+    let contacts = hubspot_get(&hubspot, "/crm/v3/properties/contacts").await;
+    assert_eq!(contacts.status, StatusCode::NOT_FOUND);
+    let counts = hubspot.call_counts();
+    assert_eq!(
+        (counts.property_list, counts.property_get, counts.group_list),
+        (3, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn hubspot_refuses_a_write_of_a_property_the_portal_lacks_naming_it() {
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.upsert_company("1", properties(&[("name", "A")]));
+    for (path, body) in [
+        (
+            "/crm/v3/objects/companies/batch/update",
+            json!({"inputs": [{"id": "1", "properties": {"city": "Lyon", "warp_ban": "ZT-1"}}]}),
+        ),
+        (
+            "/crm/v3/objects/companies",
+            json!({"properties": {"name": "B", "warp_ban": "ZT-2"}, "associations": []}),
+        ),
+    ] {
+        let refused = hubspot_post(&hubspot, path, body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(refused.body["category"], "VALIDATION_ERROR");
+        let detail = &refused.body["errors"][0];
+        assert_eq!(detail["code"], "PROPERTY_DOESNT_EXIST");
+        assert_eq!(detail["message"], "Property \"warp_ban\" does not exist");
+        assert_eq!(detail["context"]["propertyName"], json!(["warp_ban"]));
+        // HubSpot's message: the per-property results as a JSON list.
+        let message = refused.body["message"].as_str().unwrap();
+        let list: Value = serde_json::from_str(
+            message
+                .strip_prefix("Property values were not valid: ")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(list[0]["name"], "warp_ban");
+        assert_eq!(list[0]["error"], "PROPERTY_DOESNT_EXIST");
+        assert_eq!(list[0]["isValid"], false);
+    }
+    assert_eq!(
+        hubspot.company("1").unwrap().get("city"),
+        None,
+        "nothing written"
+    );
+    assert_eq!(hubspot.company("2"), None);
+}
+
+#[tokio::test]
+async fn hubspot_checks_each_value_against_its_propertys_definition() {
+    let hubspot = HubspotSandbox::start().await;
+    install(&hubspot);
+    hubspot.upsert_company("1", properties(&[("name", "A")]));
+    hubspot
+        .create_property(json!({
+            "name": "warp_vip", "label": "VIP", "type": "bool",
+            "fieldType": "booleancheckbox", "groupName": "warp",
+        }))
+        .unwrap();
+    let update = |props: Value| {
+        hubspot_post(
+            &hubspot,
+            "/crm/v3/objects/companies/batch/update",
+            json!({"inputs": [{"id": "1", "properties": props}]}),
+        )
+    };
+    for (props, code, named) in [
+        (json!({"warp_tier": "DIAMOND"}), "INVALID_OPTION", "DIAMOND"),
+        (json!({"warp_status": "active"}), "INVALID_OPTION", "active"),
+        (
+            json!({"warp_services": "voice;fax"}),
+            "INVALID_OPTION",
+            "fax",
+        ),
+        (
+            json!({"warp_credit_limit": "lots"}),
+            "INVALID_INTEGER",
+            "lots",
+        ),
+        (
+            json!({"warp_credit_limit": "1e3"}),
+            "INVALID_INTEGER",
+            "1e3",
+        ),
+        (
+            json!({"numberofemployees": "twelve"}),
+            "INVALID_INTEGER",
+            "twelve",
+        ),
+        (json!({"warp_vip": "yes"}), "INVALID_OPTION", "yes"),
+        (
+            json!({"lifecyclestage": "prospect"}),
+            "INVALID_OPTION",
+            "prospect",
+        ),
+    ] {
+        let refused = update(props.clone()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{props}");
+        let detail = &refused.body["errors"][0];
+        assert_eq!(detail["code"], code, "{props}");
+        let property = props.as_object().unwrap().keys().next().unwrap();
+        assert_eq!(
+            detail["context"]["propertyName"],
+            json!([property]),
+            "{props}"
+        );
+        let message = detail["message"].as_str().unwrap();
+        assert!(message.starts_with(named), "{message}");
+        assert!(refused.body["message"].as_str().unwrap().contains(property));
+    }
+    let taken = update(json!({
+        "warp_tier": "GOLD", "warp_status": "ACTIVE", "warp_services": "voice;data",
+        "warp_credit_limit": "5000.00", "warp_current_balance": "-12.5", "warp_vip": "true",
+        "numberofemployees": 12, "lifecyclestage": "customer", "hubspot_owner_id": "77",
+    }))
+    .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    let stored = hubspot.company("1").unwrap();
+    assert_eq!(stored["warp_services"], "voice;data");
+    assert_eq!(stored["numberofemployees"], "12");
+    // "" clears whatever the type.
+    let cleared = update(json!({"warp_tier": "", "warp_credit_limit": ""})).await;
+    assert_eq!(cleared.status, StatusCode::OK);
+    assert_eq!(hubspot.company("1").unwrap()["warp_tier"], Value::Null);
+
+    // The in-process door (the model's) writes through the same check.
+    use hubwarp::hubspot::crm::{CompanyUpdate, HubspotError};
+    use hubwarp::reconcile::ports::HubspotCompanies;
+    let write = |pairs: &[(&str, &str)]| CompanyUpdate {
+        id: "1".into(),
+        properties: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let refused = HubspotCompanies::batch_update(&hubspot, &[write(&[("warp_tier", "DIAMOND")])])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        HubspotError::Rejected {
+            status: 400,
+            category: "VALIDATION_ERROR".into()
+        }
+    );
+    let unknown = HubspotCompanies::batch_update(&hubspot, &[write(&[("warp_nope", "x")])]).await;
+    assert!(unknown.is_err());
+    let done = HubspotCompanies::batch_update(&hubspot, &[write(&[("warp_tier", "SILVER")])])
+        .await
+        .unwrap();
+    assert_eq!(done.updated.len(), 1);
+    assert_eq!(hubspot.company("1").unwrap()["warp_tier"], "SILVER");
+}
+
+#[tokio::test]
+async fn hubspot_checks_a_new_property_definition_as_hubspot_does() {
+    let hubspot = HubspotSandbox::start().await;
+    let def = |name: &str, value_type: &str, field_type: &str| {
+        json!({"name": name, "label": name, "type": value_type, "fieldType": field_type,
+               "groupName": "companyinformation",
+               "options": if matches!(value_type, "enumeration") {
+                   json!([{"label": "A", "value": "a", "hidden": false}])
+               } else { json!([]) }})
+    };
+    // The pairs HubSpot's properties guide lists take; others are refused.
+    for (i, (t, f)) in [
+        ("string", "text"),
+        ("string", "textarea"),
+        ("string", "phonenumber"),
+        ("number", "number"),
+        ("bool", "booleancheckbox"),
+        ("date", "date"),
+        ("datetime", "date"),
+        ("enumeration", "select"),
+        ("enumeration", "radio"),
+        ("enumeration", "checkbox"),
+        ("enumeration", "booleancheckbox"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("ok_{i}");
+        assert_eq!(hubspot.create_property(def(&name, t, f)), Ok(()), "{t}/{f}");
+        assert_eq!(hubspot.property(&name).unwrap()["type"], t);
+    }
+    let bool_options = &hubspot.property("ok_4").unwrap()["options"];
+    assert_eq!(bool_options[0]["value"], "true");
+    for (i, (t, f)) in [
+        ("string", "number"),
+        ("number", "text"),
+        ("bool", "select"),
+        ("date", "text"),
+        ("enumeration", "text"),
+        ("money", "number"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let refused = hubspot.create_property(def(&format!("bad_{i}"), t, f));
+        assert!(refused.is_err(), "{t}/{f}");
+        assert!(hubspot.property(&format!("bad_{i}")).is_none());
+    }
+    let mut no_options = def("no_options", "enumeration", "select");
+    no_options["options"] = json!([]);
+    assert!(
+        hubspot
+            .create_property(no_options)
+            .unwrap_err()
+            .contains("option")
+    );
+    let mut nowhere = def("nowhere", "string", "text");
+    nowhere["groupName"] = json!("no_such_group");
+    assert!(
+        hubspot
+            .create_property(nowhere)
+            .unwrap_err()
+            .contains("no_such_group")
+    );
+    let shouting = def("Warp Ban", "string", "text");
+    assert!(hubspot.create_property(shouting).is_err());
+    let mut unlabelled = def("unlabelled", "string", "text");
+    unlabelled.as_object_mut().unwrap().remove("label");
+    assert!(
+        hubspot
+            .create_property(unlabelled)
+            .unwrap_err()
+            .contains("label")
+    );
+    // A name taken, HubSpot's own or a custom one: over HTTP a 409.
+    assert!(
+        hubspot
+            .create_property(def("city", "string", "text"))
+            .unwrap_err()
+            .contains("already exists")
+    );
+    let again = hubspot_post(
+        &hubspot,
+        "/crm/v3/properties/companies",
+        def("ok_0", "string", "text"),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["category"], "OBJECT_ALREADY_EXISTS");
+    let created = hubspot_post(
+        &hubspot,
+        "/crm/v3/properties/companies",
+        def("over_http", "number", "number"),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert!(
+        created
+            .header("location")
+            .unwrap()
+            .ends_with("/crm/v3/properties/companies/over_http")
+    );
+    assert_eq!(created.body["hubspotDefined"], false);
+    assert_eq!(created.body["modificationMetadata"]["archivable"], true);
+    assert_eq!(hubspot.call_counts().property_create, 2);
+}
+
+#[tokio::test]
+async fn hubspot_enforces_the_scopes_its_documents_list_per_operation() {
+    let hubspot = HubspotSandbox::start().await;
+    install(&hubspot);
+    hubspot.upsert_company("1", properties(&[("name", "A")]));
+    hubspot.add_token(
+        "pat-read-only",
+        &["crm.objects.companies.read", "crm.schemas.companies.read"],
+    );
+    hubspot.add_token("pat-contacts", &["crm.objects.contacts.read"]);
+    hubspot.add_token("pat-objects-write", &["crm.objects.companies.write"]);
+    let companies = "/crm/v3/objects/companies";
+    let cases = [
+        ("pat-read-only", Method::GET, format!("{companies}/1"), None),
+        (
+            "pat-read-only",
+            Method::POST,
+            format!("{companies}/batch/update"),
+            Some("crm.objects.companies.write"),
+        ),
+        (
+            "pat-read-only",
+            Method::GET,
+            "/crm/v3/properties/companies".into(),
+            None,
+        ),
+        (
+            "pat-contacts",
+            Method::GET,
+            format!("{companies}/1"),
+            Some("crm.objects.companies.read"),
+        ),
+        // The properties document lists every object type's read scope
+        // for its generic reads: any one of them is enough.
+        (
+            "pat-contacts",
+            Method::GET,
+            "/crm/v3/properties/companies".into(),
+            None,
+        ),
+        (
+            "pat-objects-write",
+            Method::POST,
+            format!("{companies}/batch/update"),
+            None,
+        ),
+        (
+            "pat-objects-write",
+            Method::GET,
+            "/crm/v3/properties/companies/groups".into(),
+            None,
+        ),
+        (
+            HUBSPOT_SANDBOX_TOKEN,
+            Method::POST,
+            format!("{companies}/batch/update"),
+            None,
+        ),
+    ];
+    for (token, method, path, missing) in cases {
+        let answer = hubspot_as(&hubspot, token, method.clone(), &path).await;
+        match missing {
+            None => assert!(
+                answer.status.is_success(),
+                "{token} {method} {path}: {}",
+                answer.body
+            ),
+            Some(scope) => {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::FORBIDDEN,
+                    "{token} {method} {path}"
+                );
+                let body = &answer.body;
+                assert_eq!(body["category"], "MISSING_SCOPES");
+                assert_eq!(body["status"], "error");
+                assert!(
+                    body["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("This app hasn't been granted all required scopes")
+                );
+                assert_eq!(
+                    body["errors"][0]["message"],
+                    "One or more of the following scopes are required."
+                );
+                assert_eq!(
+                    body["errors"][0]["context"]["requiredGranularScopes"],
+                    json!([scope])
+                );
+                assert_eq!(
+                    body["links"]["scopes"],
+                    "https://developers.hubspot.com/scopes"
+                );
+            }
+        }
+    }
+    // Creating a definition takes crm.schemas.companies.write, which
+    // crm.objects.companies.write is not; the 403 names the companies
+    // scope, not the 25 other object types' alternatives.
+    let create = send(
+        reqwest::Client::new()
+            .post(format!("{}/crm/v3/properties/companies", hubspot.base_url))
+            .bearer_auth("pat-objects-write")
+            .json(
+                &json!({"name": "x", "label": "x", "type": "string", "fieldType": "text",
+                          "groupName": "companyinformation"}),
+            ),
+    )
+    .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        create.body["errors"][0]["context"]["requiredGranularScopes"],
+        json!(["crm.schemas.companies.write"])
+    );
+    assert!(hubspot.property("x").is_none());
+    // A token the sandbox never issued is still a 401.
+    let stranger = hubspot_as(
+        &hubspot,
+        "pat-na1-stranger",
+        Method::GET,
+        "/crm/v3/objects/companies/1",
+    )
+    .await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        hubspot.company("1").unwrap()["city"],
+        "Lyon",
+        "the allowed writes landed"
+    );
+}
+
+#[tokio::test]
+async fn hubspot_token_info_describes_the_tokens_the_sandbox_issued() {
+    use integration_tests::hubspot_sandbox::{BRIDGE_SCOPES, HUBSPOT_SANDBOX_HUB_ID};
+    let hubspot = HubspotSandbox::start().await;
+    hubspot.add_token("pat-read-only", &["crm.objects.companies.read"]);
+    let info = |body: Value| {
+        // The body names the token: no Authorization header.
+        send(
+            reqwest::Client::new()
+                .post(format!(
+                    "{}/oauth/v2/private-apps/get/access-token-info",
+                    hubspot.base_url
+                ))
+                .json(&body),
+        )
+    };
+    let own = info(json!({"tokenKey": HUBSPOT_SANDBOX_TOKEN})).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(keys(&own.body), ["appId", "hubId", "scopes", "userId"]);
+    assert_eq!(own.body["hubId"], HUBSPOT_SANDBOX_HUB_ID);
+    assert_eq!(own.body["scopes"], json!(BRIDGE_SCOPES));
+    let other = info(json!({"tokenKey": "pat-read-only"})).await;
+    assert_eq!(other.body["scopes"], json!(["crm.objects.companies.read"]));
+    assert_ne!(other.body["appId"], own.body["appId"]);
+    assert_eq!(other.body["hubId"], own.body["hubId"]);
+    let stranger = info(json!({"tokenKey": "pat-na1-stranger"})).await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+    let malformed = info(json!({"token": HUBSPOT_SANDBOX_TOKEN})).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    // The sandbox issues no OAuth access tokens.
+    let oauth = hubspot_get(
+        &hubspot,
+        &format!("/oauth/v1/access-tokens/{HUBSPOT_SANDBOX_TOKEN}"),
+    )
+    .await;
+    assert_eq!(oauth.status, StatusCode::NOT_FOUND);
+    assert_eq!(hubspot.call_counts().token_info, 5);
+
+    // The client asks the same and reads it.
+    let client = |token: &str| {
+        hubwarp::hubspot::crm::HubspotClient::new(
+            &hubspot.base_url,
+            hubwarp::http::Token::new(token),
+            Duration::from_secs(5),
+            hubwarp::http::RetryPolicy::none(),
+        )
+        .unwrap()
+    };
+    let read = client(HUBSPOT_SANDBOX_TOKEN).token_info().await.unwrap();
+    assert_eq!(read.hub_id, Some(HUBSPOT_SANDBOX_HUB_ID));
+    assert_eq!(read.scopes, BRIDGE_SCOPES);
+    let narrow = client("pat-read-only").token_info().await.unwrap();
+    assert_eq!(narrow.scopes, ["crm.objects.companies.read"]);
+    assert!(client("pat-na1-stranger").token_info().await.is_err());
+}

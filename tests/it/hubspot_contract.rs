@@ -1,10 +1,10 @@
 //! The HubSpot sandbox's answers, and the client's requests, against
-//! HubSpot's own OpenAPI document (tests/contracts/hubspot/companies.v3.json):
-//! every answer matches the schema of its operation and status (`default`,
-//! the `Error` schema, for every error), and every request body the client
-//! sends matches the operation's `requestBody` schema. So the client tests,
-//! which run against the sandbox, hold against HubSpot as HubSpot documents
-//! itself.
+//! HubSpot's own OpenAPI documents (tests/contracts/hubspot/companies.v3.json
+//! and properties.v3.json): every answer matches the schema of its
+//! operation and status (`default`, the `Error` schema, for every error),
+//! and every request body the client sends matches the operation's
+//! `requestBody` schema. So the client tests, which run against the
+//! sandbox, hold against HubSpot as HubSpot documents itself.
 //!
 //! OpenAPI 3.0 schemas are read as JSON Schema 2020-12: `nullable: true`
 //! allows null, `$ref`s point into the same file, formats (`uuid`,
@@ -18,6 +18,8 @@ use hubwarp::http::{RetryPolicy, Token};
 use hubwarp::hubspot::crm::{
     CompanyUpdate, Filter, FilterGroup, HubspotClient, Operator, SearchRequest, Sort,
 };
+use hubwarp::mapping::MappingSet;
+use hubwarp::operate::properties::{Finding, group_needed, held_values, survey};
 use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox, Route, Throttle};
 use integration_tests::hubspot_setup::install_bridge_properties;
 use integration_tests::warp_sandbox::demo_customer;
@@ -33,6 +35,10 @@ const NULLABLE: (&str, &str) = (
     "companies.v3.2026-04-03-nullable.json",
     "1c290018a564a10f2d0f8234aa9ab3be220ae20b6539074cf2167d83a3c0cdcf",
 );
+const PROPERTIES_DOC: (&str, &str) = (
+    "properties.v3.json",
+    "11328261780f117f3ed5d5e2bd054c9bbbb7e95bbc5abcba1c1e0b8cea3b39c4",
+);
 const OBJECT_SCHEMAS: [&str; 2] = ["SimplePublicObject", "SimplePublicObjectWithAssociations"];
 
 const LIST: &str = "/crm/v3/objects/companies";
@@ -41,6 +47,13 @@ const BATCH_READ: &str = "/crm/v3/objects/companies/batch/read";
 const BATCH_UPDATE: &str = "/crm/v3/objects/companies/batch/update";
 const SEARCH: &str = "/crm/v3/objects/companies/search";
 const MERGE: &str = "/crm/v3/objects/companies/merge";
+
+const PROPS: &str = "/crm/v3/properties/{objectType}";
+const PROP: &str = "/crm/v3/properties/{objectType}/{propertyName}";
+const PROP_BATCH: &str = "/crm/v3/properties/{objectType}/batch/create";
+const GROUPS: &str = "/crm/v3/properties/{objectType}/groups";
+const GROUP: &str = "/crm/v3/properties/{objectType}/groups/{groupName}";
+const COMPANY_PROPS: &str = "/crm/v3/properties/companies";
 
 /// A vendored file, checked to be the one SOURCES.md describes.
 fn load((name, sha256): (&str, &str)) -> Value {
@@ -101,6 +114,11 @@ struct Contract {
 impl Contract {
     fn load() -> Self {
         Self::from_document(load(CURRENT), true)
+    }
+
+    /// The properties document, as it is: no relaxation needed.
+    fn properties() -> Self {
+        Self::from_document(load(PROPERTIES_DOC), false)
     }
 
     fn from_document(doc: Value, relaxed: bool) -> Self {
@@ -207,6 +225,7 @@ impl Contract {
 
 struct Answer {
     status: StatusCode,
+    headers: reqwest::header::HeaderMap,
     body: Value,
 }
 
@@ -215,10 +234,24 @@ struct Peer {
     http: reqwest::Client,
 }
 
+/// The WARP customers whose values the bridge's enumerations offer.
+fn book() -> Vec<Value> {
+    (0..8).map(demo_customer).collect()
+}
+
 impl Peer {
+    /// A new portal: HubSpot's standard properties, none of the bridge's,
+    /// no company.
+    async fn bare() -> Self {
+        Self {
+            hubspot: HubspotSandbox::start().await,
+            http: reqwest::Client::new(),
+        }
+    }
+
     async fn start() -> Self {
         let hubspot = HubspotSandbox::start().await;
-        install_bridge_properties(&hubspot, &(0..8).map(demo_customer).collect::<Vec<_>>());
+        install_bridge_properties(&hubspot, &book());
         for n in 1..=5u64 {
             let mut props = Map::new();
             props.insert("name".into(), json!(format!("Company {n}")));
@@ -249,8 +282,13 @@ impl Peer {
         }
         let response = request.send().await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response.json().await.unwrap();
-        Answer { status, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -655,4 +693,309 @@ async fn the_client_always_passes_limit_on_list() {
         })
         .collect();
     assert_eq!(limits, ["1", "1", "50", "100", "100", "2"]);
+}
+
+// ---------------------------------------------------------------------------
+// CRM properties v3 (properties.v3.json) and scopes
+
+#[test]
+fn the_properties_document_says_what_the_sandbox_relies_on() {
+    let doc = load(PROPERTIES_DOC);
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["PropertyCreate"]["required"],
+        json!(["fieldType", "groupName", "label", "name", "type"])
+    );
+    assert_eq!(
+        schemas["PropertyCreate"]["properties"]["type"]["enum"],
+        json!([
+            "bool",
+            "date",
+            "datetime",
+            "enumeration",
+            "number",
+            "phone_number",
+            "string"
+        ])
+    );
+    let security = |method: &str, path: &str| -> Vec<String> {
+        doc["paths"][path][method]["security"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["oauth2"].as_array().unwrap().clone())
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let create = security("post", PROPS);
+    assert!(create.contains(&"crm.schemas.companies.write".to_string()));
+    assert!(!create.contains(&"crm.objects.companies.write".to_string()));
+    assert!(security("get", PROPS).contains(&"crm.objects.companies.read".to_string()));
+    // 201 for a single create, 201 or 207 for a batch.
+    let responses = |method: &str, path: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(responses("post", PROPS), ["201", "default"]);
+    assert_eq!(responses("post", PROP_BATCH), ["201", "207", "default"]);
+    assert_eq!(responses("post", GROUPS), ["201", "default"]);
+}
+
+#[tokio::test]
+async fn property_and_group_reads_match_the_properties_document() {
+    let contract = Contract::properties();
+    for peer in [Peer::bare().await, Peer::start().await] {
+        let listed = peer.get(COMPANY_PROPS).await;
+        assert_eq!(listed.status, StatusCode::OK);
+        contract.check_answer("get", PROPS, &listed);
+        let groups = peer.get(&format!("{COMPANY_PROPS}/groups")).await;
+        assert_eq!(groups.status, StatusCode::OK);
+        contract.check_answer("get", GROUPS, &groups);
+    }
+    let peer = Peer::start().await;
+    for name in [
+        "name",
+        "hs_object_id",
+        "industry",
+        "warp_status",
+        "warp_services",
+    ] {
+        let one = peer.get(&format!("{COMPANY_PROPS}/{name}")).await;
+        assert_eq!(one.status, StatusCode::OK, "{name}");
+        contract.check_answer("get", PROP, &one);
+    }
+    let group = peer.get(&format!("{COMPANY_PROPS}/groups/warp")).await;
+    assert_eq!(group.status, StatusCode::OK);
+    contract.check_answer("get", GROUP, &group);
+    for (path, template, status) in [
+        (format!("{COMPANY_PROPS}/no_such_property"), PROP, 404),
+        (format!("{COMPANY_PROPS}/groups/no_such_group"), GROUP, 404),
+        ("/crm/v3/properties/widgets".to_string(), PROPS, 400),
+        ("/crm/v3/properties/contacts".to_string(), PROPS, 404),
+        (format!("{COMPANY_PROPS}?archived=maybe"), PROPS, 400),
+    ] {
+        let answer = peer.get(&path).await;
+        assert_eq!(answer.status.as_u16(), status, "{path}");
+        contract.check_answer("get", template, &answer);
+    }
+}
+
+#[tokio::test]
+async fn property_creation_answers_201_409_400_and_207_as_documented() {
+    let contract = Contract::properties();
+    let peer = Peer::bare().await;
+    let def = |name: &str| {
+        json!({"name": name, "label": "WARP tier", "type": "enumeration", "fieldType": "select",
+               "groupName": "companyinformation", "description": "the tier",
+               "options": [{"label": "Gold", "value": "GOLD", "displayOrder": 0, "hidden": false}]})
+    };
+    contract.check_request("post", PROPS, &def("warp_tier"));
+    let created = peer.post(COMPANY_PROPS, def("warp_tier")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    contract.check_answer("post", PROPS, &created);
+    assert!(created.headers.contains_key("location"));
+    let taken = peer.post(COMPANY_PROPS, def("warp_tier")).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert_eq!(taken.body["category"], "OBJECT_ALREADY_EXISTS");
+    contract.check_answer("post", PROPS, &taken);
+    let without = |key: &str| {
+        let mut d = def("warp_other");
+        d.as_object_mut().unwrap().remove(key);
+        d
+    };
+    let mut number_as_text = def("warp_limit");
+    number_as_text["type"] = json!("number");
+    number_as_text["fieldType"] = json!("text");
+    number_as_text["options"] = json!([]);
+    let mut no_options = def("warp_terms");
+    no_options["options"] = json!([]);
+    let mut nowhere = def("warp_nowhere");
+    nowhere["groupName"] = json!("no_such_group");
+    for refused in [
+        without("label"),
+        number_as_text,
+        no_options,
+        nowhere,
+        json!([]),
+    ] {
+        let answer = peer.post(COMPANY_PROPS, refused.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{refused}");
+        assert_eq!(answer.body["category"], "VALIDATION_ERROR");
+        contract.check_answer("post", PROPS, &answer);
+    }
+
+    let group = json!({"name": "warp", "label": "WARP", "displayOrder": -1});
+    contract.check_request("post", GROUPS, &group);
+    let made = peer
+        .post(&format!("{COMPANY_PROPS}/groups"), group.clone())
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    contract.check_answer("post", GROUPS, &made);
+    let again = peer.post(&format!("{COMPANY_PROPS}/groups"), group).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    contract.check_answer("post", GROUPS, &again);
+
+    let batch = json!({"inputs": [def("warp_a"), def("warp_b")]});
+    contract.check_request("post", PROP_BATCH, &batch);
+    let all = peer
+        .post(&format!("{COMPANY_PROPS}/batch/create"), batch)
+        .await;
+    assert_eq!(all.status, StatusCode::CREATED, "{}", all.body);
+    contract.check_answer("post", PROP_BATCH, &all);
+    let some = peer
+        .post(
+            &format!("{COMPANY_PROPS}/batch/create"),
+            json!({"inputs": [def("warp_a"), def("warp_c")]}),
+        )
+        .await;
+    assert_eq!(some.status, StatusCode::MULTI_STATUS, "{}", some.body);
+    contract.check_answer("post", PROP_BATCH, &some);
+    assert_eq!(
+        some.body["errors"][0]["context"]["propertyName"],
+        json!(["warp_a"])
+    );
+    assert!(peer.hubspot.property("warp_c").is_some());
+    let counts = peer.hubspot.call_counts();
+    assert_eq!(
+        (
+            counts.property_create,
+            counts.group_create,
+            counts.property_batch_create
+        ),
+        (7, 2, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_the_operations_scope_gets_403_missing_scopes_as_documented() {
+    let properties = Contract::properties();
+    let companies = Contract::load();
+    let peer = Peer::start().await;
+    peer.hubspot.add_token(
+        "pat-read-only",
+        &["crm.objects.companies.read", "crm.schemas.companies.read"],
+    );
+    let read_only = "pat-read-only";
+    let read = peer
+        .send(reqwest::Method::GET, &format!("{LIST}/1"), None, read_only)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let definition = json!({"name": "x", "label": "x", "type": "string", "fieldType": "text",
+                            "groupName": "companyinformation"});
+    let create = peer
+        .send(
+            reqwest::Method::POST,
+            COMPANY_PROPS,
+            Some(definition),
+            read_only,
+        )
+        .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    assert_eq!(create.body["category"], "MISSING_SCOPES");
+    properties.check_answer("post", PROPS, &create);
+    let update = peer
+        .send(
+            reqwest::Method::POST,
+            BATCH_UPDATE,
+            Some(json!({"inputs": [{"id": "1", "properties": {"city": "Lyon"}}]})),
+            read_only,
+        )
+        .await;
+    assert_eq!(update.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        update.body["errors"][0]["context"]["requiredGranularScopes"],
+        json!(["crm.objects.companies.write"])
+    );
+    companies.check_answer("post", BATCH_UPDATE, &update);
+    // The client names the scope in its error.
+    let client = HubspotClient::new(
+        &peer.hubspot.base_url,
+        Token::new("pat-read-only"),
+        Duration::from_secs(5),
+        RetryPolicy::none(),
+    )
+    .unwrap();
+    let refused = client
+        .create_property_group(&hubwarp::hubspot::crm::PropertyGroup {
+            name: "x".into(),
+            label: "X".into(),
+            display_order: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        hubwarp::hubspot::crm::HubspotError::MissingScopes("crm.schemas.companies.write".into())
+    );
+}
+
+#[tokio::test]
+async fn writes_of_values_the_definitions_refuse_are_400s_as_documented() {
+    let contract = Contract::load();
+    let peer = Peer::start().await;
+    let update = |props: Value| json!({"inputs": [{"id": "1", "properties": props}]});
+    for (props, code) in [
+        (json!({"warp_nope": "x"}), "PROPERTY_DOESNT_EXIST"),
+        (json!({"warp_tier": "DIAMOND"}), "INVALID_OPTION"),
+        (json!({"warp_services": "voice;fax"}), "INVALID_OPTION"),
+        (json!({"warp_credit_limit": "lots"}), "INVALID_INTEGER"),
+    ] {
+        let refused = peer.post(BATCH_UPDATE, update(props.clone())).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{props}");
+        assert_eq!(refused.body["errors"][0]["code"], code, "{props}");
+        contract.check_answer("post", BATCH_UPDATE, &refused);
+        let created = peer
+            .post(LIST, json!({"properties": props, "associations": []}))
+            .await;
+        assert_eq!(created.status, StatusCode::BAD_REQUEST);
+        contract.check_answer("post", LIST, &created);
+    }
+}
+
+/// What `hubwarp setup` sends (the library's plan, through the client)
+/// matches `PropertyCreate` and `PropertyGroupCreate`, and the client
+/// reads the sandbox's `Property` and `PropertyGroup` answers.
+#[tokio::test]
+async fn the_clients_property_requests_match_the_properties_document() {
+    let contract = Contract::properties();
+    let peer = Peer::bare().await;
+    let c = peer.client();
+    let mapping = MappingSet::default_mapping().unwrap();
+    let existing = c.company_properties().await.unwrap();
+    assert!(
+        existing
+            .iter()
+            .any(|p| p.name == "name" && p.hubspot_defined)
+    );
+    let groups = c.company_property_groups().await.unwrap();
+    let held = held_values(&mapping, &book());
+    let findings = survey(&mapping, &existing, &held);
+    let group = group_needed(&findings, &groups).expect("a new portal lacks the warp group");
+    c.create_property_group(&group).await.unwrap();
+    let mut created = 0;
+    for finding in &findings {
+        if let Finding::Missing { create } = finding {
+            c.create_property(create).await.unwrap();
+            created += 1;
+        }
+    }
+    assert_eq!(created, 8, "{findings:#?}");
+    let bodies = peer.hubspot.request_bodies(Route::PropertyCreate);
+    assert_eq!(bodies.len(), created);
+    for body in &bodies {
+        contract.check_request("post", PROPS, body);
+    }
+    let groups = peer.hubspot.request_bodies(Route::GroupCreate);
+    assert_eq!(groups.len(), 1);
+    contract.check_request("post", GROUPS, &groups[0]);
+
+    let now = c.company_properties().await.unwrap();
+    let again = survey(&mapping, &now, &held);
+    assert!(again.iter().all(Finding::is_ready), "{again:#?}");
+    let info = c.token_info().await.unwrap();
+    assert_eq!(info.scopes.len(), 4);
 }

@@ -314,7 +314,7 @@ pub(super) struct Refused {
 }
 
 impl Refused {
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(super) fn invalid(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             category: "VALIDATION_ERROR",
@@ -326,6 +326,14 @@ impl Refused {
         Self {
             status: StatusCode::CONFLICT,
             category: "OBJECT_ALREADY_EXISTS",
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            category: "OBJECT_NOT_FOUND",
             message: message.into(),
         }
     }

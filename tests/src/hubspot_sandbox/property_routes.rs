@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::errors::{self, not_found, validation};
+use super::properties::Refused;
 use super::scopes::token_info as describe;
 use crate::warp_sandbox::{now_ms, rfc3339};
 
@@ -42,13 +43,13 @@ const OTHER_OBJECT_TYPES: [&str; 16] = [
 ];
 
 /// `companies` (or its id `0-2`), else HubSpot's answer for the name.
-fn companies(object_type: &str) -> Result<(), Response> {
+fn companies(object_type: &str) -> Result<(), Refused> {
     match object_type {
         "companies" | "0-2" => Ok(()),
-        other if OTHER_OBJECT_TYPES.contains(&other) => Err(not_found(format!(
+        other if OTHER_OBJECT_TYPES.contains(&other) => Err(Refused::not_found(format!(
             "the sandbox's portal holds company properties only, not {other}"
         ))),
-        other => Err(validation(format!(
+        other => Err(Refused::invalid(format!(
             "Unable to infer object type from: {other}"
         ))),
     }
@@ -58,8 +59,8 @@ fn now() -> String {
     rfc3339(now_ms(), true)
 }
 
-fn json_body(bytes: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(bytes).map_err(|e| validation(format!("Invalid input JSON: {e}")))
+fn json_body(bytes: &Bytes) -> Result<Value, Refused> {
+    serde_json::from_slice(bytes).map_err(|e| Refused::invalid(format!("Invalid input JSON: {e}")))
 }
 
 /// A 201 with the `Location` of the new resource, as the document has it.
@@ -84,11 +85,11 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// `archived=true` asks for archived definitions only; the sandbox
 /// archives none.
-fn archived(query: &[(String, String)]) -> Result<bool, Response> {
+fn archived(query: &[(String, String)]) -> Result<bool, Refused> {
     match param(query, "archived") {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(other) => Err(validation(format!(
+        Some(other) => Err(Refused::invalid(format!(
             "archived must be true or false, not '{other}'"
         ))),
     }
@@ -107,12 +108,12 @@ pub(super) async fn list(
     let (Ok(Path(object_type)), Ok(Query(query))) = (object_type, query) else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     let archived = match archived(&query) {
         Ok(a) => a,
-        Err(answer) => return answer,
+        Err(refused) => return refused.response(),
     };
     let wanted: Vec<&str> = param(&query, "properties")
         .map(|p| {
@@ -147,12 +148,12 @@ pub(super) async fn get(
     let (Ok(Path((object_type, name))), Ok(Query(query))) = (path, query) else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     let archived = match archived(&query) {
         Ok(a) => a,
-        Err(answer) => return answer,
+        Err(refused) => return refused.response(),
     };
     match shared.lock().portal.schema.get(&name) {
         Some(property) if !archived => Json(property.clone()).into_response(),
@@ -171,12 +172,12 @@ pub(super) async fn create(
     let Ok(Path(object_type)) = object_type else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     let input = match json_body(&bytes) {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(refused) => return refused.response(),
     };
     let created_property = shared.lock().portal.create_property(&input);
     match created_property {
@@ -204,12 +205,12 @@ pub(super) async fn batch_create(
     let Ok(Path(object_type)) = object_type else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     let input = match json_body(&bytes) {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(refused) => return refused.response(),
     };
     let Some(inputs) = input.get("inputs").and_then(Value::as_array) else {
         return validation("Invalid input JSON: some of required attributes are not set [inputs]");
@@ -257,8 +258,8 @@ pub(super) async fn groups(
     let Ok(Path(object_type)) = object_type else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     let results: Vec<Value> = shared.lock().portal.schema.groups().cloned().collect();
     Json(json!({ "results": results })).into_response()
@@ -271,8 +272,8 @@ pub(super) async fn group(
     let Ok(Path((object_type, name))) = path else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     match shared.lock().portal.schema.group(&name) {
         Some(group) => Json(group.clone()).into_response(),
@@ -290,12 +291,12 @@ pub(super) async fn create_group(
     let Ok(Path(object_type)) = object_type else {
         return validation("invalid request");
     };
-    if let Err(answer) = companies(&object_type) {
-        return answer;
+    if let Err(refused) = companies(&object_type) {
+        return refused.response();
     }
     let input = match json_body(&bytes) {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(refused) => return refused.response(),
     };
     let created_group = shared.lock().portal.schema.create_group(&input);
     match created_group {
@@ -321,7 +322,7 @@ pub(super) async fn create_group(
 pub(super) async fn private_app_token(State(shared): State<Shared>, bytes: Bytes) -> Response {
     let input = match json_body(&bytes) {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(refused) => return refused.response(),
     };
     let Some(token) = input.get("tokenKey").and_then(Value::as_str) else {
         return validation(

@@ -33,6 +33,22 @@ fn body(n: usize) -> String {
     format!("[{}]", events.join(","))
 }
 
+/// `body` with every other event in the generic format.
+fn generic_half(body: &str) -> String {
+    body.split(r#""subscriptionType":"company.propertyChange""#)
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part.to_string()
+            } else if i % 2 == 0 {
+                format!(r#""subscriptionType":"object.propertyChange","objectTypeId":"0-2"{part}"#)
+            } else {
+                format!(r#""subscriptionType":"company.propertyChange"{part}"#)
+            }
+        })
+        .collect()
+}
+
 fn signed<'a>(body: &'a str, sig: &'a str) -> SignedRequest<'a> {
     SignedRequest {
         method: "POST",
@@ -85,6 +101,19 @@ fn intake(c: &mut Criterion) {
             1,
         );
         group.bench_with_input(BenchmarkId::new("parse_mixed", n), &mixed, |b, body| {
+            b.iter(|| black_box(read_delivery(black_box(body.as_bytes())).map(|d| d.len())))
+        });
+        // Every other change in the generic format a developer-platform app
+        // subscribes to (`object.propertyChange`, `objectTypeId` 0-2).
+        let generic = generic_half(&body);
+        assert_eq!(
+            read_delivery(generic.as_bytes())
+                .map(|d| d.events.len())
+                .ok(),
+            Some(n),
+            "every generic change is read as a company change"
+        );
+        group.bench_with_input(BenchmarkId::new("parse_generic", n), &generic, |b, body| {
             b.iter(|| black_box(read_delivery(black_box(body.as_bytes())).map(|d| d.len())))
         });
         let events = read_delivery(body.as_bytes())

@@ -1265,3 +1265,115 @@ async fn receive_when_visible(s: &SyncHarness, max: usize) -> (SqsEvent, usize) 
     }
     panic!("no message came back within 10 s");
 }
+
+/// `event` (a legacy `company.*` event) as the same app's generic
+/// subscription sends the same change: `object.*` with `objectTypeId`
+/// `0-2`, its own subscription and event id.
+fn generic(event: &Value) -> Value {
+    let mut e = event.clone();
+    let ty = e["subscriptionType"].as_str().unwrap_or_default();
+    e["subscriptionType"] = json!(ty.replacen("company.", "object.", 1));
+    e["objectTypeId"] = json!("0-2");
+    e["subscriptionId"] = json!(4417890);
+    e["eventId"] = json!(e["eventId"].as_u64().unwrap_or_default() + 9_000_000);
+    e
+}
+
+/// An app subscribed to the same changes in both formats (legacy and
+/// generic): each change reaches WARP once, with one sync-log decision,
+/// whether its two copies come in one delivery or two; a contact event
+/// in the generic format is recorded IGNORED.
+#[tokio::test]
+async fn a_change_sent_in_both_formats_is_applied_once() {
+    let s = SyncHarness::new("both_formats", 2).await;
+    let credit = SyncHarness::change(0, 700, "warp_credit_limit", "6400.00", T);
+    let city = SyncHarness::change(1, 701, "city", "Golden", T + 1);
+    let contact = json!({"eventId": 702, "subscriptionId": 4417891, "portalId": 62515,
+        "occurredAt": T + 2, "subscriptionType": "object.propertyChange", "objectTypeId": "0-1",
+        "attemptNumber": 0, "objectId": 77, "propertyName": "email", "propertyValue": "x@example.com"});
+    // One delivery: customer 0's change in both formats, customer 1's in
+    // the generic one only, and the contact.
+    let one = body(&[credit.clone(), generic(&credit), generic(&city), contact]);
+    s.warp.reset_calls();
+    let (status, report) =
+        s.h.deliver(&one, Signing::V3(hubwarp::time::now_ms()))
+            .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["new"], 2, "{report}");
+    assert_eq!(report["duplicate"], 1, "{report}");
+    assert_eq!(report["ignored"], 1, "{report}");
+    s.pump().await;
+    assert_eq!(s.customer(0)["credit_limit"], "6400.00");
+    assert_eq!(s.customer(1)["address"]["city"], "Golden");
+    assert_eq!(s.warp.calls().put, 2, "one PUT per customer");
+
+    // Separate deliveries: customer 1's change again in the legacy format,
+    // then customer 0's deletion in both formats, one after the other.
+    let deletion = json!({"eventId": 703, "subscriptionId": 8, "portalId": 62515,
+        "appId": 1160452, "occurredAt": T + 3, "subscriptionType": "company.deletion",
+        "attemptNumber": 0, "objectId": company_id(0).parse::<u64>().unwrap(),
+        "changeSource": "CRM_UI"});
+    for delivery in [
+        body(&[city.clone()]),
+        body(&[generic(&deletion)]),
+        body(&[deletion.clone()]),
+    ] {
+        let (status, report) =
+            s.h.deliver(&delivery, Signing::V3(hubwarp::time::now_ms()))
+                .await;
+        assert_eq!(status, 200, "{report}");
+        s.pump().await;
+    }
+    assert_eq!(s.warp.calls().put, 2, "nothing written twice");
+    assert_eq!(
+        s.consumer
+            .store
+            .link(&company_id(0))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        LinkState::Deleted
+    );
+
+    // One decision per change in the sync log: no second `applied`, no
+    // `skipped-stale` for a copy.
+    let log = hubwarp::store::DynamoSyncStore::new(
+        aws_sdk_dynamodb::Client::new(&s.h.aws),
+        s.h.res.names.sync_tables(),
+        std::time::Duration::from_secs(90 * 24 * 3600),
+    );
+    let outcomes = |n: usize| {
+        let log = &log;
+        async move {
+            let customer = demo_customer(n)["id"].as_str().unwrap().to_string();
+            let mut entries: Vec<(String, String)> = log
+                .entries(&customer, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.property, e.outcome))
+                .collect();
+            entries.sort();
+            entries
+        }
+    };
+    assert_eq!(
+        outcomes(0).await,
+        [
+            ("deletion".to_string(), "link-deleted".to_string()),
+            ("warp_credit_limit".to_string(), "applied".to_string()),
+        ]
+    );
+    assert_eq!(
+        outcomes(1).await,
+        [("city".to_string(), "applied".to_string())]
+    );
+
+    // The records: one per change, each settled; the contact IGNORED.
+    let records = s.h.records().await;
+    let status_of = |r: &HashMap<String, AttributeValue>| crate::utils::s(r, "status").to_string();
+    let mut statuses: Vec<String> = records.iter().map(status_of).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["APPLIED", "APPLIED", "APPLIED", "IGNORED"]);
+}

@@ -541,3 +541,150 @@ async fn hostile_json_gets_a_precise_answer_and_loses_nothing() {
         assert!(!s(r, "reason").contains(&huge[..100]), "no value echoed");
     }
 }
+
+/// `event` (a legacy `company.*` event) as a generic subscription of the
+/// same app sends the same change: `object.*` with `objectTypeId`, under
+/// its own subscription and event id.
+fn as_generic(event: &serde_json::Value, type_id: &str) -> serde_json::Value {
+    let mut e = event.clone();
+    let action = e["subscriptionType"]
+        .as_str()
+        .and_then(|t| t.split_once('.'))
+        .map(|(_, a)| a.to_string())
+        .expect("a subscription type");
+    e["subscriptionType"] = json!(format!("object.{action}"));
+    e["objectTypeId"] = json!(type_id);
+    e["subscriptionId"] = json!(4417890);
+    e["eventId"] = json!(e["eventId"].as_u64().unwrap_or_default() + 9_000_000);
+    e["sourceId"] = json!("userId:48151623");
+    e["isSensitive"] = json!(false);
+    e
+}
+
+/// A company change sent in both formats in one signed delivery, beside a
+/// generic company creation, a generic contact change and a generic event
+/// that names no object type: the change is queued once, the creation
+/// once, the contact recorded IGNORED, the nameless event UNREADABLE; the
+/// same delivery again queues nothing.
+#[tokio::test]
+async fn both_formats_in_one_delivery_queue_each_company_change_once() {
+    let h = Harness::new("bothformats").await;
+    let legacy: Vec<serde_json::Value> = serde_json::from_str(&property_changes(2, 0)).unwrap();
+    let change = &legacy[0];
+    let creation = json!({"eventId": 600_001, "subscriptionId": 4005, "portalId": 62515,
+        "appId": 1160452, "occurredAt": 1_763_700_000_500u64, "attemptNumber": 0,
+        "subscriptionType": "company.creation", "objectId": 5_000_100, "changeSource": "CRM_UI"});
+    let contact = as_generic(
+        &json!({"eventId": 600_002, "subscriptionId": 4006, "portalId": 62515,
+            "occurredAt": 1_763_700_000_600u64, "attemptNumber": 0,
+            "subscriptionType": "contact.propertyChange", "objectId": 77,
+            "propertyName": "email", "propertyValue": "someone@example.com"}),
+        "0-1",
+    );
+    let mut nameless = as_generic(&legacy[1], "0-2");
+    nameless.as_object_mut().unwrap().remove("objectTypeId");
+    let events = vec![
+        change.clone(),
+        as_generic(&creation, "0-2"),
+        contact,
+        as_generic(change, "0-2"),
+        nameless,
+    ];
+    let body = serde_json::Value::Array(events).to_string();
+    let (status, report) = h.deliver(&body, Signing::V3(now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({"received":5,"new":2,"duplicate":1,"requeued":0,"failed":0,"in_flight":0,"ignored":1,"unreadable":1})
+    );
+    let messages = h.drain_queue().await;
+    assert_eq!(messages.len(), 2);
+    let queued = |ty: &str| {
+        messages
+            .iter()
+            .find(|m| m["event"]["subscriptionType"] == ty)
+            .unwrap_or_else(|| panic!("{ty} queued: {messages:?}"))
+    };
+    // The legacy copy came first and stands for both.
+    let m = queued("company.propertyChange");
+    assert_eq!(m["event"]["eventId"], change["eventId"]);
+    assert_eq!(
+        m["dedupKey"],
+        "62515:5000000:company.propertyChange:1763700000000:warp_credit_limit"
+    );
+    // The generic creation travels as the company type the consumer (this
+    // release's or the one before) knows, with how it came beside it.
+    let m = queued("company.creation");
+    assert_eq!(m["event"]["objectTypeId"], "0-2");
+    assert_eq!(m["v"], 1);
+
+    let records = h.records().await;
+    assert_eq!(records.len(), 4, "one record per change");
+    let with = |status: &str| {
+        records
+            .iter()
+            .filter(|r| s(r, "status") == status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(with("QUEUED").len(), 2);
+    let ignored = with("IGNORED");
+    assert_eq!(ignored.len(), 1);
+    assert_eq!(s(ignored[0], "subscription_type"), "object.propertyChange");
+    assert_eq!(
+        s(ignored[0], "reason"),
+        "object.propertyChange events of object type 0-1 are not synced (only companies, 0-2)"
+    );
+    let unreadable = with("UNREADABLE");
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(
+        s(unreadable[0], "reason"),
+        "object.propertyChange event without objectTypeId"
+    );
+
+    // HubSpot's retry of the delivery: every record found, nothing queued.
+    let retry = body.replace(r#""attemptNumber":0"#, r#""attemptNumber":1"#);
+    let (status, report) = h.deliver(&retry, Signing::V3(now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["duplicate"], 3);
+    assert_eq!(report["ignored"], 1);
+    assert_eq!(report["unreadable"], 1);
+    assert!(h.drain_queue().await.is_empty());
+    assert_eq!(h.records().await.len(), 4);
+}
+
+/// The two formats of a change in separate deliveries, in either order
+/// (HubSpot sends each subscription's events on their own schedule): the
+/// second is a duplicate of the first, as a redelivery is.
+#[tokio::test]
+async fn both_formats_in_two_deliveries_queue_each_change_once() {
+    let h = Harness::new("bothformats2").await;
+    let legacy: Vec<serde_json::Value> = serde_json::from_str(&property_changes(4, 0)).unwrap();
+    let generic: Vec<serde_json::Value> = legacy.iter().map(|e| as_generic(e, "0-2")).collect();
+    // Changes 0 and 1 come legacy first, 2 and 3 generic first.
+    let first = json!([legacy[0], legacy[1], generic[2], generic[3]]).to_string();
+    let second = json!([generic[0], generic[1], legacy[2], legacy[3]]).to_string();
+    let (status, report) = h.deliver(&first, Signing::V3(now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["new"], 4);
+    let (status, report) = h.deliver(&second, Signing::V3(now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({"received":4,"new":0,"duplicate":4,"requeued":0,"failed":0,"in_flight":0,"ignored":0,"unreadable":0})
+    );
+    let messages = h.drain_queue().await;
+    let keys = dedup_keys(&messages);
+    assert_eq!(keys.len(), 4);
+    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 4);
+    let generic_first = messages
+        .iter()
+        .filter(|m| m["event"]["objectTypeId"] == "0-2")
+        .count();
+    assert_eq!(generic_first, 2, "whichever came first is the one queued");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["event"]["subscriptionType"] == "company.propertyChange")
+    );
+    assert_eq!(h.records().await.len(), 4);
+}

@@ -177,6 +177,9 @@ pub async fn hubspot_properties(
         .map(|f| {
             let fix = match f {
                 Finding::Missing { .. } => "run `hubwarp setup`",
+                Finding::NoKnownOptions { .. } => {
+                    "create it in HubSpot with the values WARP accepts, or run `hubwarp setup` once WARP holds one"
+                }
                 _ => "a person changes it in HubSpot (setup never changes a property that exists)",
             };
             Check::fail(format!("{NAME}: {}", f.property()), f.describe(), fix)

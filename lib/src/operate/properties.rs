@@ -145,6 +145,10 @@ pub enum Finding {
         property: String,
         options: Vec<String>,
     },
+    /// Absent, an enumeration whose values WARP's contract leaves open, and
+    /// no WARP customer holds one yet: HubSpot takes no enumeration without
+    /// options, and made-up ones would be worse than none.
+    NoKnownOptions { property: String, warp: String },
 }
 
 impl Finding {
@@ -153,7 +157,8 @@ impl Finding {
             Self::Missing { create } => &create.name,
             Self::Ready { property }
             | Self::WrongType { property, .. }
-            | Self::MissingOptions { property, .. } => property,
+            | Self::MissingOptions { property, .. }
+            | Self::NoKnownOptions { property, .. } => property,
         }
     }
 
@@ -181,6 +186,11 @@ impl Finding {
                  would be lost). Fix: in HubSpot, change its field type to {}/{}, or map the \
                  WARP field to another property (MAPPING_FILE)",
                 have.0, have.1, want.0, want.1, want.0, want.1
+            ),
+            Self::NoKnownOptions { property, warp } => format!(
+                "{property}: missing, and no WARP customer holds a `{warp}` yet to take its \
+                 options from. Fix: run setup again once one does, or create it in HubSpot \
+                 as a dropdown select with the values WARP accepts"
             ),
             Self::MissingOptions { property, options } => format!(
                 "{property}: lacks the option(s) {} that WARP holds or sends; left as it is. \
@@ -221,6 +231,12 @@ pub fn survey(
                 Vec::new()
             };
             let Some(have) = by_name.get(name) else {
+                if field.value_type == ValueType::Enumeration && options.is_empty() {
+                    return Finding::NoKnownOptions {
+                        property: name.to_string(),
+                        warp: field.warp.as_str().to_string(),
+                    };
+                }
                 return Finding::Missing {
                     create: definition(field, &options),
                 };

@@ -156,30 +156,46 @@ impl HubspotClient {
         let secret = self.token.expose().to_string();
         let url = self.url(PRIVATE_APP_TOKEN_INFO)?;
         let body = json!({ "tokenKey": secret });
-        let answer = self
+        // A token that is not a private app's is refused here (401, 400 or
+        // 404 as HubSpot sees fit); only both refusals mean a bad token.
+        let refused_as_private_app = match self
             .send(Kind::TokenInfo, || self.http.post(url.clone()).json(&body))
-            .await?;
-        if answer.status.as_u16() == 200 {
-            let info: PrivateAppToken = answer.json()?;
-            return Ok(TokenInfo {
-                hub_id: info.hub_id,
-                scopes: info.scopes,
-            });
-        }
+            .await
+        {
+            Ok(answer) if answer.status.as_u16() == 200 => {
+                let info: PrivateAppToken = answer.json()?;
+                return Ok(TokenInfo {
+                    hub_id: info.hub_id,
+                    scopes: info.scopes,
+                });
+            }
+            Ok(_) | Err(HubspotError::Unauthorized(_)) => true,
+            Err(e) => return Err(e),
+        };
         let mut url = self.url("/oauth/v1/access-tokens")?;
         url.path_segments_mut()
             .map_err(|()| HubspotError::Malformed("base URL cannot take a path".into()))?
             .push(&secret);
-        let answer = self
+        let answer = match self
             .send(Kind::TokenInfo, || self.http.get(url.clone()))
-            .await?;
-        if answer.status.as_u16() != 200 {
-            return Err(answer.rejected());
+            .await
+        {
+            Err(HubspotError::Unauthorized(_)) if refused_as_private_app => {
+                return Err(HubspotError::Unauthorized(401));
+            }
+            other => other?,
+        };
+        match answer.status.as_u16() {
+            200 => {
+                let info: OauthToken = answer.json()?;
+                Ok(TokenInfo {
+                    hub_id: info.hub_id,
+                    scopes: info.scopes,
+                })
+            }
+            // Neither kind of token HubSpot knows.
+            400 | 404 => Err(HubspotError::Unauthorized(401)),
+            _ => Err(answer.rejected()),
         }
-        let info: OauthToken = answer.json()?;
-        Ok(TokenInfo {
-            hub_id: info.hub_id,
-            scopes: info.scopes,
-        })
     }
 }

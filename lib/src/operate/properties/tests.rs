@@ -165,3 +165,26 @@ fn a_wrong_type_or_a_missing_option_is_reported_never_planned_as_a_change() {
     assert!(not_ready[3].starts_with("warp_tier: lacks the option(s) PLATINUM"));
     assert!(created(&findings).is_empty());
 }
+
+#[test]
+fn an_open_enumeration_no_customer_holds_yet_is_reported_not_created_without_options() {
+    let findings = survey(&mapping(), &standard(), &BTreeMap::new());
+    let not_created: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(f, Finding::NoKnownOptions { .. }))
+        .map(Finding::describe)
+        .collect();
+    assert_eq!(not_created.len(), 2, "{not_created:#?}");
+    assert!(
+        not_created[0].starts_with(
+            "warp_payment_terms: missing, and no WARP customer holds a `payment_terms`"
+        )
+    );
+    assert!(not_created[1].starts_with("warp_tier: missing"));
+    // status and services have the contract's values: created as usual.
+    let created: Vec<String> = created(&findings).into_iter().map(|d| d.name).collect();
+    assert!(
+        created.contains(&"warp_status".to_string())
+            && created.contains(&"warp_services".to_string())
+    );
+}

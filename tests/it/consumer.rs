@@ -1314,9 +1314,9 @@ async fn a_change_sent_in_both_formats_is_applied_once() {
         "attemptNumber": 0, "objectId": company_id(0).parse::<u64>().unwrap(),
         "changeSource": "CRM_UI"});
     for delivery in [
-        body(&[city.clone()]),
+        body(std::slice::from_ref(&city)),
         body(&[generic(&deletion)]),
-        body(&[deletion.clone()]),
+        body(std::slice::from_ref(&deletion)),
     ] {
         let (status, report) =
             s.h.deliver(&delivery, Signing::V3(hubwarp::time::now_ms()))

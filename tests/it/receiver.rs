@@ -688,3 +688,21 @@ async fn both_formats_in_two_deliveries_queue_each_change_once() {
     );
     assert_eq!(h.records().await.len(), 4);
 }
+
+/// The committed sample of a generic delivery (`events/webhook-generic-v1.json`,
+/// for `cargo lambda invoke --data-file`) is what it says: a change in both
+/// formats, two more generic company events and a generic contact change.
+#[tokio::test]
+async fn the_committed_generic_sample_gets_the_answer_it_claims() {
+    let h = Harness::new("genericsample").await;
+    let path = integration_tests::workspace_root().join("events/webhook-generic-v1.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let event: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (status, report) = Harness::deliver_with(&h.receiver, &event).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({"received":5,"new":3,"duplicate":1,"requeued":0,"failed":0,"in_flight":0,"ignored":1,"unreadable":0})
+    );
+}

@@ -706,3 +706,59 @@ async fn the_committed_generic_sample_gets_the_answer_it_claims() {
         json!({"received":5,"new":3,"duplicate":1,"requeued":0,"failed":0,"in_flight":0,"ignored":1,"unreadable":0})
     );
 }
+
+/// `infra/hubspot/webhooks.json`, the app's subscriptions in the developer
+/// platform's format, subscribes to a change of every property the
+/// default mapping names and to company creation, deletion, merge and
+/// restore; and an event of each subscription is one the receiver queues.
+#[test]
+fn the_apps_webhook_subscriptions_cover_the_mapping() {
+    let path = integration_tests::workspace_root().join("infra/hubspot/webhooks.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let app: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(app["type"], "webhooks");
+    assert!(app["uid"].is_string());
+    let config = &app["config"];
+    assert!(config["settings"]["targetUrl"].is_string());
+    assert!(config["settings"]["maxConcurrentRequests"].as_u64() <= Some(10));
+    let subscriptions = config["subscriptions"]["crmObjects"]
+        .as_array()
+        .expect("crmObjects");
+    let mut properties = Vec::new();
+    let mut lifecycle = Vec::new();
+    for (i, sub) in subscriptions.iter().enumerate() {
+        assert_eq!(sub["objectType"], "company", "{sub}");
+        assert_eq!(sub["active"], true, "{sub}");
+        let ty = sub["subscriptionType"].as_str().unwrap_or_default();
+        match sub["propertyName"].as_str() {
+            Some(p) => {
+                assert_eq!(ty, "object.propertyChange", "{sub}");
+                properties.push(p);
+            }
+            None => lifecycle.push(ty),
+        }
+        let event = json!([{"eventId": i, "subscriptionId": 1, "portalId": 62515,
+            "occurredAt": 1_763_700_000_000u64, "subscriptionType": ty, "objectTypeId": "0-2",
+            "objectId": 42, "propertyName": sub["propertyName"], "propertyValue": "x"}]);
+        let event = event.to_string();
+        let delivery = hubwarp::hubspot::webhook::read_delivery(event.as_bytes())
+            .unwrap_or_else(|e| panic!("{sub}: {e}"));
+        assert_eq!(delivery.events.len(), 1, "{sub}: {:?}", delivery.unhandled);
+    }
+    let mapping = hubwarp::mapping::MappingSet::default_mapping().expect("the default mapping");
+    let mut mapped = mapping.properties();
+    properties.sort_unstable();
+    mapped.sort_unstable();
+    assert_eq!(properties, mapped, "one subscription per mapped property");
+    lifecycle.sort_unstable();
+    assert_eq!(
+        lifecycle,
+        [
+            "object.creation",
+            "object.deletion",
+            "object.merge",
+            "object.restore"
+        ]
+    );
+}

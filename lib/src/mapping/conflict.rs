@@ -18,6 +18,11 @@
 //! - Both changed, or neither side is known to have changed (no baseline
 //!   yet): a conflict, settled by the field's strategy. LATEST_WINS compares
 //!   HubSpot's change time with WARP's `updated_at`; WARP keeps a tie.
+//! - Except that a property HubSpot has never held a value in (no baseline,
+//!   nothing read) decided nothing: WARP's value stands, and is written
+//!   into HubSpot where the direction lets it. Without this, the first
+//!   night after `hubwarp setup` creates the properties (all empty) would
+//!   clear every HubSpot-owned and HUBSPOT_WINS field in WARP.
 
 use serde_json::Value;
 
@@ -89,6 +94,9 @@ pub enum Reason {
     Direction(Direction),
     /// A HubSpot event older than (or as old as) the change last applied.
     Stale { last_applied: i64 },
+    /// HubSpot has never held a value for the property (no baseline, an
+    /// empty read): WARP's value stands.
+    NeverSet,
 }
 
 impl Reason {
@@ -107,6 +115,7 @@ impl Reason {
             Self::Strategy(s) => format!("strategy:{}", strategy_name(s)),
             Self::Direction(d) => format!("direction:{}", direction_name(d)),
             Self::Stale { .. } => "stale".into(),
+            Self::NeverSet => "never-set-in-hubspot".into(),
         }
     }
 
@@ -120,6 +129,7 @@ impl Reason {
             Self::Stale { last_applied } => {
                 format!("older than the change applied at {last_applied}")
             }
+            Self::NeverSet => "HubSpot has never held a value: WARP's stands".into(),
         }
     }
 }
@@ -254,6 +264,16 @@ pub fn decide(
         };
     }
     let synced = baseline.and_then(|s| s.synced_value.as_ref());
+    if synced.is_none() && matches!(hubspot, HubspotNow::Current { .. }) && hubspot.raw().is_empty()
+    {
+        return if direction.flows_into_hubspot() {
+            to_hubspot(Reason::NeverSet)
+        } else {
+            Decision::Keep {
+                reason: Reason::NeverSet,
+            }
+        };
+    }
     let warp_moved = match synced {
         Some(b) if ty.same_warp_value(&warp_value, b) => Moved::No,
         Some(_) => Moved::Yes,

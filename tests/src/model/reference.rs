@@ -133,6 +133,15 @@ fn decide(f: &Field, base: Option<&Base>, warp: &str, warp_at: i64, hub: Hub<'_>
     if warp == hv {
         return Out::InSync;
     }
+    // A property HubSpot has never held a value in decided nothing: WARP's
+    // value stands, seeding HubSpot where it flows there.
+    if base.is_none() && matches!(hub, Hub::Current { .. }) && hv.is_empty() {
+        return if matches!(f.dir, Dir::WarpToHubspot | Dir::Both) {
+            Out::ToHub
+        } else {
+            Out::Keep
+        };
+    }
     let warp_moved = base.map(|b| b.value != warp);
     let hub_moved = match hub {
         Hub::Event { .. } => Some(true),
@@ -482,5 +491,11 @@ mod tests {
         assert_eq!(decide(&tier, Some(&base), "c", 50, cur("a")), Out::ToWarp);
         // Equal in canonical form: nothing.
         assert_eq!(decide(&city, None, "b", 5, cur("b")), Out::InSync);
+        // Never set in HubSpot (a property just created): WARP's stands.
+        assert_eq!(decide(&tier, None, "a", 50, cur("")), Out::Keep);
+        let limit = field("credit_limit");
+        assert_eq!(decide(&limit, None, "a", 50, cur("")), Out::ToHub);
+        // Cleared by a person (a baseline says it held one): it flows.
+        assert_eq!(decide(&tier, Some(&base), "a", 50, cur("")), Out::ToWarp);
     }
 }

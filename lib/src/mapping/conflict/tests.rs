@@ -206,6 +206,39 @@ fn every_direction_strategy_change_and_baseline() {
 }
 
 #[test]
+fn a_property_hubspot_never_held_a_value_in_takes_warps_and_never_clears_it() {
+    for d in DIRECTIONS {
+        for s in STRATEGIES {
+            let m = mapping(d, s);
+            let decision = current(&m, None, "5000", T0, "", T0 + 1);
+            let want = match d {
+                Direction::None => Decision::Keep {
+                    reason: Reason::Direction(d),
+                },
+                Direction::HubspotToWarp => Decision::Keep {
+                    reason: Reason::NeverSet,
+                },
+                _ => to_hubspot("5000", Reason::NeverSet),
+            };
+            assert_eq!(decision, want, "{d:?} {s:?}");
+        }
+    }
+    // A person clearing it, with a baseline or by a webhook, still flows.
+    let tier = mapping(Direction::HubspotToWarp, ConflictStrategy::HubspotWins);
+    assert_eq!(
+        current(&tier, Some(&synced("5000")), "5000", T0, "", T0 + 1),
+        Decision::WriteWarp {
+            value: Value::Null,
+            reason: Reason::Changed
+        }
+    );
+    assert!(matches!(
+        event(&tier, None, "5000", T0, "", T0 + 1),
+        Decision::WriteWarp { .. }
+    ));
+}
+
+#[test]
 fn values_are_compared_after_conversion() {
     let m = mapping(Direction::Bidirectional, ConflictStrategy::Manual);
     let d = current(&m, None, "5000.00", T0, "5000", T0);

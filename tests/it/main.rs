@@ -1,7 +1,9 @@
 //! Integration tests: the real aws-sdk clients against a moto server on
 //! loopback. One binary, one shared moto server, a resource prefix per test.
 
+mod binary;
 mod consumer;
+mod day_one;
 mod emf;
 mod fixtures_in_events;
 mod hubspot_client;

@@ -251,8 +251,11 @@ async fn explain_says_which_rule_skipped_a_field_and_how_both_sides_stand_now() 
     assert!(skipped.reason.contains("WARP-owned"), "{}", skipped.reason);
     assert_eq!(skipped.hubspot_value.as_deref(), Some("CLOSED"));
     assert_eq!(skipped.warp_value, Some(json!("ACTIVE")));
+    // The event's key names the change (company, type, time, property).
     assert!(
-        matches!(&skipped.source, Source::Event { event_id: Some(id), .. } if id == "10"),
+        matches!(&skipped.source, Source::Event { dedup_key, event_id: None }
+            if dedup_key.starts_with(&format!("62515:{}:company.propertyChange:", company_id(0)))
+                && dedup_key.ends_with(":warp_status")),
         "{:?}",
         skipped.source
     );

@@ -130,14 +130,18 @@ impl Source {
                 conflict_id: id.to_string(),
             };
         }
-        // `portal:subscription:eventId:object:occurredAt:type[:property]`;
-        // an unreadable event's key (`unreadable:portal:subscription:hash`)
-        // has no event id.
+        // Keys name the change (`portal:object:type:occurredAt:detail`) and
+        // hold no event id: the two formats' copies of one change differ in
+        // it. Keys of the release before,
+        // `portal:subscription:eventId:object:occurredAt:type[:property]`
+        // (the type sixth), still read back with theirs. An unreadable
+        // event's key (`unreadable:portal:subscription:hash`) has none.
+        let parts: Vec<&str> = key.split(':').collect();
+        let before_the_two_formats = parts.get(5).is_some_and(|t| t.contains('.'));
         Self::Event {
             dedup_key: key.to_string(),
-            event_id: (!key.starts_with("unreadable:"))
-                .then(|| key.split(':').nth(2))
-                .flatten()
+            event_id: (before_the_two_formats && !key.starts_with("unreadable:"))
+                .then(|| parts[2])
                 .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
                 .map(str::to_string),
         }
@@ -315,6 +319,15 @@ mod tests {
             Source::of("conflict:0a1b2c3d").to_string(),
             "conflict 0a1b2c3d resolved"
         );
+        let key = "62515:18476215990:company.propertyChange:1763740800000:name";
+        assert_eq!(
+            Source::of(key),
+            Source::Event {
+                dedup_key: key.into(),
+                event_id: None,
+            }
+        );
+        assert_eq!(Source::of(key).to_string(), format!("webhook event {key}"));
         let unreadable = Source::of("unreadable:1:2:abc");
         assert!(matches!(unreadable, Source::Event { event_id: None, .. }));
     }

@@ -333,11 +333,17 @@ demo: venv
 	set -e; \
 	$(MAKE) --no-print-directory local-up; \
 	$(MAKE) --no-print-directory sandboxes; \
+	echo "demo: day one in HubSpot: hubwarp setup on a portal without the bridge's properties"; \
+	MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml $(MAKE) --no-print-directory hubwarp ARGS=setup; \
+	echo "demo: hubwarp link (a dry run: WARP's customers already name their companies)"; \
+	set -o pipefail; $(MAKE) --no-print-directory hubwarp ARGS=link | tail -n 1; \
 	echo "demo: receiver, consumer and nightly reconciler"; \
 	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler; \
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml \
 		cargo run --quiet -p integration-tests --bin demo; \
+	echo "demo: hubwarp doctor on the demo stack"; \
+	MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml $(MAKE) --no-print-directory hubwarp ARGS=doctor; \
 	if [ -f $(DEMO_CALL_LOG) ]; then \
 		echo "demo: its AWS calls against the roles in infra/template.yaml"; \
 		$(PY) tests/iam/check_roles.py infra/template.yaml $(DEMO_CALL_LOG); \

@@ -8,18 +8,21 @@
 //!                     [--hubspot-setup] [--exit-with-stdin]
 //! (defaults: 9100, P+1, 50, 0, none)
 //!
-//! Each company carries every mapped property with its customer's value
-//! (the pairs agree), except that `--drift F` makes a fraction F of the
-//! pairs differ: alternately a WARP-side edit of a WARP-owned field and a
-//! HubSpot-side edit of a HubSpot-owned one. `--hubspot-limit-per-10s`
+//! Each company carries the mapped properties the portal has with its
+//! customer's values (the pairs agree), except that `--drift F` makes a
+//! fraction F of the pairs differ: alternately a WARP-side edit of a
+//! WARP-owned field and a HubSpot-side edit. `--hubspot-limit-per-10s`
 //! makes the HubSpot sandbox enforce a rolling ten-secondly limit.
 //!
 //! The HubSpot portal starts as a new one does, without the bridge's
-//! properties: seeding defines each as plain text on the fly (the
-//! sandbox's test convenience), so writes of any value pass.
+//! properties: each company holds only the values of HubSpot's own
+//! properties the mapping uses (name, city, state, zip, country), and a
+//! drifted pair's HubSpot edit is to its city. `make demo` then runs
+//! `hubwarp setup`, and the first night fills the rest from WARP.
 //! `--hubspot-setup` first creates them as `hubwarp setup` does (numbers,
-//! enumerations with their options), so writes are checked against their
-//! real types.
+//! enumerations with their options) and seeds every mapped value, as a
+//! portal the bridge has run on for a while (reconcile-bench); a drifted
+//! pair's HubSpot edit is then to its tier.
 //! `--exit-with-stdin` makes it exit when its stdin closes: a parent that
 //! holds the other end (reconcile-bench) cannot leave it running, even
 //! when the parent is killed outright. Off by default, since a shell's
@@ -148,6 +151,8 @@ async fn run() -> Result<(), String> {
             continue;
         };
         let mut props = seed::company_properties(&customer, &mappings);
+        // A new portal has no place for the bridge's values yet.
+        props.retain(|name, _| hubspot.property(name).is_some());
         if every.is_some_and(|e| n % e == 0) {
             drifted += 1;
             if drifted % 2 == 0 {
@@ -161,12 +166,16 @@ async fn run() -> Result<(), String> {
                 sandbox.edit(cid, serde_json::json!({ "status": status }));
             } else {
                 // A HubSpot edit whose webhook was lost.
-                let tier = if customer["tier"] == "PLATINUM" {
-                    "BRONZE"
+                if args.hubspot_setup {
+                    let tier = if customer["tier"] == "PLATINUM" {
+                        "BRONZE"
+                    } else {
+                        "PLATINUM"
+                    };
+                    props.insert("warp_tier".into(), tier.into());
                 } else {
-                    "PLATINUM"
-                };
-                props.insert("warp_tier".into(), tier.into());
+                    props.insert("city".into(), "Springfield".into());
+                }
             }
         }
         hubspot.upsert_company(&id, props);

@@ -335,8 +335,8 @@ demo: venv
 	$(MAKE) --no-print-directory sandboxes; \
 	echo "demo: day one in HubSpot: hubwarp setup on a portal without the bridge's properties"; \
 	MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml $(MAKE) --no-print-directory hubwarp ARGS=setup; \
-	echo "demo: hubwarp link (a dry run: WARP's customers already name their companies)"; \
-	set -o pipefail; $(MAKE) --no-print-directory hubwarp ARGS=link | tail -n 1; \
+	echo "demo: hubwarp link --apply (WARP's customers name their companies; HubSpot learns their BANs)"; \
+	set -o pipefail; $(MAKE) --no-print-directory hubwarp ARGS="link --apply" | tail -n 1; \
 	echo "demo: receiver, consumer and nightly reconciler"; \
 	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler; \
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \

@@ -16,7 +16,9 @@ use tracing::info;
 
 use super::OperateError;
 use super::setup::each_warp_customer;
-use crate::hubspot::crm::{Company, CompanyUpdate, HubspotClient, MAX_LIST_LIMIT};
+use crate::hubspot::crm::{
+    Company, CompanyUpdate, HubspotClient, MAX_BATCH_INPUTS, MAX_LIST_LIMIT,
+};
 use crate::store::sync::{Link, LinkState, LinkStore};
 use crate::warp::{Customer, WarpClient, update_if_match};
 
@@ -444,9 +446,35 @@ pub async fn link<S: LinkStore>(
     if !apply {
         return Ok(report);
     }
+    apply_links(warp, hubspot, store, &mut report).await;
+    Ok(report)
+}
+
+/// One exact link to write, and which of its sides are missing.
+struct ToLink {
+    customer_id: String,
+    ban: String,
+    company_id: String,
+    set_external_id: bool,
+    set_warp_ban: bool,
+    record_link: bool,
+}
+
+/// Writes the missing sides of each exact link: WARP's `external_ids`
+/// first (a `PUT` with `If-Match` per customer, never over another company
+/// a person set meanwhile), then HubSpot's `warp_ban` (100 companies per
+/// batch update), then the links table; a link that failed on one side is
+/// not written on the next, and the next run finishes what one left.
+async fn apply_links<S: LinkStore>(
+    warp: &WarpClient,
+    hubspot: &HubspotClient,
+    store: &S,
+    report: &mut LinkReport,
+) {
     let mut seen = HashSet::new();
-    for p in report.pairings.clone() {
-        let Pairing::Link {
+    let mut todo: Vec<ToLink> = Vec::new();
+    for p in &report.pairings {
+        if let Pairing::Link {
             customer_id,
             ban,
             company_id,
@@ -455,92 +483,106 @@ pub async fn link<S: LinkStore>(
             record_link,
             ..
         } = p
-        else {
-            continue;
-        };
-        if !seen.insert(company_id.clone()) {
-            continue;
-        }
-        match write_link(
-            warp,
-            hubspot,
-            store,
-            (&customer_id, &ban, &company_id),
-            (set_external_id, set_warp_ban, record_link),
-        )
-        .await
+            && seen.insert(company_id.clone())
         {
-            Ok(()) => {
-                info!(customer_id = %customer_id, company_id = %company_id, "linked");
-                report.linked += 1;
-            }
-            Err(why) => report
-                .failed
-                .push(format!("{customer_id} ↔ {company_id}: {why}")),
+            todo.push(ToLink {
+                customer_id: customer_id.clone(),
+                ban: ban.clone(),
+                company_id: company_id.clone(),
+                set_external_id: *set_external_id,
+                set_warp_ban: *set_warp_ban,
+                record_link: *record_link,
+            });
         }
     }
-    Ok(report)
+    let mut failed: HashMap<String, String> = HashMap::new();
+    for l in todo.iter().filter(|l| l.set_external_id) {
+        if let Err(why) = set_external_id(warp, &l.customer_id, &l.company_id).await {
+            failed.insert(l.company_id.clone(), why);
+        }
+    }
+    let bans: Vec<&ToLink> = todo
+        .iter()
+        .filter(|l| l.set_warp_ban && !failed.contains_key(&l.company_id))
+        .collect();
+    for chunk in bans.chunks(MAX_BATCH_INPUTS) {
+        let updates: Vec<CompanyUpdate> = chunk
+            .iter()
+            .map(|l| CompanyUpdate {
+                id: l.company_id.clone(),
+                properties: [(BAN.to_string(), l.ban.clone())].into(),
+            })
+            .collect();
+        match hubspot.batch_update(&updates).await {
+            Ok(answer) => {
+                for f in answer.failed {
+                    for id in f.ids {
+                        failed.insert(
+                            id,
+                            format!("HubSpot refused warp_ban: {} {}", f.category, f.message),
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                for l in chunk {
+                    failed.insert(l.company_id.clone(), e.to_string());
+                }
+            }
+        }
+    }
+    for l in &todo {
+        if let Some(why) = failed.get(&l.company_id) {
+            report
+                .failed
+                .push(format!("{} ↔ {}: {why}", l.customer_id, l.company_id));
+            continue;
+        }
+        if l.record_link
+            && let Err(e) = store
+                .put_link(&Link::active(&l.company_id, &l.customer_id, &l.ban))
+                .await
+        {
+            report
+                .failed
+                .push(format!("{} ↔ {}: {e}", l.customer_id, l.company_id));
+            continue;
+        }
+        info!(customer_id = %l.customer_id, company_id = %l.company_id, "linked");
+        report.linked += 1;
+    }
 }
 
-/// The missing sides of one exact link: WARP's `external_ids` first (with
-/// `If-Match`, and not over another company a person set meanwhile), then
-/// HubSpot's `warp_ban`, then the links table, so a failure part way is
-/// finished by the next run.
-async fn write_link<S: LinkStore>(
+/// Points WARP's `external_ids.hubspot_company_id` at `company_id`, unless
+/// a person pointed it elsewhere since the read.
+async fn set_external_id(
     warp: &WarpClient,
-    hubspot: &HubspotClient,
-    store: &S,
-    (customer_id, ban, company_id): (&str, &str, &str),
-    (set_external_id, set_warp_ban, record_link): (bool, bool, bool),
+    customer_id: &str,
+    company_id: &str,
 ) -> Result<(), String> {
-    if set_external_id {
-        let customer = warp.get(customer_id).await.map_err(|e| e.to_string())?;
-        let w = update_if_match(warp, customer, |c| {
-            let mut body = serde_json::Map::new();
-            match c.hubspot_company_id.as_deref() {
-                None => {
-                    body.insert(
-                        "external_ids".into(),
-                        serde_json::json!({ "hubspot_company_id": company_id }),
-                    );
-                    (body, Ok(()))
-                }
-                Some(id) if id == company_id => (body, Ok(())),
-                Some(other) => (
-                    body,
-                    Err(format!(
-                        "external_ids now names company {other}; left alone"
-                    )),
-                ),
+    let customer = warp.get(customer_id).await.map_err(|e| e.to_string())?;
+    let w = update_if_match(warp, customer, |c| {
+        let mut body = serde_json::Map::new();
+        match c.hubspot_company_id.as_deref() {
+            None => {
+                body.insert(
+                    "external_ids".into(),
+                    serde_json::json!({ "hubspot_company_id": company_id }),
+                );
+                (body, Ok(()))
             }
-        })
-        .await;
-        w.decision?;
-        w.written.map_err(|e| e.to_string())?;
-    }
-    if set_warp_ban {
-        let update = CompanyUpdate {
-            id: company_id.to_string(),
-            properties: [(BAN.to_string(), ban.to_string())].into(),
-        };
-        let answer = hubspot
-            .batch_update(&[update])
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(f) = answer.failed.first() {
-            return Err(format!(
-                "HubSpot refused warp_ban: {} {}",
-                f.category, f.message
-            ));
+            Some(id) if id == company_id => (body, Ok(())),
+            Some(other) => (
+                body,
+                Err(format!(
+                    "external_ids now names company {other}; left alone"
+                )),
+            ),
         }
-    }
-    if record_link {
-        store
-            .put_link(&Link::active(company_id, customer_id, ban))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    })
+    .await;
+    w.decision?;
+    w.written.map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -368,6 +368,13 @@ async fn doctor_is_all_green_on_a_ready_stack_and_names_each_problem() {
         "warp_status: missing; `hubwarp setup` creates it",
     );
     assert!(bad.iter().all(|b| !b.contains("WARP API")), "{bad:#?}");
+
+    // WARP later holds a tier HubSpot's options lack: the next write of it
+    // would be refused, so doctor says so before a night does.
+    let id = demo_customer(0)["id"].as_str().unwrap().to_string();
+    s.warp.edit(&id, json!({"tier": "DIAMOND"}));
+    let bad = failing(&s.vars(), "warp_tier: lacks the option(s) DIAMOND");
+    assert_eq!(bad.len(), 1, "{bad:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,4 +511,26 @@ async fn link_joins_the_exact_matches_only_and_a_second_apply_changes_nothing() 
             .any(|p| p["kind"] == "link"),
         "{again}"
     );
+}
+
+/// The app definition the day-one guide ships asks for exactly the scopes
+/// doctor checks the token for.
+#[test]
+fn the_apps_definition_asks_for_the_scopes_doctor_checks() {
+    let path = integration_tests::workspace_root().join("infra/hubspot/app-hsmeta.json");
+    let app: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(app["type"], "app");
+    assert_eq!(app["config"]["distribution"], "private");
+    assert_eq!(app["config"]["auth"]["type"], "static");
+    let asked: Vec<&str> = app["config"]["auth"]["requiredScopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let checked: Vec<&str> = hubwarp::operate::doctor::SCOPES
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(asked, checked);
 }

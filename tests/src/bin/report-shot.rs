@@ -75,6 +75,16 @@ fn run_chromium(browser: &Path, profile: &Path, extra: &[String], url: &str) -> 
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", browser.display()))?;
+    // Read while it runs: a DOM larger than the pipe's buffer (a first
+    // night's report lists every write) would otherwise block Chromium on
+    // its own output until the timeout.
+    let reader = child.stdout.take().map(|mut stdout| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            use std::io::Read;
+            stdout.read_to_string(&mut out).map(|_| out)
+        })
+    });
     let started = Instant::now();
     loop {
         match child.try_wait() {
@@ -88,12 +98,13 @@ fn run_chromium(browser: &Path, profile: &Path, extra: &[String], url: &str) -> 
             Err(e) => return Err(e.to_string()),
         }
     }
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        use std::io::Read;
-        stdout.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    match reader {
+        Some(reader) => reader
+            .join()
+            .map_err(|_| "reading chromium's output panicked".to_string())?
+            .map_err(|e| e.to_string()),
+        None => Ok(String::new()),
     }
-    Ok(out)
 }
 
 /// A report with something in every part, through the reconciler's own

@@ -344,7 +344,12 @@ async fn doctor_is_all_green_on_a_ready_stack_and_names_each_problem() {
     let bad = failing(&s.with("WARP_API_TOKEN", "wrong"), "WARP refused the token");
     assert_eq!(bad.len(), 1, "only WARP's line: {bad:#?}");
     failing(
-        &s.with("WEBHOOK_EVENTS_TABLE", "no-such-table"),
+        // Another stack's name (a wrong prefix): the operator policy covers
+        // the name, and DynamoDB has no such table.
+        &s.with(
+            "WEBHOOK_EVENTS_TABLE",
+            &integration_tests::resources::Names::unique("day_one_gone").events_table(),
+        ),
         "table WEBHOOK_EVENTS_TABLE",
     );
     s.hubspot.add_token(

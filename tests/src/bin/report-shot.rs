@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hubwarp::reconcile::report::{self, Counters, OpenConflict, Piece, RunFacts};
 use serde_json::Value;
 
 type Result<T> = std::result::Result<T, String>;
@@ -107,44 +106,94 @@ fn run_chromium(browser: &Path, profile: &Path, extra: &[String], url: &str) -> 
     }
 }
 
-/// A report with something in every part, through the reconciler's own
-/// assembly and HTML.
+/// A report a real run produced: the reconciler's own run, in process,
+/// over the two sandboxes and the in-memory stores, on 40 demo customers
+/// with an edit of each kind no webhook announced (WARP-owned status and
+/// balance edited in WARP, HubSpot-owned tier and the HUBSPOT_WINS credit
+/// limit edited in HubSpot, the billing e-mail edited on both sides under
+/// the demo's MANUAL rule), so every part of the report has something and
+/// every figure in it is one the run counted.
 fn sample(dir: &Path) -> Result<PathBuf> {
-    let piece = Piece {
-        counters: Counters {
-            pairs_compared: 300,
-            pairs_in_sync: 290,
-            fixed_in_warp: 5,
-            warp_writes: 5,
-            fixed_in_hubspot: 6,
-            hubspot_updates: 5,
-            conflicts_for_review: 1,
-            ..Counters::default()
-        },
-        ..Piece::default()
-    };
-    let facts = RunFacts {
-        run_id: "nightly-2026-11-25".into(),
-        status: "COMPLETED".into(),
-        dry_run: false,
-        stop_reason: None,
-        started_ms: 1_795_590_000_000,
-        finished_ms: 1_795_590_002_290,
-        invocations: 1,
-        timezone: chrono_tz::America::New_York,
-    };
-    let open = vec![OpenConflict {
-        customer_id: "cus_0107".into(),
-        field: "contact.email".into(),
-        property: "warp_contact_email".into(),
-        warp_value: "\"finance@disputed.example\"".into(),
-        hubspot_value: "sales@disputed.example".into(),
-        source: "nightly-2026-11-25".into(),
-    }];
-    let html = report::assemble(&facts, vec![piece], open).to_html();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let html = runtime.block_on(a_real_night())?;
     let path = dir.join("sample-report.html");
     std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
+}
+
+async fn a_real_night() -> Result<Vec<u8>> {
+    use hubwarp::mapping::MappingSet;
+    use hubwarp::reconcile::ReconcileRequest;
+    use hubwarp::reconcile::ports::ReportStore;
+    use hubwarp::reconcile::run::{Reconciler, RunSettings};
+    use integration_tests::hubspot_sandbox::HubspotSandbox;
+    use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+    use serde_json::json;
+
+    let demo = integration_tests::workspace_root().join("lib/mappings/demo.toml");
+    let text = std::fs::read_to_string(&demo).map_err(|e| format!("{}: {e}", demo.display()))?;
+    let mappings = MappingSet::parse(&text).map_err(|e| format!("{}: {e}", demo.display()))?;
+    let warp = WarpSandbox::in_process();
+    let hubspot = HubspotSandbox::in_process();
+    let book: Vec<Value> = (1..=40).map(demo_customer).collect();
+    integration_tests::hubspot_setup::install_bridge_properties(&hubspot, &book);
+    let mut companies = Vec::new();
+    for customer in &book {
+        let customer = warp.insert(customer.clone());
+        let id = integration_tests::seed::company_id_of(&customer)
+            .ok_or("a demo customer names its company")?;
+        hubspot.upsert_company(
+            &id,
+            integration_tests::seed::company_properties(&customer, &mappings),
+        );
+        companies.push((customer, id));
+    }
+    let hub = |n: usize, property: &str, value: &str| {
+        let mut p = serde_json::Map::new();
+        p.insert(property.into(), json!(value));
+        hubspot.upsert_company(&companies[n].1, p);
+    };
+    let edit = |n: usize, patch: Value| {
+        let id = companies[n].0["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        warp.edit(&id, patch);
+    };
+    edit(
+        3,
+        json!({"status": "SUSPENDED", "current_balance": "1885.85"}),
+    );
+    hub(4, "warp_tier", "PLATINUM");
+    hub(5, "warp_credit_limit", "7500.00");
+    edit(6, json!({"contact": {"email": "finance@disputed.example"}}));
+    hub(6, "warp_contact_email", "sales@disputed.example");
+    let reconciler = Reconciler {
+        warp,
+        hubspot,
+        store: hubwarp::store::MemorySyncStore::new(),
+        events: hubwarp::store::MemoryEventLog::new(),
+        queue: hubwarp::queue::memory::MemoryQueue::new(),
+        runs: hubwarp::reconcile::run_store::MemoryRunStore::default(),
+        reports: hubwarp::store::MemoryReportStore::default(),
+        mappings,
+        settings: RunSettings::default(),
+    };
+    let outcome = hubwarp::operate::reconcile::run_here(&reconciler, &ReconcileRequest::default())
+        .await
+        .map_err(|e| format!("the sample run: {e}"))?;
+    let key = outcome
+        .report_html_key
+        .ok_or("the sample run wrote no HTML report")?;
+    reconciler
+        .reports
+        .get(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{key} missing from the sample run's reports"))
 }
 
 fn newest_report(dir: &Path) -> Option<PathBuf> {

@@ -8,7 +8,6 @@
 //! Multi-threaded runtimes: the binary runs as a blocking child process
 //! while the sandboxes answer it from this runtime's other worker.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hubwarp::aws::Caller;
@@ -96,25 +95,16 @@ impl Stack {
 
     /// The nightly run, as the function runs it: its counters.
     async fn night(&self) -> Counters {
-        let names = &self.h.res.names;
-        let config = nightly_reconciler::Config {
-            metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
-            events_table: names.events_table(),
-            tables: names.sync_tables(),
-            runs_table: names.runs_table(),
-            reports_bucket: names.reports_bucket(),
-            sync_queue_url: self.h.res.sync_queue_url.clone(),
-            api: crate::utils::sandbox_api(&self.warp.base_url, &self.hubspot.base_url),
-            hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
-            mappings: MappingSet::default_mapping().unwrap(),
-            alert_topic_arn: None,
-            function_name: "nightly-reconciler".into(),
-            lambda_endpoint: None,
-            run: hubwarp::reconcile::run::RunSettings {
+        let config = crate::utils::reconciler_config(
+            &self.h,
+            &self.warp.base_url,
+            &self.hubspot.base_url,
+            MappingSet::default_mapping().unwrap(),
+            hubwarp::reconcile::run::RunSettings {
                 reserve: Duration::ZERO,
                 ..Default::default()
             },
-        };
+        );
         let f = nightly_reconciler::build(&config, &self.h.aws_as(Caller::NightlyReconciler))
             .await
             .unwrap();

@@ -23,6 +23,7 @@ use integration_tests::seed;
 use integration_tests::warp_sandbox::{Fault, WarpSandbox, demo_customer};
 use serde_json::{Map, Value, json};
 
+use crate::binary::hubwarp;
 use crate::consumer::{SyncHarness, company_id};
 use crate::utils::{Harness, Options};
 
@@ -80,24 +81,16 @@ impl Rig {
         let consumer = sync_consumer::build(&consumer_config, &h.aws_as(Caller::SyncConsumer))
             .await
             .unwrap();
-        let config = nightly_reconciler::Config {
-            metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
-            events_table: h.res.names.events_table(),
-            tables: h.res.names.sync_tables(),
-            runs_table: h.res.names.runs_table(),
-            reports_bucket: h.res.names.reports_bucket(),
-            sync_queue_url: h.res.sync_queue_url.clone(),
-            api,
-            hubspot_rate: Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
-            mappings: mappings.clone(),
-            alert_topic_arn: None,
-            function_name: "nightly-reconciler".into(),
-            lambda_endpoint: None,
-            run: hubwarp::reconcile::run::RunSettings {
+        let config = crate::utils::reconciler_config(
+            &h,
+            &warp.base_url,
+            &hubspot.base_url,
+            mappings.clone(),
+            hubwarp::reconcile::run::RunSettings {
                 reserve: Duration::ZERO,
                 ..Default::default()
             },
-        };
+        );
         let f = nightly_reconciler::build(&config, &h.aws_as(Caller::NightlyReconciler))
             .await
             .unwrap();
@@ -856,41 +849,6 @@ async fn reconcile_invokes_the_function_or_runs_in_process() {
 }
 
 // --- the binary --------------------------------------------------------
-
-/// The `hubwarp` binary of this build, built first if needed (`cargo test
-/// --workspace --all-targets` has already built it; `cargo build` is then a
-/// no-op). It sits beside the test binary's `deps/` directory.
-fn hubwarp_binary() -> std::path::PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "hubwarp", "--bin", "hubwarp"])
-            .current_dir(integration_tests::workspace_root())
-            .status()
-            .expect("cargo build of hubwarp");
-        assert!(status.success(), "building hubwarp failed");
-    });
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join(format!("hubwarp{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
-}
-
-/// Runs the binary with only `vars` in its environment (and PATH), so no
-/// setting leaks in from the shell running the tests.
-fn hubwarp(args: &[&str], vars: &[(&str, String)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(hubwarp_binary());
-    cmd.args(args).env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
 
 #[tokio::test]
 async fn the_binary_answers_help_json_and_names_a_missing_setting() {

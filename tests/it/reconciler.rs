@@ -82,21 +82,8 @@ impl Rig {
             ..Default::default()
         };
         run.timezone = chrono_tz::America::New_York;
-        let config = Config {
-            metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
-            events_table: h.res.names.events_table(),
-            tables: h.res.names.sync_tables(),
-            runs_table: h.res.names.runs_table(),
-            reports_bucket: h.res.names.reports_bucket(),
-            sync_queue_url: h.res.sync_queue_url.clone(),
-            api: crate::utils::sandbox_api(&warp.base_url, &hubspot.base_url),
-            hubspot_rate: std::sync::Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
-            mappings,
-            alert_topic_arn: None,
-            function_name: "nightly-reconciler".into(),
-            lambda_endpoint: None,
-            run,
-        };
+        let config =
+            crate::utils::reconciler_config(&h, &warp.base_url, &hubspot.base_url, mappings, run);
         let f = nightly_reconciler::build(&config, &h.aws_as(Caller::NightlyReconciler))
             .await
             .unwrap();

@@ -238,3 +238,29 @@ pub fn sandbox_api(warp_url: &str, hubspot_url: &str) -> hubwarp::startup::ApiSe
         timeout: std::time::Duration::from_secs(5),
     }
 }
+
+/// The reconciler's settings over a harness's tables, queue and bucket and
+/// the two sandboxes, as its Lambda's environment would give them.
+pub fn reconciler_config(
+    h: &Harness,
+    warp_url: &str,
+    hubspot_url: &str,
+    mappings: hubwarp::mapping::MappingSet,
+    run: hubwarp::reconcile::run::RunSettings,
+) -> nightly_reconciler::Config {
+    nightly_reconciler::Config {
+        metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
+        events_table: h.res.names.events_table(),
+        tables: h.res.names.sync_tables(),
+        runs_table: h.res.names.runs_table(),
+        reports_bucket: h.res.names.reports_bucket(),
+        sync_queue_url: h.res.sync_queue_url.clone(),
+        api: sandbox_api(warp_url, hubspot_url),
+        hubspot_rate: std::sync::Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
+        mappings,
+        alert_topic_arn: None,
+        function_name: "nightly-reconciler".into(),
+        lambda_endpoint: None,
+        run,
+    }
+}

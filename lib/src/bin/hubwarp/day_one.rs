@@ -254,46 +254,20 @@ pub async fn doctor(ctx: &Context, json: bool) -> Result<String, Failure> {
     }
 
     // The two APIs, through the secrets the functions resolve.
-    let warp = match warp_settings {
-        None => None,
-        Some((_, secret)) => match ctx.warp().await {
-            Ok(w) => {
-                checks.push(Check::pass(
-                    format!("secret {}", secret.setting()),
-                    "resolved",
-                ));
-                Some(w)
-            }
-            Err(e) => {
-                checks.push(Check::fail(
-                    format!("secret {}", secret.setting()),
-                    e.to_string(),
-                    "the secret must exist and hold WARP's token; the role needs secretsmanager:GetSecretValue on it",
-                ));
-                None
-            }
-        },
-    };
-    let hubspot = match hubspot_settings {
-        None => None,
-        Some((_, secret)) => match ctx.hubspot().await {
-            Ok(h) => {
-                checks.push(Check::pass(
-                    format!("secret {}", secret.setting()),
-                    "resolved",
-                ));
-                Some(h)
-            }
-            Err(e) => {
-                checks.push(Check::fail(
-                    format!("secret {}", secret.setting()),
-                    e.to_string(),
-                    "the secret must exist and hold the HubSpot app's access token",
-                ));
-                None
-            }
-        },
-    };
+    let warp = client(
+        &mut checks,
+        warp_settings.map(|(_, secret)| secret),
+        ctx.warp(),
+        "the secret must exist and hold WARP's token; the role needs secretsmanager:GetSecretValue on it",
+    )
+    .await;
+    let hubspot = client(
+        &mut checks,
+        hubspot_settings.map(|(_, secret)| secret),
+        ctx.hubspot(),
+        "the secret must exist and hold the HubSpot app's access token",
+    )
+    .await;
     let mut warp_ok = false;
     if let Some(w) = &warp {
         let c = doctor::warp(w).await;
@@ -357,4 +331,26 @@ pub async fn doctor(ctx: &Context, json: bool) -> Result<String, Failure> {
         out
     };
     verdict(text, failed == 0)
+}
+
+/// An API client built through its secret: a ✓ or ✗ line for the secret,
+/// and the client when it built. Nothing when the settings were missing
+/// (their own line says so).
+async fn client<C>(
+    checks: &mut Vec<Check>,
+    secret: Option<hubwarp::secrets::SecretSource>,
+    build: impl std::future::Future<Output = Result<C, hubwarp::startup::StartupError>>,
+    fix: &str,
+) -> Option<C> {
+    let name = format!("secret {}", secret?.setting());
+    match build.await {
+        Ok(c) => {
+            checks.push(Check::pass(name, "resolved"));
+            Some(c)
+        }
+        Err(e) => {
+            checks.push(Check::fail(name, e.to_string(), fix));
+            None
+        }
+    }
 }

@@ -102,51 +102,50 @@ impl HubspotClient {
     /// `GET /crm/v3/properties/companies`: every company property the
     /// portal defines (HubSpot's and custom; archived ones left out).
     pub async fn company_properties(&self) -> Result<Vec<PropertyDef>, HubspotError> {
-        let url = self.url(PROPERTIES)?;
-        let answer = self
-            .send(Kind::Schema, || self.http.get(url.clone()))
-            .await?;
-        if answer.status.as_u16() != 200 {
-            return Err(answer.rejected());
-        }
-        Ok(answer.json::<Results<PropertyDef>>()?.results)
+        self.schema_list(PROPERTIES).await
     }
 
     /// `GET /crm/v3/properties/companies/groups`.
     pub async fn company_property_groups(&self) -> Result<Vec<PropertyGroup>, HubspotError> {
-        let url = self.url(GROUPS)?;
+        self.schema_list(GROUPS).await
+    }
+
+    /// A properties-API collection (`{"results": [...]}`, no paging).
+    async fn schema_list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, HubspotError> {
+        let url = self.url(path)?;
         let answer = self
             .send(Kind::Schema, || self.http.get(url.clone()))
             .await?;
         if answer.status.as_u16() != 200 {
             return Err(answer.rejected());
         }
-        Ok(answer.json::<Results<PropertyGroup>>()?.results)
+        Ok(answer.json::<Results<T>>()?.results)
     }
 
-    /// `POST /crm/v3/properties/companies/groups` (201).
-    pub async fn create_property_group(&self, group: &PropertyGroup) -> Result<(), HubspotError> {
-        let url = self.url(GROUPS)?;
+    /// One definition created (`201`): a group or a property.
+    async fn schema_create<B: Serialize>(&self, path: &str, body: &B) -> Result<(), HubspotError> {
+        let url = self.url(path)?;
         let answer = self
-            .send(Kind::Schema, || self.http.post(url.clone()).json(group))
+            .send(Kind::Schema, || self.http.post(url.clone()).json(body))
             .await?;
         match answer.status.as_u16() {
             200 | 201 => Ok(()),
             _ => Err(answer.rejected()),
         }
+    }
+
+    /// `POST /crm/v3/properties/companies/groups` (201).
+    pub async fn create_property_group(&self, group: &PropertyGroup) -> Result<(), HubspotError> {
+        self.schema_create(GROUPS, group).await
     }
 
     /// `POST /crm/v3/properties/companies` (201): one property. Setup
     /// creates a handful, one call each, so a refusal names its property.
     pub async fn create_property(&self, property: &PropertyDef) -> Result<(), HubspotError> {
-        let url = self.url(PROPERTIES)?;
-        let answer = self
-            .send(Kind::Schema, || self.http.post(url.clone()).json(property))
-            .await?;
-        match answer.status.as_u16() {
-            200 | 201 => Ok(()),
-            _ => Err(answer.rejected()),
-        }
+        self.schema_create(PROPERTIES, property).await
     }
 
     /// The token's scopes: a private app's token describes itself at

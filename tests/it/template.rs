@@ -493,3 +493,440 @@ fn secrets_are_retained_and_reports_need_tls() {
             .any(|v| tagged(v, "!Sub").and_then(Value::as_str) == Some("${ReportsBucket.Arn}/*"))
     );
 }
+
+/// The functions whose `Function` dimension each metric carries, and the
+/// dimensions the code adds to it (lib/src/metrics.rs): CloudWatch matches
+/// a metric only with its whole dimension set.
+const EMITTED: &[(&str, &[&str], &[&str])] = {
+    use hubwarp::metrics::name::*;
+    const RX: &[&str] = &["webhook-receiver"];
+    const SC: &[&str] = &["sync-consumer"];
+    const NR: &[&str] = &["nightly-reconciler"];
+    const APIS: &[&str] = &["sync-consumer", "nightly-reconciler"];
+    &[
+        (EVENTS_RECEIVED, RX, &[]),
+        (EVENTS_NEW, RX, &[]),
+        (EVENTS_DUPLICATE, RX, &[]),
+        (EVENTS_REQUEUED, RX, &[]),
+        (EVENTS_IGNORED, RX, &[]),
+        (EVENTS_UNREADABLE, RX, &[]),
+        (REQUESTS_REJECTED, RX, &["Reason"]),
+        (MESSAGES, SC, &[]),
+        (MESSAGES_DUPLICATE, SC, &[]),
+        (MESSAGES_UNREADABLE, SC, &[]),
+        (MESSAGES_RETRIED, SC, &[]),
+        (CHANGES_APPLIED, SC, &[]),
+        (CHANGES_IN_SYNC, SC, &[]),
+        (CHANGES_SKIPPED, SC, &["Reason"]),
+        (CONFLICTS, SC, &[]),
+        (CHANGES_FAILED, SC, &[]),
+        (BREAKER_TRANSITIONS, SC, &["Dependency", "State"]),
+        (CALLS_REFUSED, SC, &["Dependency"]),
+        (DEPENDENCY_DOWN, SC, &["Dependency"]),
+        (RUNS_FINISHED, NR, &[]),
+        (RUNS_STOPPED, NR, &[]),
+        (RUNS_FAILED, NR, &[]),
+        (RUN_DURATION, NR, &[]),
+        (PAIRS_COMPARED, NR, &[]),
+        (FIXED_IN_WARP, NR, &[]),
+        (FIXED_IN_HUBSPOT, NR, &[]),
+        (CONFLICTS_FOR_REVIEW, NR, &[]),
+        (UNMATCHED, NR, &[]),
+        (RUN_ERRORS, NR, &[]),
+        (HUBSPOT_CALLS, APIS, &[]),
+        (HUBSPOT_429S, APIS, &[]),
+        (RATE_LIMIT_WAITS, APIS, &[]),
+        (RATE_LIMIT_WAITED, APIS, &[]),
+        (WARP_CALLS, APIS, &[]),
+    ]
+};
+
+fn read_source(path: &str) -> String {
+    let path = workspace_root().join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `EMITTED` names every metric once, and its added dimensions are the
+/// labels lib/src/metrics.rs gives the metric in its `counter!`, `gauge!`
+/// and `histogram!` calls (a metric counted through `counts` has none).
+#[test]
+fn emitted_dimensions_are_the_codes() {
+    let all = hubwarp::metrics::name::ALL;
+    for n in all {
+        assert_eq!(
+            EMITTED.iter().filter(|(m, ..)| m == n).count(),
+            1,
+            "{n} in EMITTED"
+        );
+    }
+    assert_eq!(EMITTED.len(), all.len());
+    let source = read_source("lib/src/metrics.rs");
+    // `pub const CHANGES_SKIPPED: &str = "ChangesSkipped";`
+    let value_of = |ident: &str| -> String {
+        let line = source
+            .lines()
+            .find(|l| {
+                l.trim_start()
+                    .starts_with(&format!("pub const {ident}: &str = "))
+            })
+            .unwrap_or_else(|| panic!("no const {ident} in lib/src/metrics.rs"));
+        line.split('"').nth(1).unwrap_or_default().to_string()
+    };
+    let mut labelled = Vec::new();
+    for mac in [
+        "metrics::counter!(",
+        "metrics::gauge!(",
+        "metrics::histogram!(",
+    ] {
+        for (at, _) in source.match_indices(mac) {
+            let call = &source[at + mac.len()..];
+            let call = &call[..call.find(')').unwrap_or(call.len())];
+            let Some(ident) = call.trim().strip_prefix("name::") else {
+                continue; // count(name, n): no labels
+            };
+            let ident: String = ident
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let keys: Vec<&str> = call
+                .split("=>")
+                .filter_map(|before| before.trim_end().strip_suffix('"'))
+                .filter_map(|before| before.rsplit('"').next())
+                .collect();
+            labelled.push((value_of(&ident), keys));
+        }
+    }
+    assert!(labelled.len() >= 5, "{labelled:?}");
+    for (metric, keys) in &labelled {
+        let (_, _, dims) = EMITTED
+            .iter()
+            .find(|(m, ..)| m == metric)
+            .unwrap_or_else(|| panic!("{metric} is not in name::ALL"));
+        assert_eq!(dims, keys, "{metric}: dimensions in lib/src/metrics.rs");
+    }
+    for (metric, _, dims) in EMITTED {
+        if !dims.is_empty() {
+            assert!(
+                labelled.iter().any(|(m, k)| m == metric && k == dims),
+                "{metric}: no call in lib/src/metrics.rs sets {dims:?}"
+            );
+        }
+    }
+}
+
+/// `!Sub` text with its placeholders given values of the shape AWS would:
+/// parameters' defaults, a queue's name, an alarm's ARN, an API's id.
+fn substitute(t: &Value, text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').expect("closing }") + at;
+        let key = &rest[at + 2..end];
+        rest = &rest[end + 1..];
+        let value = match key {
+            "AWS::Region" => "us-east-1".to_string(),
+            "AWS::AccountId" => "123456789012".to_string(),
+            "AWS::Partition" => "aws".to_string(),
+            "AWS::URLSuffix" => "amazonaws.com".to_string(),
+            _ if t["Parameters"].get(key).is_some() => match &t["Parameters"][key]["Default"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => panic!("parameter {key} has default {other:?}"),
+            },
+            _ => {
+                let (id, attr) = key.split_once('.').unwrap_or((key, ""));
+                let r = &t["Resources"][id];
+                let kind = r["Type"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("${{{key}}} names no resource or parameter"));
+                match (kind, attr) {
+                    (_, "") => format!("ref-{id}"),
+                    ("AWS::SQS::Queue", "QueueName") => {
+                        substitute(t, &sub(&r["Properties"]["QueueName"]))
+                    }
+                    ("AWS::CloudWatch::Alarm", "Arn") => format!(
+                        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}",
+                        substitute(t, &sub(&r["Properties"]["AlarmName"]))
+                    ),
+                    _ => panic!("${{{key}}}: no value for {kind}.{attr}"),
+                }
+            }
+        };
+        out.push_str(&value);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A dashboard's metric row (`[namespace, name, dim, value, ..., {options}]`,
+/// "." repeating the row above) as namespace, name and dimensions.
+fn metric_row(
+    row: &[serde_json::Value],
+    above: &[String],
+) -> (String, String, Vec<(String, String)>) {
+    let items: Vec<String> = row
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .enumerate()
+        .map(|(i, s)| match s {
+            "." => above.get(i).cloned().expect("\".\" with nothing above"),
+            s => s.to_string(),
+        })
+        .collect();
+    assert!(
+        items.len() >= 2 && items.len().is_multiple_of(2),
+        "metric row {row:?}"
+    );
+    let dims = items[2..]
+        .chunks(2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect();
+    (items[0].clone(), items[1].clone(), dims)
+}
+
+/// The dashboard shows metrics that exist: each of the functions' own is
+/// one the code emits, from the function that emits it, with exactly the
+/// dimensions the code sets (and their values); each SQS metric names one
+/// of the template's queues; the API's name the template's HTTP API; the
+/// alarm widget lists every alarm. The stack outputs its URL.
+#[test]
+fn dashboard_shows_metrics_that_exist() {
+    let t = template();
+    let r = &t["Resources"];
+    let dashboard = r
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .find(|v| v["Type"].as_str() == Some("AWS::CloudWatch::Dashboard"))
+        .expect("a dashboard");
+    let p = &dashboard["Properties"];
+    assert_eq!(sub(&p["DashboardName"]), "${ResourcePrefix}-sync");
+    let name = substitute(&t, &sub(&p["DashboardName"]));
+    let text = substitute(&t, &sub(&p["DashboardBody"]));
+    let body: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("DashboardBody: {e}\n{text}"));
+
+    let url = substitute(&t, &sub(&t["Outputs"]["DashboardUrl"]["Value"]));
+    assert_eq!(
+        url,
+        format!(
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name={name}"
+        )
+    );
+
+    let namespace = substitute(&t, "HubSpotWarp/${ResourcePrefix}");
+    let queues: Vec<String> = r
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|v| v["Type"].as_str() == Some("AWS::SQS::Queue"))
+        .map(|q| substitute(&t, &sub(&q["Properties"]["QueueName"])))
+        .collect();
+    let alarms: Vec<String> = r
+        .as_mapping()
+        .expect("resources")
+        .iter()
+        .filter(|(_, v)| v["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(id, _)| substitute(&t, &format!("${{{}.Arn}}", id.as_str().unwrap_or_default())))
+        .collect();
+    let breaker = read_source("lib/src/sync/breaker.rs");
+    let receiver = read_source("functions/webhook-receiver/src/handler.rs");
+    let value_ok = |metric: &str, key: &str, value: &str| match key {
+        "Dependency" => [
+            hubwarp::sync::breaker::Dependency::Warp,
+            hubwarp::sync::breaker::Dependency::Hubspot,
+        ]
+        .iter()
+        .any(|d| d.as_str() == value),
+        "State" => breaker.contains(&format!("breaker_transition(dep, \"{value}\")")),
+        "Reason" if metric == hubwarp::metrics::name::REQUESTS_REJECTED => {
+            receiver.contains(&format!("=> \"{value}\","))
+        }
+        _ => false,
+    };
+
+    // (namespace, metric, dimension names) of everything shown.
+    let mut shown: Vec<(String, String, Vec<String>)> = Vec::new();
+    let own = |metric: &str, dims: &[(String, String)], widget: &str| {
+        let (_, functions, extra) = EMITTED
+            .iter()
+            .find(|(m, ..)| *m == metric)
+            .unwrap_or_else(|| panic!("{widget}: {metric} is not a metric the code emits"));
+        let function = dims
+            .iter()
+            .find(|(k, _)| k == "Function")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        assert!(
+            functions.contains(&function),
+            "{widget}: {metric} comes from {functions:?}, not Function={function:?}"
+        );
+        let mut keys: Vec<&str> = dims
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| *k != "Function")
+            .collect();
+        let mut expected = extra.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(
+            keys, expected,
+            "{widget}: {metric} is emitted with Function and {extra:?}"
+        );
+    };
+
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let mut alarm_widget = false;
+    for w in widgets {
+        let props = &w["properties"];
+        let title = props["title"].as_str().unwrap_or("(untitled)");
+        match w["type"].as_str() {
+            Some("alarm") => {
+                let listed: Vec<&str> = props["alarms"]
+                    .as_array()
+                    .expect("alarms")
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect();
+                for a in &alarms {
+                    assert!(listed.contains(&a.as_str()), "{title} lacks {a}");
+                }
+                assert_eq!(listed.len(), alarms.len(), "{title}: {listed:?}");
+                alarm_widget = true;
+                continue;
+            }
+            Some("metric") => {}
+            _ => continue,
+        }
+        assert_eq!(props["region"].as_str(), Some("us-east-1"), "{title}");
+        let mut above: Vec<String> = Vec::new();
+        for row in props["metrics"].as_array().expect("metrics") {
+            let row = row.as_array().expect("a metric row is an array");
+            if let Some(expr) = row.first().and_then(|o| o["expression"].as_str()) {
+                // SEARCH('{namespace,dim,...} MetricName="X" Function="f"', ...)
+                let Some(at) = expr.find("SEARCH('{") else {
+                    panic!("{title}: expression {expr} is not a SEARCH");
+                };
+                let schema = &expr[at + "SEARCH('{".len()..];
+                let schema: Vec<&str> = schema[..schema.find('}').expect("}")].split(',').collect();
+                assert_eq!(schema[0], namespace, "{title}: {expr}");
+                let term = |k: &str| {
+                    let from = expr.find(&format!("{k}=\"")).map(|i| i + k.len() + 2)?;
+                    Some(expr[from..from + expr[from..].find('"')?].to_string())
+                };
+                let metric = term("MetricName").unwrap_or_else(|| panic!("{title}: {expr}"));
+                let function = term("Function").unwrap_or_else(|| panic!("{title}: {expr}"));
+                let mut dims: Vec<(String, String)> = schema[1..]
+                    .iter()
+                    .map(|k| (k.to_string(), String::new()))
+                    .collect();
+                for d in dims.iter_mut().filter(|(k, _)| k == "Function") {
+                    d.1 = function.clone();
+                }
+                own(&metric, &dims, title);
+                shown.push((
+                    namespace.clone(),
+                    metric,
+                    schema[1..].iter().map(|s| s.to_string()).collect(),
+                ));
+                continue;
+            }
+            let (ns, metric, dims) = metric_row(row, &above);
+            above = std::iter::once(ns.clone())
+                .chain(std::iter::once(metric.clone()))
+                .chain(dims.iter().flat_map(|(k, v)| [k.clone(), v.clone()]))
+                .collect();
+            match ns.as_str() {
+                n if n == namespace => {
+                    own(&metric, &dims, title);
+                    for (k, v) in dims.iter().filter(|(k, _)| k != "Function") {
+                        assert!(
+                            value_ok(&metric, k, v),
+                            "{title}: {metric} is never emitted with {k}={v}"
+                        );
+                    }
+                }
+                "AWS/SQS" => {
+                    assert!(
+                        [
+                            "ApproximateNumberOfMessagesVisible",
+                            "ApproximateAgeOfOldestMessage"
+                        ]
+                        .contains(&metric.as_str()),
+                        "{title}: {metric}"
+                    );
+                    assert_eq!(dims.len(), 1, "{title}: {dims:?}");
+                    assert_eq!(dims[0].0, "QueueName", "{title}");
+                    assert!(
+                        queues.contains(&dims[0].1),
+                        "{title}: {} is none of the template's queues {queues:?}",
+                        dims[0].1
+                    );
+                }
+                "AWS/ApiGateway" => {
+                    // An HTTP API's metrics (not a REST API's 4XXError, 5XXError).
+                    assert!(
+                        ["Count", "4xx", "5xx", "Latency", "IntegrationLatency"]
+                            .contains(&metric.as_str()),
+                        "{title}: {metric}"
+                    );
+                    let api = r["WebhookApi"]["Type"].as_str();
+                    assert_eq!(api, Some("AWS::Serverless::HttpApi"));
+                    assert_eq!(
+                        dims,
+                        [
+                            ("ApiId".to_string(), "ref-WebhookApi".to_string()),
+                            ("Stage".to_string(), "$default".to_string())
+                        ],
+                        "{title}"
+                    );
+                }
+                other => panic!("{title}: namespace {other} is not checked here"),
+            }
+            shown.push((
+                ns,
+                metric,
+                dims.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    assert!(alarm_widget, "no alarm status widget");
+
+    use hubwarp::metrics::name::*;
+    let has = |ns: &str, metric: &str| shown.iter().any(|(n, m, _)| n == ns && m == metric);
+    for metric in [
+        EVENTS_RECEIVED,
+        EVENTS_NEW,
+        REQUESTS_REJECTED,
+        CHANGES_APPLIED,
+        CHANGES_SKIPPED,
+        CHANGES_FAILED,
+        CONFLICTS,
+        DEPENDENCY_DOWN,
+        BREAKER_TRANSITIONS,
+        CALLS_REFUSED,
+        PAIRS_COMPARED,
+        FIXED_IN_WARP,
+        FIXED_IN_HUBSPOT,
+        CONFLICTS_FOR_REVIEW,
+        RUN_ERRORS,
+        RUN_DURATION,
+        HUBSPOT_CALLS,
+        HUBSPOT_429S,
+    ] {
+        assert!(has(&namespace, metric), "the dashboard lacks {metric}");
+    }
+    for metric in ["Count", "4xx", "5xx"] {
+        assert!(
+            has("AWS/ApiGateway", metric),
+            "the dashboard lacks {metric}"
+        );
+    }
+    for metric in [
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+    ] {
+        assert!(has("AWS/SQS", metric), "the dashboard lacks {metric}");
+    }
+}

@@ -352,7 +352,8 @@ fn each_function_environment_is_what_its_config_reads() {
 }
 
 /// Every alarm on the functions' own metrics watches a name the code emits,
-/// in the namespace the functions are given, with a dimension they set.
+/// in the namespace the functions are given, from the function that emits
+/// it, with exactly the dimension set the code gives it.
 #[test]
 fn alarms_watch_metrics_the_functions_emit() {
     let t = template();
@@ -381,6 +382,29 @@ fn alarms_watch_metrics_the_functions_emit() {
         assert!(
             FUNCTIONS.iter().any(|(_, f)| *f == function),
             "{alarm}: Function dimension {function:?}"
+        );
+        // The whole dimension set, as the code emits the metric.
+        let (_, functions, extra) = EMITTED
+            .iter()
+            .find(|(m, ..)| *m == name)
+            .unwrap_or_else(|| panic!("{alarm}: {name} is not in EMITTED"));
+        assert!(
+            functions.contains(&function),
+            "{alarm}: {name} comes from {functions:?}, not Function={function:?}"
+        );
+        let mut keys: Vec<&str> = metric["Dimensions"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["Name"].as_str())
+            .filter(|k| *k != "Function")
+            .collect();
+        let mut expected = extra.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(
+            keys, expected,
+            "{alarm}: {name} is emitted with Function and {extra:?}"
         );
         watched += 1;
     };

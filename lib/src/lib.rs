@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod operate;
 pub mod queue;
 pub mod reconcile;
+pub mod review;
 pub mod secrets;
 pub mod settings;
 pub mod startup;

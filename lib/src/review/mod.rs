@@ -1,0 +1,18 @@
+//! Conflicts resolved from the nightly e-mail: the pure pieces.
+//!
+//! Each open MANUAL conflict in the e-mail carries two links,
+//! `/review/{token}`, one per [`Take`]. A [`token`] is signed for one
+//! conflict, one choice, one recipient and an expiry, so a link forwarded,
+//! edited or kept past its time does nothing. Opening a link (`GET`) only
+//! shows the conflict as it is now and a button; only the form's `POST`
+//! acts, through the same path as `hubwarp conflicts resolve`
+//! ([`crate::operate::conflicts::resolve`], the recipient as `by`). Mail
+//! scanners follow links, so a `GET` never writes.
+//!
+//! No I/O here: the key comes from the caller (Secrets Manager in the
+//! function), and so does the time.
+
+pub mod token;
+
+pub use crate::operate::conflicts::Take;
+pub use token::{Claims, ClaimsError, KeyError, ReviewKey, TokenError, sign, verify};

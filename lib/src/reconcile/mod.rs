@@ -14,6 +14,7 @@
 pub mod aws;
 pub mod checkpoint;
 pub mod config;
+pub mod email;
 mod hubspot_batch;
 mod pair;
 mod phase;

@@ -595,7 +595,7 @@ fn duration(ms: i64) -> String {
 }
 
 /// HTML text escaping: every value on the page comes from the two systems.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -12,7 +12,7 @@
 //! whether to ([`needs_attention`]).
 //!
 //! The HTML part escapes every value with the report's own escaping
-//! ([`super::report::esc`]), carries no script and loads nothing (no
+//! (`report::esc`), carries no script and loads nothing (no
 //! images, fonts or style sheets), and styles every element inline: mail
 //! clients drop `<style>` blocks more often than `style` attributes. The
 //! text part says the same, values verbatim.
@@ -382,9 +382,9 @@ impl Parts<'_> {
 
     fn links_line(&self) -> String {
         format!(
-            "These links were made for {} and work for no one else; they expire at {}. \
-             Opening one changes nothing: it shows the conflict as it is now, and a button \
-             that decides it.",
+            "These links are for {} alone and expire at {}: whoever opens one decides \
+             in that name, so do not forward this e-mail. Opening one changes nothing by \
+             itself: it shows the conflict as it is now, and a button that decides it.",
             self.input.recipient, self.expiry
         )
     }

@@ -2,10 +2,12 @@
 //!
 //! Each open MANUAL conflict in the e-mail carries two links,
 //! `/review/{token}`, one per [`Take`]. A [`token`] is signed for one
-//! conflict, one choice, one recipient and an expiry, so a link forwarded,
-//! edited or kept past its time does nothing. Opening a link (`GET`) only
-//! shows the conflict as it is now and a button; only the form's `POST`
-//! acts, through the same path as `hubwarp conflicts resolve`
+//! conflict, one choice, one recipient and an expiry, so a link edited into
+//! another choice, conflict or person, or kept past its time, does nothing
+//! (a forwarded link still acts in its recipient's name: it is a bearer
+//! credential, and the e-mail says not to forward it). Opening a link
+//! (`GET`) only shows the conflict as it is now and a button; only the
+//! form's `POST` acts, through the same path as `hubwarp conflicts resolve`
 //! ([`crate::operate::conflicts::resolve`], the recipient as `by`). Mail
 //! scanners follow links, so a `GET` never writes.
 //!

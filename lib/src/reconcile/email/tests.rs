@@ -275,8 +275,9 @@ fn each_conflict_has_both_links_built_from_its_id() {
     assert!(email.text.contains("WARP:    net30\n   HubSpot: net45\n"));
     assert!(email.html.contains("Conflicts for you to decide (2)"));
     // Who the links are for, and until when (in the run's zone).
-    let line = "These links were made for ana@example.com and work for no one else; \
-                they expire at 2025-11-28 00:00:00 MST.";
+    let line = "These links are for ana@example.com alone and expire at \
+                2025-11-28 00:00:00 MST: whoever opens one decides in that name, \
+                so do not forward this e-mail.";
     assert!(email.text.contains(line), "{}", email.text);
     assert!(email.html.contains(line));
     assert!(

@@ -865,6 +865,9 @@ async fn the_binary_answers_help_json_and_names_a_missing_setting() {
         vec!["runs", "list", "--help"],
         vec!["runs", "show", "--help"],
         vec!["undo", "--help"],
+        vec!["setup", "--help"],
+        vec!["doctor", "--help"],
+        vec!["link", "--help"],
     ] {
         let out = hubwarp(&sub, &[]);
         assert!(out.status.success(), "{sub:?}");

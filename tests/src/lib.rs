@@ -11,6 +11,7 @@ pub mod moto;
 pub mod resources;
 pub mod runtime_api;
 pub mod seed;
+pub mod slow_stores;
 pub mod warp_sandbox;
 
 /// Serves `app` on `addr` on a task of the current runtime; the sandboxes'

@@ -11,7 +11,15 @@
 //! peak RSS, which then is the reconciler's: its clients, the page in hand
 //! and the in-memory stores (links, field states, run record, report
 //! pieces) that stand in for DynamoDB and S3. Against moto every store call
-//! would cost tens of milliseconds of Python and measure moto instead.
+//! would cost tens of milliseconds of Python and measure moto instead; so
+//! the stores wait as the real ones answer in-region instead
+//! (`integration_tests::slow_stores`: `--store-ms`, 5 ms a DynamoDB call,
+//! `--s3-put-ms`, 20 ms an S3 put) and count their calls and write units.
+//!
+//! Two nights: the first (no baseline yet, so every field's is written)
+//! and a steady one after `--drift` of the customers were edited in WARP,
+//! each with its calls, wall time against the floor, store round trips and
+//! what its writes cost on demand.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -32,10 +40,15 @@ use hubwarp::reconcile::run_store::MemoryRunStore;
 use hubwarp::store::{MemoryEventLog, MemoryReportStore, MemorySyncStore};
 use hubwarp::warp::WarpClient;
 use integration_tests::hubspot_sandbox::HUBSPOT_SANDBOX_TOKEN;
+use integration_tests::slow_stores::{Latency, Slow, StoreCalls, StoreFigures};
 use integration_tests::warp_sandbox::SANDBOX_TOKEN;
 
-const USAGE: &str = "usage: reconcile-bench [--customers N] [--limit L] [--drift F]   \
-     (defaults: 100000, 190, 0.01)";
+const USAGE: &str = "usage: reconcile-bench [--customers N] [--limit L] [--drift F] \
+     [--store-ms D] [--s3-put-ms P]   (defaults: 100000, 190, 0.01, 5, 20)";
+/// DynamoDB on-demand, us-east-1: dollars per million write request units
+/// (AWS's price list since its November 2024 reduction; an item under
+/// 1 KB is one unit).
+const DOLLARS_PER_MILLION_WRITES: f64 = 0.625;
 /// HubSpot's batch and page size: the unit of the call goal.
 const PER_CALL: u64 = 100;
 /// The issue's goals: wall time within this of the rate limit's floor, and
@@ -49,6 +62,7 @@ struct Args {
     customers: usize,
     limit: u32,
     drift: f64,
+    latency: Latency,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -56,6 +70,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         customers: 100_000,
         limit: 190,
         drift: 0.01,
+        latency: Latency::default(),
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -73,6 +88,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--customers" => parsed.customers = value.parse().map_err(|_| bad())?,
             "--limit" => parsed.limit = value.parse().map_err(|_| bad())?,
             "--drift" => parsed.drift = value.parse().map_err(|_| bad())?,
+            "--store-ms" => {
+                parsed.latency.dynamo = Duration::from_millis(value.parse().map_err(|_| bad())?)
+            }
+            "--s3-put-ms" => {
+                parsed.latency.s3_put = Duration::from_millis(value.parse().map_err(|_| bad())?)
+            }
             _ => return Err(format!("unknown argument {name}\n{USAGE}")),
         }
     }
@@ -297,83 +318,112 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the bench; `Ok(true)` when every goal is met.
-async fn run(args: &Args) -> Result<bool, String> {
-    let exe = build_sandbox()?;
-    let seeding = Instant::now();
-    let (warp_url, hubspot_url) = start_sandboxes(args, &exe)?;
-    let seeded = seeding.elapsed();
+/// One night's figures.
+struct Night {
+    name: &'static str,
+    summary: hubwarp::reconcile::report::Counters,
+    hubspot: hubwarp::hubspot::crm::CallCounts,
+    stores: StoreFigures,
+    wall: f64,
+}
 
-    let timeout = Duration::from_secs(30);
-    let reconciler = Reconciler {
-        warp: WarpClient::new(
-            &warp_url,
-            Token::new(SANDBOX_TOKEN),
-            timeout,
-            RetryPolicy::default(),
-        )
-        .map_err(|e| e.to_string())?,
-        hubspot: HubspotClient::new(
-            &hubspot_url,
-            Token::new(HUBSPOT_SANDBOX_TOKEN),
-            timeout,
-            RetryPolicy::default(),
-        )
-        .map_err(|e| e.to_string())?
-        .with_limiter(Arc::new(RateLimiter::new(args.limit, 4))),
-        store: MemorySyncStore::new(),
-        events: MemoryEventLog::new(),
-        queue: MemoryQueue::new(),
-        runs: MemoryRunStore::default(),
-        reports: MemoryReportStore::default(),
-        mappings: MappingSet::default_mapping().map_err(|e| e.to_string())?,
-        settings: RunSettings {
-            invocation_budget: None,
-            ..RunSettings::default()
-        },
-    };
+type Bench = Reconciler<
+    WarpClient,
+    HubspotClient,
+    Slow<MemorySyncStore>,
+    Slow<MemoryEventLog>,
+    MemoryQueue,
+    Slow<MemoryRunStore>,
+    Slow<MemoryReportStore>,
+>;
+
+/// One run of the night at `scheduled`, start to report.
+async fn night(
+    reconciler: &Bench,
+    stores: &StoreCalls,
+    name: &'static str,
+    scheduled: &str,
+) -> Result<Night, String> {
+    let hubspot_before = reconciler.hubspot.calls();
+    let stores_before = stores.figures();
     let deadline = hubwarp::time::now_ms() + 86_400_000;
     let started = Instant::now();
+    let request = ReconcileRequest {
+        scheduled_time: Some(scheduled.into()),
+        ..Default::default()
+    };
     let outcome = reconciler
-        .invoke(
-            &ReconcileRequest::default(),
-            deadline,
-            &NeverContinued,
-            &NoAlerts,
-        )
+        .invoke(&request, deadline, &NeverContinued, &NoAlerts)
         .await
-        .map_err(|e| format!("the run failed: {e}"))?;
+        .map_err(|e| format!("the {name} night failed: {e}"))?;
     let wall = started.elapsed().as_secs_f64();
     if outcome.status != "completed" {
         return Err(format!(
-            "the run ended {}: {}",
+            "the {name} night ended {}: {}",
             outcome.status, outcome.message
         ));
     }
-    let s = outcome.summary.unwrap_or_default();
-    let calls = reconciler.hubspot.calls();
-    let peak_kb = peak_rss_kb();
+    let after = reconciler.hubspot.calls();
+    let hubspot = hubwarp::hubspot::crm::CallCounts {
+        get: after.get - hubspot_before.get,
+        list: after.list - hubspot_before.list,
+        batch_read: after.batch_read - hubspot_before.batch_read,
+        batch_update: after.batch_update - hubspot_before.batch_update,
+        search: after.search - hubspot_before.search,
+        schema: after.schema - hubspot_before.schema,
+        rate_limited_429s: after.rate_limited_429s - hubspot_before.rate_limited_429s,
+        rate_limit_waits: after.rate_limit_waits - hubspot_before.rate_limit_waits,
+        waited_ms: after.waited_ms - hubspot_before.waited_ms,
+    };
+    Ok(Night {
+        name,
+        summary: outcome.summary.unwrap_or_default(),
+        hubspot,
+        stores: stores.figures() - stores_before,
+        wall,
+    })
+}
 
-    let n = args.customers as u64;
-    // warp-sandbox seeds one company per customer.
-    let m = n;
+/// A WARP-side edit of `fraction` of the customers between the nights
+/// (status, WARP-owned): the steady night's drift, repaired in HubSpot.
+async fn drift_warp(warp: &WarpClient, customers: usize, fraction: f64) -> Result<u64, String> {
+    let every = (fraction > 0.0).then(|| (1.0 / fraction).round().max(1.0) as usize);
+    let Some(every) = every else { return Ok(0) };
+    let mut edited = 0;
+    for n in (every / 2 + 1..=customers).step_by(every) {
+        let ban = integration_tests::warp_sandbox::demo_customer(n)["ban"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let c = warp.by_ban(&ban).await.map_err(|e| format!("{ban}: {e}"))?;
+        let status = if c.raw["status"] == "SUSPENDED" {
+            "ACTIVE"
+        } else {
+            "SUSPENDED"
+        };
+        let mut body = serde_json::Map::new();
+        body.insert("status".into(), status.into());
+        warp.update(&c.id, &body, Some(&c.etag))
+            .await
+            .map_err(|e| format!("{ban}: {e}"))?;
+        edited += 1;
+    }
+    Ok(edited)
+}
+
+/// Prints one night; true when its goals are met.
+fn report(n: u64, m: u64, limit: u32, night: &Night) -> bool {
+    let s = &night.summary;
+    let calls = &night.hubspot;
     let hubspot_total = calls.requests();
     let bound = n.div_ceil(PER_CALL) + m.div_ceil(PER_CALL) + s.hubspot_updates.div_ceil(PER_CALL);
-    let floor = hubspot_total as f64 * 10.0 / f64::from(args.limit);
-    let ratio = if floor > 0.0 { wall / floor } else { 0.0 };
-    let peak_mib = peak_kb.map(|kb| kb as f64 / 1024.0);
-
+    let floor = hubspot_total as f64 * 10.0 / f64::from(limit);
+    let ratio = if floor > 0.0 { night.wall / floor } else { 0.0 };
     let calls_ok = hubspot_total <= bound;
     let wall_ok = ratio <= WALL_GOAL;
-    let rss_ok = peak_mib.is_some_and(|m| m < RSS_GOAL_MIB);
     let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
-
-    println!(
-        "customers (N)        {n} in WARP, drift {} (sandboxes seeded in {:.1} s, in a child process)",
-        args.drift,
-        seeded.as_secs_f64()
-    );
-    println!("companies (M)        {m} in HubSpot, one per customer");
+    let st = &night.stores;
+    println!("--- {} night", night.name);
     println!(
         "pairs                {} compared, {} in sync, {} unmatched in WARP, {} in HubSpot, {} errors",
         s.pairs_compared, s.pairs_in_sync, s.unmatched_warp, s.unmatched_hubspot, s.errors
@@ -404,11 +454,20 @@ async fn run(args: &Args) -> Result<bool, String> {
         calls.waited_ms as f64 / 1000.0,
         calls.rate_limited_429s
     );
-    println!("wall time            {wall:.1} s (one invocation, claim to report)");
     println!(
-        "floor                {floor:.1} s = {hubspot_total} HubSpot calls x 10 s / {}",
-        args.limit
+        "stores               {} DynamoDB reads, {} writes ({} write units), {} S3 puts, {} S3 reads",
+        st.dynamo_reads, st.dynamo_writes, st.write_units, st.s3_puts, st.s3_reads
     );
+    println!(
+        "write cost           ${:.4} on demand ({} units x ${DOLLARS_PER_MILLION_WRITES}/million)",
+        st.write_units as f64 * DOLLARS_PER_MILLION_WRITES / 1e6,
+        st.write_units
+    );
+    println!(
+        "wall time            {:.1} s (one invocation, claim to report)",
+        night.wall
+    );
+    println!("floor                {floor:.1} s = {hubspot_total} HubSpot calls x 10 s / {limit}");
     println!(
         "wall / floor         {ratio:.3} (goal <= {WALL_GOAL}) {}",
         mark(wall_ok)
@@ -418,21 +477,97 @@ async fn run(args: &Args) -> Result<bool, String> {
         s.hubspot_updates,
         mark(calls_ok)
     );
+    println!(
+        "reconcile-bench {}: N={n} M={m} fixes={} | HubSpot calls {hubspot_total}/{bound} {} | wall {:.1} s / floor {floor:.1} s = {ratio:.2}x {} | {} write units",
+        night.name,
+        s.hubspot_updates,
+        mark(calls_ok),
+        night.wall,
+        mark(wall_ok),
+        st.write_units
+    );
+    calls_ok && wall_ok
+}
+
+/// Runs the bench; `Ok(true)` when every goal is met.
+async fn run(args: &Args) -> Result<bool, String> {
+    let exe = build_sandbox()?;
+    let seeding = Instant::now();
+    let (warp_url, hubspot_url) = start_sandboxes(args, &exe)?;
+    let seeded = seeding.elapsed();
+
+    let timeout = Duration::from_secs(30);
+    let warp = || {
+        WarpClient::new(
+            &warp_url,
+            Token::new(SANDBOX_TOKEN),
+            timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let stores = Arc::new(StoreCalls::default());
+    let reconciler: Bench = Reconciler {
+        warp: warp()?,
+        hubspot: HubspotClient::new(
+            &hubspot_url,
+            Token::new(HUBSPOT_SANDBOX_TOKEN),
+            timeout,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())?
+        .with_limiter(Arc::new(RateLimiter::new(args.limit, 4))),
+        store: Slow::new(MemorySyncStore::new(), args.latency, stores.clone()),
+        events: Slow::new(MemoryEventLog::new(), args.latency, stores.clone()),
+        queue: MemoryQueue::new(),
+        runs: Slow::new(MemoryRunStore::default(), args.latency, stores.clone()),
+        reports: Slow::new(MemoryReportStore::default(), args.latency, stores.clone()),
+        mappings: MappingSet::default_mapping().map_err(|e| e.to_string())?,
+        settings: RunSettings {
+            invocation_budget: None,
+            ..RunSettings::default()
+        },
+    };
+    let first = night(&reconciler, &stores, "first", "2026-11-24T07:00:00Z").await?;
+    let edited = drift_warp(&warp()?, args.customers, args.drift).await?;
+    // HubSpot's ten-secondly window starts over before the next night.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let steady = night(&reconciler, &stores, "steady", "2026-11-25T07:00:00Z").await?;
+    let peak_kb = peak_rss_kb();
+
+    let n = args.customers as u64;
+    // warp-sandbox seeds one company per customer.
+    let m = n;
+    println!(
+        "customers (N)        {n} in WARP, drift {} (sandboxes seeded in {:.1} s, in a child process)",
+        args.drift,
+        seeded.as_secs_f64()
+    );
+    println!("companies (M)        {m} in HubSpot, one per customer");
+    println!(
+        "store latency        {} ms a DynamoDB call, {} ms an S3 put",
+        args.latency.dynamo.as_millis(),
+        args.latency.s3_put.as_millis()
+    );
+    println!(
+        "nights               first: every pair's baselines written; steady: {edited} WARP edits ({}) since",
+        args.drift
+    );
+    let first_ok = report(n, m, args.limit, &first);
+    let steady_ok = report(n, m, args.limit, &steady);
+    let peak_mib = peak_kb.map(|kb| kb as f64 / 1024.0);
+    let rss_ok = peak_mib.is_some_and(|m| m < RSS_GOAL_MIB);
+    let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
     match (peak_kb, peak_mib) {
         (Some(kb), Some(mib)) => println!(
-            "peak RSS             {mib:.1} MiB (VmHWM {kb} kB; goal < {RSS_GOAL_MIB} MiB) {}",
+            "peak RSS             {mib:.1} MiB over both nights (VmHWM {kb} kB; goal < {RSS_GOAL_MIB} MiB) {}",
             mark(rss_ok)
         ),
         _ => println!("peak RSS             unknown (no VmHWM in /proc/self/status) MISSED"),
     }
-    let all = calls_ok && wall_ok && rss_ok;
+    let all = first_ok && steady_ok && rss_ok;
     println!(
-        "reconcile-bench: N={n} M={m} fixes={} | HubSpot calls {hubspot_total}/{bound} {} | wall {wall:.1} s / floor {floor:.1} s = {ratio:.2}x {} | peak RSS {} MiB {} | {}",
-        s.hubspot_updates,
-        mark(calls_ok),
-        mark(wall_ok),
-        peak_mib.map_or("?".into(), |m| format!("{m:.0}")),
-        mark(rss_ok),
+        "reconcile-bench: {}",
         if all { "all goals met" } else { "GOALS MISSED" }
     );
     Ok(all)

@@ -1,4 +1,4 @@
-//! Conflicts resolved from the nightly e-mail: the pure pieces.
+//! Conflicts resolved from the nightly e-mail.
 //!
 //! Each open MANUAL conflict in the e-mail carries two links,
 //! `/review/{token}`, one per [`Take`]. A [`token`] is signed for one
@@ -11,10 +11,13 @@
 //! ([`crate::operate::conflicts::resolve`], the recipient as `by`). Mail
 //! scanners follow links, so a `GET` never writes.
 //!
-//! No I/O here: the key comes from the caller (Secrets Manager in the
-//! function), and so does the time.
+//! [`token`] is pure; [`page`] is what the review function answers, over
+//! ports (WARP, HubSpot, the store). The key comes from the caller (Secrets
+//! Manager in the function), and so does the time.
 
+pub mod page;
 pub mod token;
 
 pub use crate::operate::conflicts::Take;
+pub use page::{Closed, ClosedConflicts, Page, Ports};
 pub use token::{Claims, ClaimsError, KeyError, ReviewKey, TokenError, sign, verify};

@@ -11,6 +11,7 @@ mod hubspot_contract;
 mod operate;
 mod receiver;
 mod reconciler;
+mod review;
 mod sandboxes;
 mod sdk_crosscheck;
 mod secrets;

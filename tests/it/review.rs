@@ -1,0 +1,336 @@
+//! The review link's page (`hubwarp::review::page`) over DynamoDB on moto
+//! and both sandboxes: a nightly run raises a MANUAL conflict, a link
+//! signed for a recipient shows it as it is now, its POST resolves it
+//! through `conflicts::resolve`, and the used, superseded, expired and
+//! altered links change nothing.
+//!
+//! `ClosedConflicts` has no DynamoDB adapter yet: [`Reviewed`] reads the
+//! conflicts table's closed items here, as that adapter will.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hubwarp::aws::Caller;
+use hubwarp::mapping::conflict::FieldState;
+use hubwarp::mapping::{MappingSet, ValueType};
+use hubwarp::operate::{conflicts, explain, reconcile};
+use hubwarp::reconcile::ReconcileRequest;
+use hubwarp::review::page::{self, Closed, ClosedConflicts, Page, Ports};
+use hubwarp::review::{Claims, ReviewKey, Take, sign};
+use hubwarp::store::StoreError;
+use hubwarp::store::dynamo_sync::DynamoSyncStore;
+use hubwarp::store::sync::{
+    ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, Resolution, SyncLog,
+    SyncLogEntry,
+};
+use integration_tests::hubspot_sandbox::HubspotSandbox;
+use integration_tests::seed;
+use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+use serde_json::{Map, json};
+
+use crate::consumer::company_id;
+use crate::utils::{Harness, Options};
+
+const RECIPIENT: &str = "ana@finance.example";
+
+/// The stack's sync store and its conflicts table read by id.
+struct Reviewed<'a> {
+    store: &'a DynamoSyncStore,
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl ConflictQueue for Reviewed<'_> {
+    async fn put_conflict(&self, c: &ConflictRecord) -> Result<(), StoreError> {
+        self.store.put_conflict(c).await
+    }
+
+    async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
+        self.store.open_conflicts().await
+    }
+}
+
+impl ConflictReview for Reviewed<'_> {
+    async fn resolve_conflict(
+        &self,
+        c: &ConflictRecord,
+        r: &Resolution,
+    ) -> Result<bool, StoreError> {
+        self.store.resolve_conflict(c, r).await
+    }
+}
+
+impl FieldStateStore for Reviewed<'_> {
+    async fn field_states(&self, id: &str) -> Result<HashMap<String, FieldState>, StoreError> {
+        self.store.field_states(id).await
+    }
+
+    async fn put_field_state(&self, id: &str, f: &str, s: &FieldState) -> Result<(), StoreError> {
+        self.store.put_field_state(id, f, s).await
+    }
+}
+
+impl SyncLog for Reviewed<'_> {
+    async fn append(&self, entries: &[SyncLogEntry]) -> Result<(), StoreError> {
+        self.store.append(entries).await
+    }
+}
+
+impl ClosedConflicts for Reviewed<'_> {
+    async fn closed_conflict(&self, id: &str) -> Result<Option<Closed>, StoreError> {
+        let items = self
+            .ddb
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan the conflicts table")
+            .items
+            .unwrap_or_default();
+        let s = |item: &HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let n = |item: &HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or_default()
+        };
+        for item in &items {
+            let record = ConflictRecord {
+                customer_id: s(item, "customer_id"),
+                field: s(item, "field"),
+                property: s(item, "property"),
+                hubspot_value: String::new(),
+                hubspot_occurred_at: n(item, "hubspot_occurred_at"),
+                warp_value: String::new(),
+                warp_updated_at: None,
+                dedup_key: String::new(),
+            };
+            if record.id() != id {
+                continue;
+            }
+            return Ok(match s(item, "state").as_str() {
+                "RESOLVED" => Some(Closed::Resolved(Resolution {
+                    take: s(item, "resolution"),
+                    value: s(item, "resolved_value"),
+                    by: s(item, "resolved_by"),
+                    note: item.contains_key("note").then(|| s(item, "note")),
+                    at_ms: n(item, "resolved_at"),
+                })),
+                "SUPERSEDED" => Some(Closed::Superseded),
+                _ => None,
+            });
+        }
+        Ok(None)
+    }
+}
+
+fn manual_credit_limit() -> MappingSet {
+    MappingSet::parse(&hubwarp::mapping::config::DEFAULT_MAPPING.replace(
+        "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"HUBSPOT_WINS\"",
+        "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"MANUAL\"",
+    ))
+    .unwrap()
+}
+
+fn customer_id(n: usize) -> String {
+    demo_customer(n)["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and_is_then_used() {
+    let mappings = manual_credit_limit();
+    let h = Harness::with("review_page", Options::default()).await;
+    let warp = WarpSandbox::start().await;
+    let hubspot = HubspotSandbox::start().await;
+    integration_tests::hubspot_setup::install_bridge_properties(
+        &hubspot,
+        &(0..8).map(demo_customer).collect::<Vec<_>>(),
+    );
+    for n in 0..3 {
+        let c = warp.insert(demo_customer(n));
+        hubspot.upsert_company(&company_id(n), seed::company_properties(&c, &mappings));
+    }
+    let config = crate::utils::reconciler_config(
+        &h,
+        &warp.base_url,
+        &hubspot.base_url,
+        mappings.clone(),
+        hubwarp::reconcile::run::RunSettings {
+            reserve: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    let f = nightly_reconciler::build(&config, &h.aws_as(Caller::NightlyReconciler))
+        .await
+        .unwrap();
+    let ops = hubwarp::reconcile::aws::build(&config, &h.aws_as(Caller::Operator))
+        .await
+        .unwrap();
+    let set_limit = |n: usize, value: &str| {
+        let mut p = Map::new();
+        p.insert("warp_credit_limit".into(), json!(value));
+        hubspot.upsert_company(&company_id(n), p);
+    };
+    set_limit(1, "123456");
+    set_limit(2, "654321");
+    reconcile::run_here(&f.reconciler, &ReconcileRequest::default())
+        .await
+        .unwrap();
+    let store = Reviewed {
+        store: &ops.store,
+        ddb: hubwarp::aws::dynamodb(&h.aws_as(Caller::Operator)),
+        table: h.res.names.sync_tables().conflicts,
+    };
+    let open = conflicts::list(&store).await.unwrap();
+    assert_eq!(open.len(), 2, "{open:?}");
+    let of = |n: usize| {
+        open.iter()
+            .find(|c| c.customer_id == customer_id(n))
+            .unwrap()
+            .id
+            .clone()
+    };
+    let (one, two) = (of(1), of(2));
+    // HubSpot's value moves on after the night: the page shows today's.
+    set_limit(1, "777000");
+
+    let ports = Ports {
+        warp: &ops.warp,
+        hubspot: &ops.hubspot,
+        store: &store,
+        mappings: &mappings,
+    };
+    let key = ReviewKey::new(b"a review key of thirty-two bytes or more".to_vec()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let link = |id: &str, expires_at: i64| {
+        sign(
+            &key,
+            &Claims::new(id, Take::Hubspot, RECIPIENT, expires_at).unwrap(),
+        )
+    };
+    let token = link(&one, now + 72 * 3600);
+    let writes = || (warp.calls().put, hubspot.call_counts().batch_update);
+    warp.reset_calls();
+    hubspot.reset_calls();
+
+    let shown = page::get(&ports, &key, &token, now).await;
+    assert_eq!(shown.status, 200, "{}", shown.html);
+    assert!(shown.html.contains("777000"), "{}", shown.html);
+    assert!(!shown.html.contains("123456"), "not the night's value");
+    assert!(shown.html.contains(RECIPIENT));
+    assert!(shown.html.contains("<form method=\"post\">"));
+    assert_eq!(writes(), (0, 0), "a GET writes nothing");
+    assert_eq!(conflicts::list(&store).await.unwrap().len(), 2);
+
+    // Refused links, both methods: nothing written, the conflict open.
+    let expired = link(&one, now);
+    let mut altered = token.clone().into_bytes();
+    altered[20] = if altered[20] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for (bad, status) in [(&expired, 410), (&altered, 400)] {
+        for answer in [
+            page::get(&ports, &key, bad, now).await,
+            page::post(&ports, &key, bad, now).await,
+        ] {
+            assert_eq!(answer.status, status, "{}", answer.html);
+            assert_headers(&answer);
+        }
+    }
+    assert_eq!(writes(), (0, 0));
+    assert_eq!(conflicts::list(&store).await.unwrap().len(), 2);
+
+    let done = page::post(&ports, &key, &token, now).await;
+    assert_eq!(done.status, 200, "{}", done.html);
+    assert_headers(&done);
+    assert_eq!(writes(), (1, 0), "WARP written once");
+    assert_eq!(
+        ValueType::Decimal
+            .warp_to_hubspot(&warp.customer(&customer_id(1)).unwrap()["credit_limit"])
+            .unwrap(),
+        "777000"
+    );
+    let x = explain::explain(
+        &ops.warp,
+        &ops.hubspot,
+        &ops.store,
+        &mappings,
+        &customer_id(1),
+        Some("credit_limit"),
+        explain::DEFAULT_LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(x.history[0].outcome, "resolved-take-hubspot");
+    assert!(
+        x.history[0]
+            .reason
+            .contains("resolved by ana@finance.example via e-mail link"),
+        "{}",
+        x.history[0].reason
+    );
+    assert!(x.now[0].agree);
+
+    // The used link: who and when, 409, nothing written.
+    for again in [
+        page::get(&ports, &key, &token, now).await,
+        page::post(&ports, &key, &token, now).await,
+    ] {
+        assert_eq!(again.status, 409, "{}", again.html);
+        assert!(
+            again
+                .html
+                .contains(&format!("Resolved by <strong>{RECIPIENT}</strong> at ")),
+            "{}",
+            again.html
+        );
+    }
+    assert_eq!(writes(), (1, 0));
+
+    // A newer disagreement of customer 2's field supersedes the one the
+    // link names: 409, nothing written, the newer one stays open.
+    let old = store
+        .open_conflicts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id() == two)
+        .unwrap();
+    let newer = ConflictRecord {
+        hubspot_occurred_at: old.hubspot_occurred_at + 86_400_000,
+        hubspot_value: "654322".into(),
+        ..old
+    };
+    store.put_conflict(&newer).await.unwrap();
+    let stale = link(&two, now + 3600);
+    for answer in [
+        page::get(&ports, &key, &stale, now).await,
+        page::post(&ports, &key, &stale, now).await,
+    ] {
+        assert_eq!(answer.status, 409, "{}", answer.html);
+        assert!(answer.html.contains("replaced"), "{}", answer.html);
+    }
+    assert_eq!(writes(), (1, 0));
+    let left: Vec<String> = conflicts::list(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(left, [newer.id()]);
+}
+
+fn assert_headers(page: &Page) {
+    let headers: HashMap<&str, String> = page.headers().into_iter().collect();
+    assert_eq!(headers["Cache-Control"], "no-store");
+    assert_eq!(headers["Content-Type"], "text/html; charset=utf-8");
+    assert!(headers["Content-Security-Policy"].starts_with("default-src 'none'"));
+    assert_eq!(headers["Referrer-Policy"], "no-referrer");
+    assert_eq!(headers["X-Content-Type-Options"], "nosniff");
+}

@@ -61,26 +61,6 @@ pub fn needs_attention(report: &Report) -> bool {
         || report.status != "COMPLETED"
 }
 
-/// The summary's figures: the report's twelve cards, in its order and
-/// words; `true` marks the ones shown in red when not zero.
-fn cards(r: &Report) -> [(&'static str, u64, bool); 12] {
-    let s = &r.summary;
-    [
-        ("pairs compared", s.pairs_compared, false),
-        ("in sync", s.pairs_in_sync, false),
-        ("fixed in WARP", s.fixed_in_warp, false),
-        ("fixed in HubSpot", s.fixed_in_hubspot, false),
-        ("conflicts for review", s.conflicts_for_review, true),
-        ("unmatched in WARP", s.unmatched_warp, true),
-        ("unmatched in HubSpot", s.unmatched_hubspot, true),
-        ("linked by BAN", s.linked, false),
-        ("stuck events re-queued", s.swept, false),
-        ("errors", s.errors, true),
-        ("HubSpot calls", s.hubspot_calls.total(), false),
-        ("WARP calls", s.warp_calls.total(), false),
-    ]
-}
-
 /// The e-mail for `input.recipient`. `link(conflict_id, take)` returns the
 /// absolute URL of that conflict's link for that choice, signed for this
 /// recipient.
@@ -237,7 +217,7 @@ impl Parts<'_> {
             let _ = write!(h, "<p style=\"{STOP}\">Stopped early: {}</p>", esc(why));
         }
         let _ = write!(h, "<table role=\"presentation\" style=\"{CARDS}\">");
-        for row in cards(r).chunks(6) {
+        for row in r.cards().chunks(6) {
             h.push_str("<tr>");
             for &(label, n, alarm) in row {
                 let style = if alarm && n > 0 { CARD_ALARM } else { CARD };
@@ -322,7 +302,7 @@ impl Parts<'_> {
             let _ = writeln!(t, "Stopped early: {why}");
         }
         t.push_str("\nSummary\n");
-        for (label, n, alarm) in cards(r) {
+        for (label, n, alarm) in r.cards() {
             let flag = if alarm && n > 0 {
                 "  <- needs a person"
             } else {

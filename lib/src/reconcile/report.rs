@@ -319,6 +319,27 @@ pub fn assemble(facts: &RunFacts, pieces: Vec<Piece>, open_conflicts: Vec<OpenCo
 }
 
 impl Report {
+    /// The summary's figures, in the report's order and words; `true`
+    /// marks those shown as an alarm when not zero. The HTML report and
+    /// the e-mail both show these.
+    pub(crate) fn cards(&self) -> [(&'static str, u64, bool); 12] {
+        let s = &self.summary;
+        [
+            ("pairs compared", s.pairs_compared, false),
+            ("in sync", s.pairs_in_sync, false),
+            ("fixed in WARP", s.fixed_in_warp, false),
+            ("fixed in HubSpot", s.fixed_in_hubspot, false),
+            ("conflicts for review", s.conflicts_for_review, true),
+            ("unmatched in WARP", s.unmatched_warp, true),
+            ("unmatched in HubSpot", s.unmatched_hubspot, true),
+            ("linked by BAN", s.linked, false),
+            ("stuck events re-queued", s.swept, false),
+            ("errors", s.errors, true),
+            ("HubSpot calls", s.hubspot_calls.total(), false),
+            ("WARP calls", s.warp_calls.total(), false),
+        ]
+    }
+
     /// A few lines for an alert or a log.
     pub fn short_summary(&self) -> String {
         let s = &self.summary;
@@ -380,21 +401,7 @@ impl Report {
             let _ = write!(h, "<p class=\"stop\">Stopped early: {}</p>", esc(why));
         }
         h.push_str("<section class=\"summary\">");
-        let cards: [(&str, u64, bool); 12] = [
-            ("pairs compared", s.pairs_compared, false),
-            ("in sync", s.pairs_in_sync, false),
-            ("fixed in WARP", s.fixed_in_warp, false),
-            ("fixed in HubSpot", s.fixed_in_hubspot, false),
-            ("conflicts for review", s.conflicts_for_review, true),
-            ("unmatched in WARP", s.unmatched_warp, true),
-            ("unmatched in HubSpot", s.unmatched_hubspot, true),
-            ("linked by BAN", s.linked, false),
-            ("stuck events re-queued", s.swept, false),
-            ("errors", s.errors, true),
-            ("HubSpot calls", s.hubspot_calls.total(), false),
-            ("WARP calls", s.warp_calls.total(), false),
-        ];
-        for (label, n, alarm) in cards {
+        for (label, n, alarm) in self.cards() {
             let class = if alarm && n > 0 { "card alarm" } else { "card" };
             let _ = write!(
                 h,

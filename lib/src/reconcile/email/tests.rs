@@ -306,7 +306,7 @@ fn the_summary_carries_the_reports_cards() {
     let report = report::assemble(&facts(), vec![p], Vec::new());
     let page = report.to_html();
     let email = compose(&input(&report, &[], 10), link);
-    for (label, n, _) in cards(&report) {
+    for (label, n, _) in report.cards() {
         assert!(
             page.contains(&format!("<b>{n}</b><span>{label}</span>")),
             "the report has no card {n} {label}"

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use super::OperateError;
-use crate::hubspot::crm::CompanyUpdate;
+use crate::hubspot::crm::{Company, CompanyUpdate};
 use crate::mapping::conflict::FieldState;
 use crate::mapping::{FieldMapping, MappingSet};
 use crate::reconcile::plan::{MODIFIED_PROPERTY, hubspot_time};
@@ -131,23 +131,30 @@ pub async fn find<S: ConflictQueue>(store: &S, id: &str) -> Result<ConflictRecor
     }
 }
 
-/// Applies `choice` to the open conflict `id`.
-pub async fn resolve<W, H, S>(
+/// A conflict's field as both sides hold it now: the customer, the
+/// mapping in force for it, its company, and HubSpot's raw value (`""`
+/// when none).
+pub struct FieldNow {
+    pub customer: Customer,
+    pub mapping: FieldMapping,
+    pub company_id: String,
+    pub company: Company,
+    pub hubspot_raw: String,
+}
+
+/// Reads a conflict's field again from WARP and HubSpot, writing nothing:
+/// what `resolve` decides on, and what the review page shows.
+pub async fn field_now<W, H>(
     warp: &W,
     hubspot: &H,
-    store: &S,
     mappings: &MappingSet,
-    id: &str,
-    choice: &Choice<'_>,
-) -> Result<Resolved, OperateError>
+    conflict: &ConflictRecord,
+) -> Result<FieldNow, OperateError>
 where
     W: WarpApi,
     H: HubspotCompanies,
-    S: ConflictQueue + ConflictReview + FieldStateStore + SyncLog,
 {
-    let conflict = find(store, id).await?;
-    let id = conflict.id();
-    let mut customer = warp.get(&conflict.customer_id).await.map_err(|e| match e {
+    let customer = warp.get(&conflict.customer_id).await.map_err(|e| match e {
         WarpError::NotFound => OperateError::NotFound(format!(
             "WARP customer {} no longer exists",
             conflict.customer_id
@@ -187,6 +194,38 @@ where
         .cloned()
         .flatten()
         .unwrap_or_default();
+    Ok(FieldNow {
+        customer,
+        mapping,
+        company_id,
+        company,
+        hubspot_raw,
+    })
+}
+
+/// Applies `choice` to the open conflict `id`.
+pub async fn resolve<W, H, S>(
+    warp: &W,
+    hubspot: &H,
+    store: &S,
+    mappings: &MappingSet,
+    id: &str,
+    choice: &Choice<'_>,
+) -> Result<Resolved, OperateError>
+where
+    W: WarpApi,
+    H: HubspotCompanies,
+    S: ConflictQueue + ConflictReview + FieldStateStore + SyncLog,
+{
+    let conflict = find(store, id).await?;
+    let id = conflict.id();
+    let FieldNow {
+        mut customer,
+        mapping,
+        company_id,
+        company,
+        hubspot_raw,
+    } = field_now(warp, hubspot, mappings, &conflict).await?;
     let ty = mapping.value_type;
     let invalid = |e: crate::mapping::ConversionError| OperateError::Invalid(e.to_string());
     let hubspot_value = ty.hubspot_to_warp(&hubspot_raw).map_err(invalid)?;

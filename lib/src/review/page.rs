@@ -370,51 +370,12 @@ where
     W: WarpApi,
     H: HubspotCompanies,
 {
-    let customer = ports
-        .warp
-        .get(&conflict.customer_id)
-        .await
-        .map_err(|e| match e {
-            WarpError::NotFound => OperateError::NotFound(format!(
-                "WARP customer {} no longer exists",
-                conflict.customer_id
-            )),
-            e => e.into(),
-        })?;
-    let mapping = ports
-        .mappings
-        .fields_for(&customer.id, &customer.ban)
-        .into_iter()
-        .find(|m| m.warp.as_str() == conflict.field)
-        .ok_or_else(|| {
-            OperateError::Invalid(format!(
-                "{} is no longer mapped for this customer",
-                conflict.field
-            ))
-        })?;
-    let company_id = customer.hubspot_company_id.clone().ok_or_else(|| {
-        OperateError::Invalid(format!(
-            "WARP customer {} names no HubSpot company any more",
-            customer.id
-        ))
-    })?;
-    let read = ports
-        .hubspot
-        .batch_read(
-            std::slice::from_ref(&company_id),
-            &[mapping.hubspot.as_str()],
-        )
-        .await?;
-    let company =
-        read.found.into_iter().next().ok_or_else(|| {
-            OperateError::NotFound(format!("HubSpot has no company {company_id}"))
-        })?;
-    let hubspot_raw = company
-        .properties
-        .get(&mapping.hubspot)
-        .cloned()
-        .flatten()
-        .unwrap_or_default();
+    let conflicts::FieldNow {
+        customer,
+        mapping,
+        hubspot_raw,
+        ..
+    } = conflicts::field_now(ports.warp, ports.hubspot, ports.mappings, conflict).await?;
     let warp_value = mapping
         .warp
         .get(&customer.raw)

@@ -472,7 +472,8 @@ async fn the_dlq_says_why_each_message_is_there_and_redrive_moves_them_back() {
     assert_eq!(r.customer(0)["credit_limit"], "6400");
 }
 
-fn manual_credit_limit() -> MappingSet {
+/// The default mapping with the credit limit a person's call (MANUAL).
+pub(crate) fn manual_credit_limit() -> MappingSet {
     MappingSet::parse(&hubwarp::mapping::config::DEFAULT_MAPPING.replace(
         "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"HUBSPOT_WINS\"",
         "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"MANUAL\"",

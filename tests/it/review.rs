@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use hubwarp::aws::Caller;
+use hubwarp::mapping::ValueType;
 use hubwarp::mapping::conflict::FieldState;
-use hubwarp::mapping::{MappingSet, ValueType};
 use hubwarp::operate::{conflicts, explain, reconcile};
 use hubwarp::reconcile::ReconcileRequest;
 use hubwarp::review::page::{self, Closed, ClosedConflicts, Page, Ports};
@@ -30,6 +30,7 @@ use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 use serde_json::{Map, json};
 
 use crate::consumer::company_id;
+use crate::operate::manual_credit_limit;
 use crate::utils::{Harness, Options};
 
 const RECIPIENT: &str = "ana@finance.example";
@@ -129,14 +130,6 @@ impl ClosedConflicts for Reviewed<'_> {
         }
         Ok(None)
     }
-}
-
-fn manual_credit_limit() -> MappingSet {
-    MappingSet::parse(&hubwarp::mapping::config::DEFAULT_MAPPING.replace(
-        "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"HUBSPOT_WINS\"",
-        "hubspot = \"warp_credit_limit\"\ndirection = \"BIDIRECTIONAL\"\nconflict = \"MANUAL\"",
-    ))
-    .unwrap()
 }
 
 fn customer_id(n: usize) -> String {

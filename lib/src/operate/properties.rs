@@ -280,35 +280,64 @@ pub fn group_needed(findings: &[Finding], groups: &[PropertyGroup]) -> Option<Pr
     })
 }
 
+/// The values WARP's customers hold for each enumeration field the
+/// mapping has and WARP's contract leaves open, gathered a customer at a
+/// time (setup and doctor read WARP a page at a time).
+pub struct HeldValues<'m> {
+    fields: Vec<&'m FieldMapping>,
+    held: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl<'m> HeldValues<'m> {
+    pub fn new(mapping: &'m MappingSet) -> Self {
+        let fields: Vec<&FieldMapping> = mapping
+            .all_fields()
+            .filter(|f| f.value_type == ValueType::Enumeration)
+            .filter(|f| contract_values(f.warp.as_str()).is_none())
+            .collect();
+        let held = fields
+            .iter()
+            .map(|f| (f.warp.as_str().to_string(), BTreeSet::new()))
+            .collect();
+        Self { fields, held }
+    }
+
+    /// No such field: WARP need not be read at all.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn note(&mut self, customer: &serde_json::Value) {
+        for field in &self.fields {
+            if let Some(value) = field
+                .warp
+                .get(customer)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+                && let Some(values) = self.held.get_mut(field.warp.as_str())
+            {
+                values.insert(value.to_string());
+            }
+        }
+    }
+
+    /// Per WARP field, the values seen.
+    pub fn into_map(self) -> BTreeMap<String, BTreeSet<String>> {
+        self.held
+    }
+}
+
 /// Per WARP enumeration field the mapping has (other than those the
 /// contract fixes), the values `customers` hold.
 pub fn held_values<'a>(
     mapping: &MappingSet,
     customers: impl IntoIterator<Item = &'a serde_json::Value>,
 ) -> BTreeMap<String, BTreeSet<String>> {
-    let fields: Vec<&FieldMapping> = mapping
-        .all_fields()
-        .filter(|f| f.value_type == ValueType::Enumeration)
-        .filter(|f| contract_values(f.warp.as_str()).is_none())
-        .collect();
-    let mut held: BTreeMap<String, BTreeSet<String>> = fields
-        .iter()
-        .map(|f| (f.warp.as_str().to_string(), BTreeSet::new()))
-        .collect();
+    let mut held = HeldValues::new(mapping);
     for customer in customers {
-        for field in &fields {
-            if let Some(value) = field
-                .warp
-                .get(customer)
-                .and_then(serde_json::Value::as_str)
-                .filter(|v| !v.is_empty())
-                && let Some(values) = held.get_mut(field.warp.as_str())
-            {
-                values.insert(value.to_string());
-            }
-        }
+        held.note(customer);
     }
-    held
+    held.into_map()
 }
 
 #[cfg(test)]

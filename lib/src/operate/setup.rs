@@ -72,17 +72,12 @@ pub async fn held_values(
     warp: &WarpClient,
     mapping: &MappingSet,
 ) -> Result<(BTreeMap<String, BTreeSet<String>>, u64), OperateError> {
-    let mut held = properties::held_values(mapping, std::iter::empty());
+    let mut held = properties::HeldValues::new(mapping);
     if held.is_empty() {
-        return Ok((held, 0));
+        return Ok((held.into_map(), 0));
     }
-    let read = each_warp_customer(warp, |c| {
-        for (field, values) in properties::held_values(mapping, [&c.raw]) {
-            held.entry(field).or_default().extend(values);
-        }
-    })
-    .await?;
-    Ok((held, read))
+    let read = each_warp_customer(warp, |c| held.note(&c.raw)).await?;
+    Ok((held.into_map(), read))
 }
 
 pub async fn setup(

@@ -142,6 +142,13 @@ async fn run() -> Result<(), String> {
         let book: Vec<serde_json::Value> = (1..=args.customers.max(8)).map(demo_customer).collect();
         install_bridge_properties(&hubspot, &book);
     }
+    // The mapped properties the portal defines, looked up once rather than
+    // once per company.
+    let defined: std::collections::HashSet<&str> = mappings
+        .properties()
+        .into_iter()
+        .filter(|name| hubspot.property(name).is_some())
+        .collect();
     // Every 1/F-th pair drifts (deterministic, spread over the book).
     let every = (args.drift > 0.0).then(|| (1.0 / args.drift).round().max(1.0) as usize);
     let mut drifted = 0;
@@ -152,7 +159,7 @@ async fn run() -> Result<(), String> {
         };
         let mut props = seed::company_properties(&customer, &mappings);
         // A new portal has no place for the bridge's values yet.
-        props.retain(|name, _| hubspot.property(name).is_some());
+        props.retain(|name, _| defined.contains(name.as_str()));
         if every.is_some_and(|e| n % e == 0) {
             drifted += 1;
             if drifted % 2 == 0 {

@@ -3,27 +3,17 @@
 //! signed for a recipient shows it as it is now, its POST resolves it
 //! through `conflicts::resolve`, and the used, superseded, expired and
 //! altered links change nothing.
-//!
-//! `ClosedConflicts` has no DynamoDB adapter yet: [`Reviewed`] reads the
-//! conflicts table's closed items here, as that adapter will.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use hubwarp::aws::Caller;
 use hubwarp::mapping::ValueType;
-use hubwarp::mapping::conflict::FieldState;
 use hubwarp::operate::{conflicts, explain, reconcile};
 use hubwarp::reconcile::ReconcileRequest;
-use hubwarp::review::page::{self, Closed, ClosedConflicts, Page, Ports};
+use hubwarp::review::page::{self, Page, Ports};
 use hubwarp::review::{Claims, ReviewKey, Take, sign};
-use hubwarp::store::StoreError;
-use hubwarp::store::dynamo_sync::DynamoSyncStore;
-use hubwarp::store::sync::{
-    ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, Resolution, SyncLog,
-    SyncLogEntry,
-};
+use hubwarp::store::sync::{ConflictQueue, ConflictRecord};
 use integration_tests::hubspot_sandbox::HubspotSandbox;
 use integration_tests::seed;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
@@ -34,103 +24,6 @@ use crate::operate::manual_credit_limit;
 use crate::utils::{Harness, Options};
 
 const RECIPIENT: &str = "ana@finance.example";
-
-/// The stack's sync store and its conflicts table read by id.
-struct Reviewed<'a> {
-    store: &'a DynamoSyncStore,
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl ConflictQueue for Reviewed<'_> {
-    async fn put_conflict(&self, c: &ConflictRecord) -> Result<(), StoreError> {
-        self.store.put_conflict(c).await
-    }
-
-    async fn open_conflicts(&self) -> Result<Vec<ConflictRecord>, StoreError> {
-        self.store.open_conflicts().await
-    }
-}
-
-impl ConflictReview for Reviewed<'_> {
-    async fn resolve_conflict(
-        &self,
-        c: &ConflictRecord,
-        r: &Resolution,
-    ) -> Result<bool, StoreError> {
-        self.store.resolve_conflict(c, r).await
-    }
-}
-
-impl FieldStateStore for Reviewed<'_> {
-    async fn field_states(&self, id: &str) -> Result<HashMap<String, FieldState>, StoreError> {
-        self.store.field_states(id).await
-    }
-
-    async fn put_field_state(&self, id: &str, f: &str, s: &FieldState) -> Result<(), StoreError> {
-        self.store.put_field_state(id, f, s).await
-    }
-}
-
-impl SyncLog for Reviewed<'_> {
-    async fn append(&self, entries: &[SyncLogEntry]) -> Result<(), StoreError> {
-        self.store.append(entries).await
-    }
-}
-
-impl ClosedConflicts for Reviewed<'_> {
-    async fn closed_conflict(&self, id: &str) -> Result<Option<Closed>, StoreError> {
-        let items = self
-            .ddb
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan the conflicts table")
-            .items
-            .unwrap_or_default();
-        let s = |item: &HashMap<String, AttributeValue>, k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        let n = |item: &HashMap<String, AttributeValue>, k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or_default()
-        };
-        for item in &items {
-            let record = ConflictRecord {
-                customer_id: s(item, "customer_id"),
-                field: s(item, "field"),
-                property: s(item, "property"),
-                hubspot_value: String::new(),
-                hubspot_occurred_at: n(item, "hubspot_occurred_at"),
-                warp_value: String::new(),
-                warp_updated_at: None,
-                dedup_key: String::new(),
-            };
-            if record.id() != id {
-                continue;
-            }
-            return Ok(match s(item, "state").as_str() {
-                "RESOLVED" => Some(Closed::Resolved(Resolution {
-                    take: s(item, "resolution"),
-                    value: s(item, "resolved_value"),
-                    by: s(item, "resolved_by"),
-                    note: item.contains_key("note").then(|| s(item, "note")),
-                    at_ms: n(item, "resolved_at"),
-                })),
-                "SUPERSEDED" => Some(Closed::Superseded),
-                _ => None,
-            });
-        }
-        Ok(None)
-    }
-}
 
 fn customer_id(n: usize) -> String {
     demo_customer(n)["id"].as_str().unwrap().to_string()
@@ -176,11 +69,7 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     reconcile::run_here(&f.reconciler, &ReconcileRequest::default())
         .await
         .unwrap();
-    let store = Reviewed {
-        store: &ops.store,
-        ddb: hubwarp::aws::dynamodb(&h.aws_as(Caller::Operator)),
-        table: h.res.names.sync_tables().conflicts,
-    };
+    let store = ops.store.clone();
     let open = conflicts::list(&store).await.unwrap();
     assert_eq!(open.len(), 2, "{open:?}");
     let of = |n: usize| {

@@ -29,7 +29,6 @@
 //! [`fingerprint`], never the token, and the recipient's domain only.
 
 use std::fmt::Write as _;
-use std::future::Future;
 use std::sync::LazyLock;
 
 use base64::Engine as _;
@@ -45,31 +44,9 @@ use crate::operate::OperateError;
 use crate::operate::conflicts::{self, Choice, Resolved};
 use crate::reconcile::ports::HubspotCompanies;
 use crate::reconcile::report::esc;
-use crate::store::StoreError;
-use crate::store::sync::{
-    ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, Resolution, SyncLog,
-};
+pub use crate::store::sync::{Closed, ClosedConflicts};
+use crate::store::sync::{ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, SyncLog};
 use crate::warp::{WarpApi, WarpError};
-
-/// A conflict that is no longer open, as the conflicts table keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Closed {
-    /// A person chose (this link, another, or `hubwarp conflicts resolve`).
-    Resolved(Resolution),
-    /// A newer disagreement of the same field replaced it.
-    Superseded,
-}
-
-/// Reading one conflict that is not open any more, by the id a link names
-/// ([`ConflictRecord::id`]). The open ones come from [`ConflictQueue`].
-pub trait ClosedConflicts: Send + Sync {
-    /// How conflict `id` was closed; `None` when no conflict has that id
-    /// (or it is open).
-    fn closed_conflict(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<Closed>, StoreError>> + Send;
-}
 
 /// What the page talks to: the same ports as `hubwarp conflicts resolve`,
 /// and the closed conflicts' states.
@@ -558,7 +535,7 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-/// A value held as JSON text ([`Resolution::value`]).
+/// A value held as JSON text ([`crate::store::sync::Resolution::value`]).
 fn warp_text(json: &str) -> String {
     serde_json::from_str::<Value>(json).map_or_else(|_| json.to_string(), |v| value_text(&v))
 }

@@ -17,8 +17,8 @@ use tracing::instrument;
 use super::StoreError;
 use super::dynamo::{Item, get_n, get_s, n, query_all, s, scan_all};
 use super::sync::{
-    ConflictQueue, ConflictRecord, ConflictReview, DecisionDetail, FieldStateStore, Link,
-    LinkState, LinkStore, Resolution, SyncLog, SyncLogEntry, SyncLogReader,
+    Closed, ClosedConflicts, ConflictQueue, ConflictRecord, ConflictReview, DecisionDetail,
+    FieldStateStore, Link, LinkState, LinkStore, Resolution, SyncLog, SyncLogEntry, SyncLogReader,
 };
 use crate::mapping::conflict::FieldState;
 
@@ -455,18 +455,56 @@ impl ConflictQueue for DynamoSyncStore {
         let mut out: Vec<ConflictRecord> = scan_all(table, scan)
             .await?
             .iter()
-            .map(|item| ConflictRecord {
-                customer_id: get_s(item, "customer_id").unwrap_or_default(),
-                field: get_s(item, "field").unwrap_or_default(),
-                property: get_s(item, "property").unwrap_or_default(),
-                hubspot_value: get_s(item, "hubspot_value").unwrap_or_default(),
-                hubspot_occurred_at: get_n(item, "hubspot_occurred_at").unwrap_or_default(),
-                warp_value: get_s(item, "warp_value").unwrap_or_default(),
-                warp_updated_at: get_n(item, "warp_updated_at"),
-                dedup_key: get_s(item, "dedup_key").unwrap_or_default(),
-            })
+            .map(conflict_record)
             .collect();
         out.sort_by(|a, b| (&a.customer_id, &a.field).cmp(&(&b.customer_id, &b.field)));
         Ok(out)
+    }
+}
+
+fn conflict_record(item: &Item) -> ConflictRecord {
+    ConflictRecord {
+        customer_id: get_s(item, "customer_id").unwrap_or_default(),
+        field: get_s(item, "field").unwrap_or_default(),
+        property: get_s(item, "property").unwrap_or_default(),
+        hubspot_value: get_s(item, "hubspot_value").unwrap_or_default(),
+        hubspot_occurred_at: get_n(item, "hubspot_occurred_at").unwrap_or_default(),
+        warp_value: get_s(item, "warp_value").unwrap_or_default(),
+        warp_updated_at: get_n(item, "warp_updated_at"),
+        dedup_key: get_s(item, "dedup_key").unwrap_or_default(),
+    }
+}
+
+impl ClosedConflicts for DynamoSyncStore {
+    /// A scan of the closed conflicts, as `open_conflicts` scans the open
+    /// ones: the id is a digest of the key, not an attribute, and MANUAL
+    /// conflicts are few (one per field a person has to decide). A link is
+    /// opened a handful of times; a table of many thousand closed
+    /// conflicts would want the id as an attribute and an index on it.
+    #[instrument(skip(self), fields(table = %self.tables.conflicts))]
+    async fn closed_conflict(&self, id: &str) -> Result<Option<Closed>, StoreError> {
+        let table = &self.tables.conflicts;
+        let scan = self
+            .client
+            .scan()
+            .table_name(table)
+            .filter_expression("#state <> :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":open", s("OPEN"))
+            .consistent_read(true);
+        let closed = scan_all(table, scan).await?;
+        let Some(item) = closed.iter().find(|item| conflict_record(item).id() == id) else {
+            return Ok(None);
+        };
+        Ok(match get_s(item, "state").as_deref() {
+            Some("RESOLVED") => Some(Closed::Resolved(Resolution {
+                take: get_s(item, "resolution").unwrap_or_default(),
+                value: get_s(item, "resolved_value").unwrap_or_default(),
+                by: get_s(item, "resolved_by").unwrap_or_default(),
+                note: get_s(item, "note"),
+                at_ms: get_n(item, "resolved_at").unwrap_or_default(),
+            })),
+            _ => Some(Closed::Superseded),
+        })
     }
 }

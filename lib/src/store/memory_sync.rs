@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use super::StoreError;
 use super::sync::{
-    ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, Link, LinkStore, Resolution,
-    SyncLog, SyncLogEntry, SyncLogReader,
+    Closed, ClosedConflicts, ConflictQueue, ConflictRecord, ConflictReview, FieldStateStore, Link,
+    LinkStore, Resolution, SyncLog, SyncLogEntry, SyncLogReader,
 };
 use crate::mapping::conflict::FieldState;
 
@@ -149,6 +149,21 @@ impl ConflictReview for MemorySyncStore {
         }
         resolved.insert(key, resolution.clone());
         Ok(true)
+    }
+}
+
+impl ClosedConflicts for MemorySyncStore {
+    async fn closed_conflict(&self, id: &str) -> Result<Option<Closed>, StoreError> {
+        let Some(c) = lock(&self.conflicts).iter().find(|c| c.id() == id).cloned() else {
+            return Ok(None);
+        };
+        let key = (c.customer_id.clone(), c.key());
+        if let Some(r) = lock(&self.resolved).get(&key) {
+            return Ok(Some(Closed::Resolved(r.clone())));
+        }
+        Ok(lock(&self.superseded)
+            .contains(&key)
+            .then_some(Closed::Superseded))
     }
 }
 

@@ -254,6 +254,27 @@ pub trait ConflictReview: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// A conflict that is no longer open, as the conflicts table keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// A person chose (this link, another, or `hubwarp conflicts resolve`).
+    Resolved(Resolution),
+    /// A newer disagreement of the same field replaced it.
+    Superseded,
+}
+
+/// Reading one conflict that is not open any more, by the id a link names
+/// ([`ConflictRecord::id`]), for a review link's page. The open ones come
+/// from [`ConflictQueue`].
+pub trait ClosedConflicts: Send + Sync {
+    /// How conflict `id` was closed; `None` when no conflict has that id
+    /// (or it is open).
+    fn closed_conflict(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Closed>, StoreError>> + Send;
+}
+
 pub trait ConflictQueue: Send + Sync {
     /// Records a conflict. A customer field has at most one open conflict,
     /// the newest by HubSpot time: recording a newer one supersedes the

@@ -71,6 +71,13 @@ pub mod name {
     pub const CONFLICTS_FOR_REVIEW: &str = "ConflictsForReview";
     pub const UNMATCHED: &str = "RecordsUnmatched";
     pub const RUN_ERRORS: &str = "RunErrors";
+    /// The night's report e-mails SES took, and those it refused.
+    pub const REPORT_EMAILS_SENT: &str = "ReportEmailsSent";
+    pub const REPORT_EMAILS_FAILED: &str = "ReportEmailsFailed";
+    // review-page
+    /// A review link's answer, by `Outcome` (shown, resolved, expired,
+    /// tampered, malformed, unknown, already-resolved, superseded, error).
+    pub const REVIEW_LINKS: &str = "ReviewLinks";
     // both API clients, in whichever function calls them
     pub const HUBSPOT_CALLS: &str = "HubSpotCalls";
     pub const HUBSPOT_429S: &str = "HubSpotRateLimited";
@@ -109,6 +116,9 @@ pub mod name {
         CONFLICTS_FOR_REVIEW,
         UNMATCHED,
         RUN_ERRORS,
+        REPORT_EMAILS_SENT,
+        REPORT_EMAILS_FAILED,
+        REVIEW_LINKS,
         HUBSPOT_CALLS,
         HUBSPOT_429S,
         RATE_LIMIT_WAITS,
@@ -238,6 +248,17 @@ pub fn run_finished(stopped: bool, duration_ms: i64) {
 /// A reconcile invocation failed (the run resumes from its checkpoint).
 pub fn run_failed() {
     count(name::RUNS_FAILED, 1);
+}
+
+/// A night's report e-mails: taken by SES, and refused.
+pub fn report_emails(sent: u32, failed: u32) {
+    count(name::REPORT_EMAILS_SENT, sent as usize);
+    count(name::REPORT_EMAILS_FAILED, failed as usize);
+}
+
+/// A review link answered, `outcome` being what the page decided.
+pub fn review_link(outcome: &'static str) {
+    metrics::counter!(name::REVIEW_LINKS, "Outcome" => outcome).increment(1);
 }
 
 /// A request sent to HubSpot (retries included).

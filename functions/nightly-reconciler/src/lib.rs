@@ -5,7 +5,9 @@ pub mod config;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use hubwarp::reconcile::ReconcileRequest;
+use hubwarp::reconcile::mail::{Delivery, Mailer, Night, ReportMail};
 use hubwarp::reconcile::ports::{Alerts, Continuation};
 use hubwarp::reconcile::run::Outcome;
 use lambda_runtime::LambdaEvent;
@@ -43,20 +45,22 @@ impl Continuation for LambdaContinuation {
     }
 }
 
-/// Alerts on SNS when `ALERT_TOPIC_ARN` is set; nothing otherwise.
-pub struct SnsAlerts {
-    pub client: aws_sdk_sns::Client,
+/// Alerts on SNS when `ALERT_TOPIC_ARN` is set, and the report e-mail
+/// through SES when `REPORT_EMAIL_TO` is; nothing otherwise.
+pub struct Notices {
+    pub sns: aws_sdk_sns::Client,
     pub topic_arn: Option<String>,
+    pub mail: Option<(ReportMail, SesMailer)>,
 }
 
-impl Alerts for SnsAlerts {
+impl Alerts for Notices {
     async fn publish(&self, subject: &str, message: &str) -> Result<(), String> {
         let Some(topic) = &self.topic_arn else {
             return Ok(());
         };
         // SNS caps e-mail subjects at 100 characters.
         let subject: String = subject.chars().take(100).collect();
-        self.client
+        self.sns
             .publish()
             .topic_arn(topic)
             .subject(subject)
@@ -66,13 +70,48 @@ impl Alerts for SnsAlerts {
             .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
         Ok(())
     }
+
+    async fn mail_report(&self, night: &Night<'_>) -> Delivery {
+        match &self.mail {
+            Some((mail, mailer)) => {
+                hubwarp::reconcile::mail::deliver(mail, mailer, night, hubwarp::time::now_ms())
+                    .await
+            }
+            None => Delivery::skipped("off"),
+        }
+    }
+}
+
+/// SES v2 `SendEmail` with the whole MIME message (raw content), so what
+/// is sent is byte for byte what `mail::message` built.
+pub struct SesMailer {
+    pub client: aws_sdk_sesv2::Client,
+}
+
+impl Mailer for SesMailer {
+    async fn send(&self, from: &str, to: &str, message: Vec<u8>) -> Result<String, String> {
+        let raw = RawMessage::builder()
+            .data(Blob::new(message))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let sent = self
+            .client
+            .send_email()
+            .from_email_address(from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().raw(raw).build())
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sesv2::error::DisplayErrorContext(e).to_string())?;
+        Ok(sent.message_id.unwrap_or_default())
+    }
 }
 
 /// Everything one cold start builds once.
 pub struct Function {
     pub reconciler: AwsReconciler,
     pub continuation: LambdaContinuation,
-    pub alerts: SnsAlerts,
+    pub alerts: Notices,
 }
 
 /// Builds the reconciler (the library's build, shared with `hubwarp
@@ -86,9 +125,18 @@ pub async fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Funct
             client: hubwarp::aws::lambda(aws, config.lambda_endpoint.as_deref()),
             function_name: config.function_name.clone(),
         },
-        alerts: SnsAlerts {
-            client: aws_sdk_sns::Client::new(aws),
+        alerts: Notices {
+            sns: aws_sdk_sns::Client::new(aws),
             topic_arn: config.alert_topic_arn.clone(),
+            mail: match &config.mail {
+                Some(settings) => Some((
+                    ReportMail::load(settings, aws).await?,
+                    SesMailer {
+                        client: aws_sdk_sesv2::Client::new(aws),
+                    },
+                )),
+                None => None,
+            },
         },
     })
 }

@@ -409,6 +409,7 @@ mod tests {
             stop_reason: None,
             report_json_key: None,
             report_html_key: None,
+            email: None,
         }
     }
 

@@ -283,6 +283,7 @@ async fn record_run<R: RunStore>(
         stop_reason: None,
         report_json_key: None,
         report_html_key: None,
+        email: None,
     };
     match runs
         .claim(undo_id, Some(&record), &owner, finished + 60_000, finished)

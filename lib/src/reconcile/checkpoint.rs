@@ -94,6 +94,10 @@ pub struct RunRecord {
     pub stop_reason: Option<String>,
     pub report_json_key: Option<String>,
     pub report_html_key: Option<String>,
+    /// What the report e-mail came to, once the run finished (absent in
+    /// records from before the e-mail, and while running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<super::mail::Delivery>,
 }
 
 /// What claiming a run found.

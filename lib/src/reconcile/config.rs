@@ -36,6 +36,9 @@ pub struct Config {
     pub mappings: MappingSet,
     /// SNS topic told when a run needs a person (`ALERT_TOPIC_ARN`, optional).
     pub alert_topic_arn: Option<String>,
+    /// The report e-mail (`REPORT_EMAIL_TO` and the rest,
+    /// [`super::mail::MailSettings`]); `None`: off.
+    pub mail: Option<super::mail::MailSettings>,
     /// This function's own name, to continue a long run in a fresh
     /// invocation (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda).
     pub function_name: String,
@@ -86,6 +89,7 @@ impl Config {
             hubspot_rate: Arc::new(RateLimiter::from_env(env)?),
             mappings: MappingSet::from_setting(env)?,
             alert_topic_arn,
+            mail: super::mail::MailSettings::from_env(env)?,
             function_name: env
                 .optional("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or("nightly-reconciler")

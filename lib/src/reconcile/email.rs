@@ -481,4 +481,4 @@ const TD: &str =
     "border-bottom:1px solid #e3e7ee;padding:4px 8px;text-align:left;vertical-align:top";
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,6 +6,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Claim, RunRecord};
+use super::mail::{Delivery, Night};
 use crate::hubspot::crm::{
     BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
 };
@@ -131,13 +132,21 @@ pub trait Continuation: Send + Sync {
     fn continue_run(&self, run_id: &str) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-/// Tells a person (SNS) when a run needs one.
+/// Tells people about a finished run: an alert (SNS) when it needs a
+/// person, and the report e-mail (SES) when one is configured.
 pub trait Alerts: Send + Sync {
     fn publish(
         &self,
         subject: &str,
         message: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// The night's e-mail to each recipient ([`super::mail::deliver`]).
+    /// Never fails the run: refusals are counted in the [`Delivery`].
+    fn mail_report(&self, night: &Night<'_>) -> impl Future<Output = Delivery> + Send {
+        let _ = night;
+        async { Delivery::skipped("off") }
+    }
 }
 
 /// Records handovers instead of invoking a function, for whoever plays the

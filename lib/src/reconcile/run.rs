@@ -150,6 +150,7 @@ where
             stop_reason: None,
             report_json_key: None,
             report_html_key: None,
+            email: None,
         });
         let claim = self
             .runs

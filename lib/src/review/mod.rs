@@ -21,3 +21,15 @@ pub mod token;
 pub use crate::operate::conflicts::Take;
 pub use page::{Closed, ClosedConflicts, Page, Ports};
 pub use token::{Claims, ClaimsError, KeyError, ReviewKey, TokenError, sign, verify};
+
+/// The key that signs and checks the links, read from where `source` says
+/// (the stack's generated secret). Too short a key stops the cold start,
+/// naming the setting.
+pub async fn load_key(
+    source: &crate::secrets::SecretSource,
+    aws: &aws_config::SdkConfig,
+) -> Result<ReviewKey, crate::startup::StartupError> {
+    let text = source.resolve(aws).await?;
+    ReviewKey::new(text.trim().as_bytes())
+        .map_err(|e| crate::settings::SettingError::malformed(source.setting(), e).into())
+}

@@ -9,7 +9,7 @@ const SHOWN: &str =
     "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;amp;&lt;img src=x onerror=y&gt;";
 const EXPIRES: i64 = 1_764_313_200; // 2025-11-28T07:00:00Z
 
-fn facts() -> RunFacts {
+pub(crate) fn facts() -> RunFacts {
     RunFacts {
         run_id: "nightly-2026-11-25".into(),
         status: "COMPLETED".into(),
@@ -50,7 +50,7 @@ fn write(i: usize) -> Write {
     }
 }
 
-fn conflict(id: &str) -> OpenConflict {
+pub(crate) fn conflict(id: &str) -> OpenConflict {
     OpenConflict {
         id: id.into(),
         customer_id: "c7".into(),
@@ -63,7 +63,7 @@ fn conflict(id: &str) -> OpenConflict {
     }
 }
 
-fn as_report(c: &OpenConflict) -> ReportConflict {
+pub(crate) fn as_report(c: &OpenConflict) -> ReportConflict {
     ReportConflict {
         customer_id: c.customer_id.clone(),
         field: c.field.clone(),

@@ -3,8 +3,10 @@
 
 use tracing::{info, warn};
 
+use crate::operate::conflicts;
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::{RunRecord, RunStatus};
+use crate::reconcile::mail::Night;
 use crate::reconcile::ports::{Alerts, HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{self, OpenConflict, Piece, Report, RunFacts};
 use crate::reconcile::run::{Outcome, Reconciler, outcome};
@@ -46,19 +48,20 @@ where
             }
             self.pieces(&run.run_id).put("4-final", &piece).await?;
         }
-        let open = self
+        let records = self
             .store
             .open_conflicts()
             .await
-            .map_err(store("listing open conflicts"))?
-            .into_iter()
+            .map_err(store("listing open conflicts"))?;
+        let open = records
+            .iter()
             .map(|c| OpenConflict {
-                customer_id: c.customer_id,
-                field: c.field,
-                property: c.property,
-                warp_value: c.warp_value,
-                hubspot_value: c.hubspot_value,
-                source: c.dedup_key,
+                customer_id: c.customer_id.clone(),
+                field: c.field.clone(),
+                property: c.property.clone(),
+                warp_value: c.warp_value.clone(),
+                hubspot_value: c.hubspot_value.clone(),
+                source: c.dedup_key.clone(),
             })
             .collect();
         let finished = now_ms();
@@ -93,6 +96,18 @@ where
             )
             .await
             .map_err(store("writing the HTML report"))?;
+        // Before the run is marked finished: a run that dies while sending
+        // is retried and sends again, rather than never.
+        let with_ids: Vec<conflicts::OpenConflict> =
+            records.iter().map(conflicts::OpenConflict::from).collect();
+        let delivery = alerts
+            .mail_report(&Night {
+                report: &report,
+                conflicts: &with_ids,
+                full_report: Some(&html_key),
+            })
+            .await;
+        run.email = (delivery.skipped.as_deref() != Some("off")).then_some(delivery);
         run.counters = report.summary;
         run.finished_ms = Some(finished);
         run.updated_ms = finished;

@@ -8,8 +8,9 @@ use crate::hubspot::crm::{BatchRead, BatchUpdate, Company, CompanyPage, CompanyU
 use crate::mapping::conflict::FieldState;
 use crate::reconcile::ports::RateStats;
 use crate::review::token::sign;
+use crate::store::StoreError;
 use crate::store::memory_sync::MemorySyncStore;
-use crate::store::sync::SyncLogEntry;
+use crate::store::sync::{Resolution, SyncLogEntry};
 use crate::warp::Customer;
 
 const NOW: i64 = 1_764_100_000;

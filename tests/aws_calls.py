@@ -95,6 +95,8 @@ def describe(environ, body, resolve_secret=None):
         return s3_calls(environ, query, region, body)
     if service == "lambda":
         return [lambda_call(environ, region)]
+    if service == "ses":
+        return ses_calls(environ, body, region)
     if action is None:
         return [{"service": service, "action": None, "resources": []}]
     if service == "dynamodb":
@@ -109,6 +111,27 @@ def describe(environ, body, resolve_secret=None):
     if service == "secretsmanager":
         return [simple(service, action, secret_resources(params, region, resolve_secret))]
     return [simple(service, action, ["*"])]
+
+
+def ses_calls(environ, body, region):
+    """SES v2 is REST: the action is the method and path. SendEmail is
+    authorized on the sender's identity (the address; a domain identity
+    is the grant's other resource)."""
+    path = environ.get("PATH_INFO", "").rstrip("/")
+    method = environ.get("REQUEST_METHOD")
+    if method == "POST" and path == "/v2/email/outbound-emails":
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            params = {}
+        sender = params.get("FromEmailAddress") or "*"
+        return [simple("ses", "SendEmail", [f"arn:aws:ses:{region}:{ACCOUNT}:identity/{sender}"])]
+    m = re.fullmatch(r"/v2/email/identities(?:/([^/]+))?", path)
+    if m:
+        action = {"POST": "CreateEmailIdentity", "DELETE": "DeleteEmailIdentity"}.get(
+            method, "GetEmailIdentity" if m.group(1) else "ListEmailIdentities")
+        return [simple("ses", action, ["*"])]
+    return [{"service": "ses", "action": None, "resources": []}]
 
 
 def simple(service, action, resources):

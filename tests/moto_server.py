@@ -12,6 +12,8 @@ appended to the file as one JSON line (who called, the IAM action, the
 resource ARNs, the status; tests/aws_calls.py) for tests/iam/check_roles.py
 to judge against the roles in infra/template.yaml.
 
+GET /_hubwarp/ses/sent answers the raw messages SES took, as JSON.
+
 With MOTO_LAMBDA_FORWARD=<url> a Lambda invoke is recorded, then sent on to
 that URL (cargo lambda watch's invoke endpoint) and its answer returned:
 moto's own Lambda would need Docker to run the function.
@@ -89,6 +91,26 @@ class CallLog:
                 self.file.flush()
 
 
+# What SES took, for tests and the demo to read back as a mail client
+# would (moto keeps sent messages but has no endpoint for them).
+SES_SENT_PATH = "/_hubwarp/ses/sent"
+
+
+def ses_sent():
+    """Every message SES v1 or v2 took, oldest first: source, destinations
+    and the raw MIME text."""
+    from moto.ses.models import ses_backends
+    out = []
+    for region, backend in ses_backends[aws_calls.ACCOUNT].items():
+        for m in backend.sent_messages:
+            raw = getattr(m, "raw_data", None)
+            if raw is None:
+                continue
+            out.append({"region": region, "id": m.id, "source": m.source,
+                        "destinations": list(m.destinations), "raw": raw})
+    return out
+
+
 def forward(url, environ, body):
     """(status line, headers, body) of the invoke sent on to `url`."""
     target = url.rstrip("/") + environ.get("PATH_INFO", "")
@@ -124,6 +146,12 @@ def main():
     lambda_forward = os.environ.get("MOTO_LAMBDA_FORWARD")
 
     def serialized(environ, start_response):
+        if environ.get("PATH_INFO") == SES_SENT_PATH:
+            with lock:
+                answer = json.dumps(ses_sent()).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(answer)))])
+            return [answer]
         body = read_body(environ) if log or lambda_forward else None
         if (lambda_forward and environ.get("REQUEST_METHOD") == "POST"
                 and INVOKE_PATH.match(environ.get("PATH_INFO", ""))):

@@ -31,15 +31,18 @@ pub enum Caller {
     WebhookReceiver,
     SyncConsumer,
     NightlyReconciler,
+    /// The page behind the report e-mail's review links.
+    ReviewPage,
     /// `hubwarp`, under the operator policy the template outputs.
     Operator,
 }
 
 impl Caller {
-    pub const ALL: [Caller; 4] = [
+    pub const ALL: [Caller; 5] = [
         Caller::WebhookReceiver,
         Caller::SyncConsumer,
         Caller::NightlyReconciler,
+        Caller::ReviewPage,
         Caller::Operator,
     ];
 
@@ -48,6 +51,7 @@ impl Caller {
             Caller::WebhookReceiver => "webhook-receiver",
             Caller::SyncConsumer => "sync-consumer",
             Caller::NightlyReconciler => "nightly-reconciler",
+            Caller::ReviewPage => "review-page",
             Caller::Operator => "hubwarp",
         }
     }

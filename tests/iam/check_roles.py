@@ -43,12 +43,20 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account, the one the records carry
 PARTITION = "aws"
 WILDCARD_PARAMETERS = {"ResourcePrefix": "*"}
+# The local stack's e-mail (tests/src/resources.rs, REPORT_EMAIL_*): with
+# them the template has its e-mail resources (ReportEmailOn) and the
+# sender's identity is the one the tests send from.
+LOCAL_PARAMETERS = {
+    "ReportEmailTo": "finance@hubwarp.example",
+    "ReportEmailFrom": "reports@hubwarp.example",
+}
 
 # The caller's app name (SDK config `app_name`) -> the template's function.
 FUNCTIONS = {
     "webhook-receiver": "WebhookReceiverFunction",
     "sync-consumer": "SyncConsumerFunction",
     "nightly-reconciler": "NightlyReconcilerFunction",
+    "review-page": "ReviewPageFunction",
 }
 # The operator CLI runs with a person's credentials; what it needs is the
 # managed policy the template outputs for them to attach.
@@ -153,6 +161,7 @@ class Resolver:
             if "Default" in spec:
                 self.parameters[name] = str(spec["Default"])
         self.parameters.update(WILDCARD_PARAMETERS)
+        self.parameters.update(LOCAL_PARAMETERS)
         self.parameters.update(parameters or {})
         self.pseudo = {
             "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
@@ -243,6 +252,12 @@ class Resolver:
         raise TemplateError(f"unsupported intrinsic {fn}")
 
     def list_items(self, items):
+        if isinstance(items, dict) and len(items) == 1 and "Fn::Split" in items:
+            sep, source = items["Fn::Split"]
+            alternatives = self.strings(source)
+            if len(alternatives) != 1:
+                raise TemplateError(f"Fn::Split of several alternatives {alternatives!r}")
+            return alternatives[0].split(sep)
         if isinstance(items, dict):
             if is_if(items):
                 cond, yes, no = items["Fn::If"]

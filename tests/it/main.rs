@@ -4,6 +4,7 @@
 mod binary;
 mod consumer;
 mod day_one;
+mod email;
 mod emf;
 mod fixtures_in_events;
 mod hubspot_client;

@@ -259,6 +259,7 @@ pub fn reconciler_config(
         hubspot_rate: std::sync::Arc::new(hubwarp::hubspot::rate::RateLimiter::new(100, 4)),
         mappings,
         alert_topic_arn: None,
+        mail: None,
         function_name: "nightly-reconciler".into(),
         lambda_endpoint: None,
         run,

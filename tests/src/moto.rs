@@ -141,3 +141,23 @@ fn free_port() -> Result<u16, String> {
         .map(|a| a.port())
         .map_err(|e| format!("no free port: {e}"))
 }
+
+/// One message SES took (moto keeps them; tests/moto_server.py serves them).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SentMail {
+    pub source: String,
+    pub destinations: Vec<String>,
+    /// The whole MIME message as sent.
+    pub raw: String,
+}
+
+/// Every message the moto server at `endpoint` has taken through SES.
+pub async fn ses_sent(endpoint: &str) -> Result<Vec<SentMail>, String> {
+    let url = format!("{endpoint}/_hubwarp/ses/sent");
+    reqwest::get(&url)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{url}: {e}"))
+}

@@ -151,6 +151,8 @@ pub struct Resources {
     pub names: Names,
     pub sync_queue_url: String,
     pub sync_dlq_url: String,
+    /// The review links' key in Secrets Manager.
+    pub review_key_arn: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,11 +186,58 @@ pub async fn ensure_with_receives(
     }
     let (sync_queue_url, sync_dlq_url) = ensure_sync_queues(aws, names, max_receives).await?;
     ensure_bucket(aws, &names.reports_bucket()).await?;
+    ensure_sender(aws, REPORT_SENDER).await?;
+    let review_key_arn = ensure_review_key(aws, names).await?;
     Ok(Resources {
         names: names.clone(),
         sync_queue_url,
         sync_dlq_url,
+        review_key_arn,
     })
+}
+
+/// The report e-mail's sender on the local stack: an identity SES has
+/// verified (moto's SES refuses any other sender, as SES does).
+pub const REPORT_SENDER: &str = "reports@hubwarp.example";
+
+async fn ensure_sender(aws: &SdkConfig, sender: &str) -> Result<(), SetupError> {
+    let ses = aws_sdk_sesv2::Client::new(aws);
+    if ses
+        .get_email_identity()
+        .email_identity(sender)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    ses.create_email_identity()
+        .email_identity(sender)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(sender, e))
+}
+
+/// The review links' key, as the stack generates it (`<prefix>/review-link-key`,
+/// 64 random letters and digits); its ARN.
+async fn ensure_review_key(aws: &SdkConfig, names: &Names) -> Result<String, SetupError> {
+    let sm = aws_sdk_secretsmanager::Client::new(aws);
+    let name = format!("{}/review-link-key", names.prefix);
+    if let Ok(found) = sm.describe_secret().secret_id(&name).send().await {
+        return Ok(found.arn.unwrap_or(name));
+    }
+    let value: String = (0..2)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let made = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| fail(&name, e))?;
+    Ok(made.arn.unwrap_or(name))
 }
 
 async fn ensure_bucket(aws: &SdkConfig, bucket: &str) -> Result<(), SetupError> {

@@ -23,7 +23,7 @@ pub type AwsReconciler = Reconciler<
 >;
 
 /// How long the reconciler's sync-log entries are kept.
-const SYNC_LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+pub const SYNC_LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// Builds the reconciler: tokens read once, clients created once.
 pub async fn build(

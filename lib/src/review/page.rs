@@ -128,6 +128,16 @@ impl Method {
     }
 }
 
+/// Any other method: the link is opened (`GET`) or its form sent (`POST`).
+pub fn not_allowed() -> Page {
+    crate::metrics::review_link("method");
+    Page::new(
+        405,
+        "Open the link from the e-mail",
+        "<p>This address only shows a conflict and takes its form. Nothing was changed.</p>",
+    )
+}
+
 /// `GET /review/{token}` at `now` (epoch seconds): the conflict as it is
 /// now and a button, or why the link does nothing. Writes nothing: it asks
 /// nothing of the store that writes a resolution, a baseline or the log.
@@ -559,7 +569,8 @@ impl Log {
         }
     }
 
-    fn decided(&self, claims: Option<&Claims>, status: u16, decision: &str, detail: &str) {
+    fn decided(&self, claims: Option<&Claims>, status: u16, decision: &'static str, detail: &str) {
+        crate::metrics::review_link(decision);
         info!(
             target: "hubwarp::review",
             method = self.method.as_str(),

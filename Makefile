@@ -13,7 +13,7 @@ LOCAL_AWS_PORT  ?= 5000
 LOCAL_AWS       := http://127.0.0.1:$(LOCAL_AWS_PORT)
 RESOURCE_PREFIX ?= hubspot-warp
 INVOKE_PORT     ?= 9000
-FUNCTIONS       := webhook-receiver sync-consumer nightly-reconciler
+FUNCTIONS       := webhook-receiver sync-consumer nightly-reconciler review-page
 
 # Every local command talks to the moto server, never to real AWS.
 LOCAL_ENV := AWS_ENDPOINT_URL=$(LOCAL_AWS) AWS_ACCESS_KEY_ID=testing \
@@ -107,7 +107,7 @@ test: lint sam-validate checkov
 # that made no call means its calls were recorded without its app name, and
 # an empty log would prove nothing.
 CALL_LOGS := $(LOCAL)/aws-calls
-IAM_CALLERS := webhook-receiver sync-consumer nightly-reconciler hubwarp
+IAM_CALLERS := webhook-receiver sync-consumer nightly-reconciler review-page hubwarp
 iam-check: venv
 	$(PY) -m unittest discover -s tests/iam -t tests/iam
 	$(PY) tests/iam/check_roles.py infra/template.yaml $(wildcard $(CALL_LOGS)/*.jsonl) \
@@ -256,7 +256,7 @@ sign-events:
 # it is the default of this target while the template's stays arm64.
 SAM_ARCH         ?= x86_64
 SAM_TARGET_DIR   ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-SAM_ARTIFACTS    := WebhookReceiverFunction SyncConsumerFunction NightlyReconcilerFunction
+SAM_ARTIFACTS    := WebhookReceiverFunction SyncConsumerFunction NightlyReconcilerFunction ReviewPageFunction
 SAM_ENV          := SAM_CLI_TELEMETRY=0 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 sam-build: venv venv-sam
@@ -311,11 +311,20 @@ rss: local-up
 	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		cargo run --quiet -p integration-tests --bin rss-probe
 
+# The demo's night e-mails its report (moto's SES keeps it) with review
+# links to the review-page function under cargo lambda watch, signed with a
+# local-only key (the stack generates the real one in Secrets Manager).
+DEMO_EMAIL_ENV := REPORT_EMAIL_TO=finance@hubwarp.example REPORT_EMAIL_FROM=reports@hubwarp.example \
+	REVIEW_BASE_URL=http://127.0.0.1:$(INVOKE_PORT)/lambda-url/review-page/review/ \
+	REVIEW_LINK_KEY=local-dev-review-link-key-0123456789abcdef
+# The customer whose billing e-mail the demo's stories dispute (MANUAL).
+DEMO_DISPUTED := ZT-487390107
+
 # The demo stops what it started, however it ends (success, failure, Ctrl-C):
 # moto and the sandboxes if they were not running before (a pid file of a
 # live process says they were), and cargo lambda watch's process group if
 # the demo died without stopping it (.local/watch.pid outlives it then).
-demo: venv
+demo: venv chromium
 	@mkdir -p $(LOCAL); \
 	running() { [ -f $(LOCAL)/$$1.pid ] && kill -0 $$(cat $(LOCAL)/$$1.pid) 2>/dev/null; }; \
 	before=""; for p in moto sandboxes; do running $$p && before="$$before $$p"; done; \
@@ -338,10 +347,13 @@ demo: venv
 	echo "demo: hubwarp link --apply (WARP's customers name their companies; HubSpot learns their BANs)"; \
 	set -o pipefail; $(MAKE) --no-print-directory hubwarp ARGS="link --apply" | tail -n 1; \
 	echo "demo: receiver, consumer and nightly reconciler"; \
-	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler; \
-	$(LOCAL_ENV) $(FUNCTION_ENV) INVOKE_PORT=$(INVOKE_PORT) \
+	cargo build --quiet -p webhook-receiver -p sync-consumer -p nightly-reconciler -p review-page; \
+	$(LOCAL_ENV) $(FUNCTION_ENV) $(DEMO_EMAIL_ENV) INVOKE_PORT=$(INVOKE_PORT) \
 		MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml \
 		cargo run --quiet -p integration-tests --bin demo; \
+	echo "demo: hubwarp explain $(DEMO_DISPUTED) contact.email (the decision the review link made)"; \
+	MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml $(MAKE) --no-print-directory hubwarp \
+		ARGS="explain $(DEMO_DISPUTED) contact.email --limit 3"; \
 	echo "demo: hubwarp doctor on the demo stack"; \
 	MAPPING_FILE=$(CURDIR)/lib/mappings/demo.toml $(MAKE) --no-print-directory hubwarp ARGS=doctor; \
 	if [ -f $(DEMO_CALL_LOG) ]; then \

@@ -427,6 +427,12 @@ def decide(statements, action, resource):
 def document_statements(resolver, document, origin):
     out = []
     for raw in as_list(document.get("Statement")):
+        # A statement kept or dropped by a condition (`!If [C, {...}, NoValue]`).
+        while is_if(raw):
+            cond, yes, no = raw["Fn::If"]
+            raw = yes if resolver.condition(cond) else no
+        if raw == {"Ref": "AWS::NoValue"}:
+            continue
         statement = Statement(resolver.value(raw), origin)
         # Each Resource entry with its alternatives (a template name and its
         # local one), so the review lists one grant once, not once a name.

@@ -30,6 +30,8 @@ pub const REVIEW_URL: &str = "https://bridge.example.com/review/";
 /// Two sandboxes with three linked customers whose MANUAL credit limit
 /// HubSpot changed for `conflicted` of them.
 pub struct Night {
+    /// The moto server of this test alone, when it has one.
+    pub own: Option<&'static MotoServer>,
     pub h: Harness,
     pub warp: WarpSandbox,
     pub hubspot: HubspotSandbox,
@@ -38,8 +40,13 @@ pub struct Night {
 
 impl Night {
     pub async fn new(test: &str, conflicted: usize) -> Self {
+        Self::on(None, test, conflicted).await
+    }
+
+    pub async fn on(own: Option<&'static MotoServer>, test: &str, conflicted: usize) -> Self {
         let mappings = manual_credit_limit();
-        let h = Harness::with(test, Options::default()).await;
+        let server = own.unwrap_or_else(MotoServer::shared);
+        let h = Harness::on(server, test, Options::default()).await;
         let warp = WarpSandbox::start().await;
         let hubspot = HubspotSandbox::start().await;
         integration_tests::hubspot_setup::install_bridge_properties(
@@ -59,6 +66,7 @@ impl Night {
             hubspot.upsert_company(&company_id(n), p);
         }
         Self {
+            own,
             h,
             warp,
             hubspot,
@@ -118,7 +126,7 @@ impl Night {
 
     /// What SES took for `to` since the test began.
     pub async fn inbox(&self, to: &str) -> Vec<SentMail> {
-        ses_sent(&MotoServer::shared().endpoint)
+        ses_sent(&self.own.unwrap_or_else(MotoServer::shared).endpoint)
             .await
             .unwrap()
             .into_iter()
@@ -235,11 +243,20 @@ async fn a_quiet_night_sends_nothing_when_only_nights_that_need_attention_are_as
 
 #[tokio::test]
 async fn ses_refusing_the_send_leaves_the_run_completed_with_the_error_counted() {
-    let night = Night::new("report_email_refused", 1).await;
+    // The stack's sender, whose identity SES no longer has verified (its
+    // DNS records removed, say): SES refuses, IAM would not. A server of
+    // this test's own, so the other tests keep their sender.
+    let server: &'static MotoServer = Box::leak(Box::new(MotoServer::start().unwrap()));
+    let night = Night::on(Some(server), "report_email_refused", 1).await;
+    aws_sdk_sesv2::Client::new(&night.h.aws)
+        .delete_email_identity()
+        .email_identity(REPORT_SENDER)
+        .send()
+        .await
+        .unwrap();
     let ana = unique("ana");
-    // A sender SES has not verified: SES (and moto) refuse it.
     let run = night
-        .run(night.mail(&[&ana], "nobody@unverified.example", SendWhen::Always))
+        .run(night.mail(&[&ana], REPORT_SENDER, SendWhen::Always))
         .await;
     assert_eq!(run.status, RunStatus::Completed, "the run's work is done");
     assert!(run.finished_ms.is_some());

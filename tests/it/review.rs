@@ -11,12 +11,15 @@ use hubwarp::aws::Caller;
 use hubwarp::mapping::ValueType;
 use hubwarp::operate::{conflicts, explain, reconcile};
 use hubwarp::reconcile::ReconcileRequest;
-use hubwarp::review::page::{self, Page, Ports};
-use hubwarp::review::{Claims, ReviewKey, Take, sign};
+use hubwarp::review::{Claims, Take, sign};
+use hubwarp::settings::Env;
 use hubwarp::store::sync::{ConflictQueue, ConflictRecord};
 use integration_tests::hubspot_sandbox::HubspotSandbox;
 use integration_tests::seed;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+use lambda_http::http::{self, Method};
+use lambda_http::{Body, RequestExt};
+use review_page::ReviewPage;
 use serde_json::{Map, json};
 
 use crate::consumer::company_id;
@@ -83,13 +86,34 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     // HubSpot's value moves on after the night: the page shows today's.
     set_limit(1, "777000");
 
-    let ports = Ports {
-        warp: &ops.warp,
-        hubspot: &ops.hubspot,
-        store: &store,
-        mappings: &mappings,
-    };
-    let key = ReviewKey::new(b"a review key of thirty-two bytes or more".to_vec()).unwrap();
+    // The function as deployed: its settings, its key from Secrets Manager.
+    let config = review_page::Config::from_env(&Env::from_pairs([
+        ("LINKS_TABLE", h.res.names.sync_tables().links.as_str()),
+        (
+            "FIELD_STATE_TABLE",
+            h.res.names.sync_tables().field_state.as_str(),
+        ),
+        (
+            "SYNC_LOG_TABLE",
+            h.res.names.sync_tables().sync_log.as_str(),
+        ),
+        (
+            "CONFLICTS_TABLE",
+            h.res.names.sync_tables().conflicts.as_str(),
+        ),
+        ("WARP_API_URL", warp.base_url.as_str()),
+        ("WARP_API_TOKEN", "warp-sandbox-token"),
+        ("HUBSPOT_API_URL", hubspot.base_url.as_str()),
+        ("HUBSPOT_ACCESS_TOKEN", "pat-sandbox-token"),
+        ("REVIEW_LINK_KEY_ARN", h.res.review_key_arn.as_str()),
+    ]))
+    .unwrap();
+    let mut config = config;
+    config.mappings = mappings.clone();
+    let f = ReviewPage::build(&config, &h.aws_as(Caller::ReviewPage))
+        .await
+        .unwrap();
+    let key = f.key.clone();
     let now = chrono::Utc::now().timestamp();
     let link = |id: &str, expires_at: i64| {
         sign(
@@ -102,7 +126,7 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     warp.reset_calls();
     hubspot.reset_calls();
 
-    let shown = page::get(&ports, &key, &token, now).await;
+    let shown = visit(&f, Method::GET, &token).await;
     assert_eq!(shown.status, 200, "{}", shown.html);
     assert!(shown.html.contains("777000"), "{}", shown.html);
     assert!(!shown.html.contains("123456"), "not the night's value");
@@ -118,8 +142,8 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     let altered = String::from_utf8(altered).unwrap();
     for (bad, status) in [(&expired, 410), (&altered, 400)] {
         for answer in [
-            page::get(&ports, &key, bad, now).await,
-            page::post(&ports, &key, bad, now).await,
+            visit(&f, Method::GET, bad).await,
+            visit(&f, Method::POST, bad).await,
         ] {
             assert_eq!(answer.status, status, "{}", answer.html);
             assert_headers(&answer);
@@ -128,7 +152,7 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     assert_eq!(writes(), (0, 0));
     assert_eq!(conflicts::list(&store).await.unwrap().len(), 2);
 
-    let done = page::post(&ports, &key, &token, now).await;
+    let done = visit(&f, Method::POST, &token).await;
     assert_eq!(done.status, 200, "{}", done.html);
     assert_headers(&done);
     assert_eq!(writes(), (1, 0), "WARP written once");
@@ -161,8 +185,8 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
 
     // The used link: who and when, 409, nothing written.
     for again in [
-        page::get(&ports, &key, &token, now).await,
-        page::post(&ports, &key, &token, now).await,
+        visit(&f, Method::GET, &token).await,
+        visit(&f, Method::POST, &token).await,
     ] {
         assert_eq!(again.status, 409, "{}", again.html);
         assert!(
@@ -192,8 +216,8 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     store.put_conflict(&newer).await.unwrap();
     let stale = link(&two, now + 3600);
     for answer in [
-        page::get(&ports, &key, &stale, now).await,
-        page::post(&ports, &key, &stale, now).await,
+        visit(&f, Method::GET, &stale).await,
+        visit(&f, Method::POST, &stale).await,
     ] {
         assert_eq!(answer.status, 409, "{}", answer.html);
         assert!(answer.html.contains("replaced"), "{}", answer.html);
@@ -208,11 +232,49 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     assert_eq!(left, [newer.id()]);
 }
 
-fn assert_headers(page: &Page) {
-    let headers: HashMap<&str, String> = page.headers().into_iter().collect();
-    assert_eq!(headers["Cache-Control"], "no-store");
-    assert_eq!(headers["Content-Type"], "text/html; charset=utf-8");
-    assert!(headers["Content-Security-Policy"].starts_with("default-src 'none'"));
-    assert_eq!(headers["Referrer-Policy"], "no-referrer");
-    assert_eq!(headers["X-Content-Type-Options"], "nosniff");
+/// What the function answered: status, headers, page.
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    html: String,
+}
+
+/// The link opened (`GET`) or its form sent (`POST`) through the HTTP
+/// API's route, `{token}` a path parameter, as API Gateway gives it.
+async fn visit(f: &ReviewPage, method: Method, token: &str) -> Answer {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("https://bridge.example.com/review/{token}"))
+        .body(Body::Empty)
+        .unwrap()
+        .with_path_parameters(HashMap::from([("token".to_string(), token.to_string())]));
+    let answer = f.handle(request).await;
+    let headers = answer
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let html = match answer.body() {
+        Body::Text(t) => t.clone(),
+        other => panic!("not a text body: {other:?}"),
+    };
+    Answer {
+        status: answer.status().as_u16(),
+        headers,
+        html,
+    }
+}
+
+fn assert_headers(answer: &Answer) {
+    let headers = &answer.headers;
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert!(headers["content-security-policy"].starts_with("default-src 'none'"));
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
 }

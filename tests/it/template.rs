@@ -202,10 +202,11 @@ fn reconciler_environment_and_schedule() {
     );
 }
 
-const FUNCTIONS: [(&str, &str); 3] = [
+const FUNCTIONS: [(&str, &str); 4] = [
     ("WebhookReceiverFunction", "webhook-receiver"),
     ("SyncConsumerFunction", "sync-consumer"),
     ("NightlyReconcilerFunction", "nightly-reconciler"),
+    ("ReviewPageFunction", "review-page"),
 ];
 
 #[test]
@@ -282,7 +283,13 @@ fn resolve(t: &Value, v: &Value) -> Option<String> {
                     return None;
                 }
                 if let Some(p) = t["Parameters"].get(name) {
+                    let address = p["AllowedPattern"]
+                        .as_str()
+                        .is_some_and(|a| a.contains('@'));
                     return match &p["Default"] {
+                        Value::String(s) if s.is_empty() && address => {
+                            Some("finance@example.com".into())
+                        }
                         Value::String(s) if s.is_empty() => Some("https://example.com/hook".into()),
                         d => resolve(t, d),
                     };
@@ -326,6 +333,7 @@ fn each_function_environment_is_what_its_config_reads() {
         let started = match logical_id {
             "WebhookReceiverFunction" => webhook_receiver::Config::from_env(&env).map(|_| ()),
             "SyncConsumerFunction" => sync_consumer::Config::from_env(&env).map(|_| ()),
+            "ReviewPageFunction" => review_page::Config::from_env(&env).map(|_| ()),
             _ => nightly_reconciler::Config::from_env(&env).map(|_| ()),
         };
         if let Err(e) = started {
@@ -527,6 +535,7 @@ const EMITTED: &[(&str, &[&str], &[&str])] = {
     const SC: &[&str] = &["sync-consumer"];
     const NR: &[&str] = &["nightly-reconciler"];
     const APIS: &[&str] = &["sync-consumer", "nightly-reconciler"];
+    const RP: &[&str] = &["review-page"];
     &[
         (EVENTS_RECEIVED, RX, &[]),
         (EVENTS_NEW, RX, &[]),
@@ -556,6 +565,9 @@ const EMITTED: &[(&str, &[&str], &[&str])] = {
         (FIXED_IN_HUBSPOT, NR, &[]),
         (CONFLICTS_FOR_REVIEW, NR, &[]),
         (UNMATCHED, NR, &[]),
+        (REPORT_EMAILS_SENT, NR, &[]),
+        (REPORT_EMAILS_FAILED, NR, &[]),
+        (REVIEW_LINKS, RP, &["Outcome"]),
         (RUN_ERRORS, NR, &[]),
         (HUBSPOT_CALLS, APIS, &[]),
         (HUBSPOT_429S, APIS, &[]),
@@ -953,4 +965,98 @@ fn dashboard_shows_metrics_that_exist() {
     ] {
         assert!(has("AWS/SQS", metric), "the dashboard lacks {metric}");
     }
+}
+
+/// The review page: only with the e-mail, on the webhook's HTTP API (its
+/// throttle and access log) at `GET|POST /review/{token}`, the URL the
+/// reconciler signs links for, and a role of its own that grants the
+/// resolve path and nothing else (the recorded calls hold it to that too:
+/// `make iam-check`).
+#[test]
+fn the_review_page_is_routed_on_the_webhook_api_with_its_own_narrow_role() {
+    let t = template();
+    let r = &t["Resources"];
+    for id in [
+        "ReviewPageFunction",
+        "ReviewPageRole",
+        "ReviewPageLogs",
+        "ReviewLinkKey",
+    ] {
+        assert_eq!(r[id]["Condition"].as_str(), Some("ReportEmailOn"), "{id}");
+    }
+    let f = &r["ReviewPageFunction"]["Properties"];
+    let mut routes: Vec<(String, String)> = f["Events"]
+        .as_mapping()
+        .expect("events")
+        .values()
+        .map(|e| {
+            assert_eq!(e["Type"].as_str(), Some("HttpApi"));
+            let p = &e["Properties"];
+            assert_eq!(
+                tagged(&p["ApiId"], "!Ref").and_then(Value::as_str),
+                Some("WebhookApi")
+            );
+            (
+                p["Method"].as_str().unwrap_or_default().to_string(),
+                p["Path"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            ("GET".to_string(), "/review/{token}".to_string()),
+            ("POST".to_string(), "/review/{token}".to_string())
+        ]
+    );
+    assert_eq!(
+        tagged(&f["Role"], "!GetAtt").and_then(Value::as_str),
+        Some("ReviewPageRole.Arn")
+    );
+    let base = &r["NightlyReconcilerFunction"]["Properties"]["Environment"]["Variables"]["REVIEW_BASE_URL"];
+    let url = tagged(base, "!If")
+        .and_then(|b| b.get(1))
+        .map(sub)
+        .unwrap_or_default();
+    assert!(
+        url.starts_with("https://${WebhookApi}.execute-api.") && url.ends_with("/review/"),
+        "{url}"
+    );
+
+    let statements =
+        r["ReviewPageRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .expect("statements");
+    let mut granted = Vec::new();
+    for s in statements {
+        assert_eq!(s["Effect"].as_str(), Some("Allow"));
+        let actions: Vec<&str> = match &s["Action"] {
+            Value::Sequence(a) => a.iter().filter_map(Value::as_str).collect(),
+            a => a.as_str().into_iter().collect(),
+        };
+        let resources: Vec<&Value> = match &s["Resource"] {
+            Value::Sequence(r) => r.iter().collect(),
+            one => vec![one],
+        };
+        for res in resources {
+            assert_ne!(res.as_str(), Some("*"), "{actions:?} on every resource");
+        }
+        granted.extend(actions);
+    }
+    granted.sort_unstable();
+    assert_eq!(
+        granted,
+        [
+            "dynamodb:BatchWriteItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "secretsmanager:GetSecretValue",
+        ],
+        "the resolve path's calls, and the function's logs"
+    );
 }

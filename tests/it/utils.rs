@@ -52,7 +52,13 @@ impl Harness {
     }
 
     pub async fn with(test: &str, options: Options) -> Self {
-        let aws = MotoServer::shared().sdk_config().await;
+        Self::on(MotoServer::shared(), test, options).await
+    }
+
+    /// As [`Harness::with`], on a moto server of the test's own (for state
+    /// the shared one must keep, such as SES's verified senders).
+    pub async fn on(server: &MotoServer, test: &str, options: Options) -> Self {
+        let aws = server.sdk_config().await;
         let names = Names::unique(test);
         let res = match resources::ensure_with_receives(&aws, &names, options.max_receives).await {
             Ok(r) => r,

@@ -16,6 +16,7 @@
 mod consumer;
 mod counts;
 mod reconcile;
+mod review;
 mod sandboxes;
 mod stories;
 mod webhooks;
@@ -202,5 +203,6 @@ async fn main() -> Result<()> {
 
     let told = stories(&aws, &res, port, &sender, &sandboxes).await?;
     accepted.extend(told.iter().map(String::as_str));
-    reconcile(&aws, &res, port, &sandboxes, &accepted).await
+    let run_id = reconcile(&aws, &res, port, &sandboxes, &accepted).await?;
+    review::review(&aws, &res, &sandboxes, &run_id, stories::DISPUTED).await
 }

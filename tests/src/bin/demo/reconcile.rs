@@ -104,7 +104,7 @@ pub(super) async fn reconcile(
     port: u16,
     sandboxes: &Sandboxes,
     accepted: &[&str],
-) -> Result<()> {
+) -> Result<String> {
     println!("\nHubSpot sandbox <- the newest value of each property the webhooks announced");
     // A real HubSpot holds the values its webhooks announced; without them
     // the nightly run would rightly take HubSpot's older values for newer
@@ -331,5 +331,5 @@ pub(super) async fn reconcile(
         "\nthe WARP edit reached HubSpot and the HubSpot edit reached WARP; report: {}",
         path.display()
     );
-    Ok(())
+    Ok(run.run_id)
 }

@@ -14,7 +14,7 @@ use crate::sandboxes::{Sandboxes, company_id, text};
 use crate::webhooks::{hubspot_event, property_change};
 
 const OUT_OF_ORDER: &str = "ZT-487390106";
-const DISPUTED: &str = "ZT-487390107";
+pub(super) const DISPUTED: &str = "ZT-487390107";
 const MERGED: &str = "ZT-487390108";
 
 /// Sends a delivery that must be accepted, then lets the consumer apply it.

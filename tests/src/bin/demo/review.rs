@@ -16,10 +16,15 @@ use integration_tests::resources::Resources;
 use mail_parser::MessageParser;
 use serde_json::Value;
 
-use crate::sandboxes::{Sandboxes, text};
+use crate::sandboxes::Sandboxes;
 
 /// Who gets the demo's e-mail (`make demo` sets REPORT_EMAIL_TO to it).
 const RECIPIENT: &str = "finance@hubwarp.example";
+
+/// A JSON string's text, without quotes.
+fn plain(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
+}
 
 fn env(name: &str) -> Result<String> {
     std::env::var(name).map_err(|_| format!("{name} unset: run through `make demo`"))
@@ -66,7 +71,7 @@ pub(super) async fn review(
         res.names.sync_tables(),
         std::time::Duration::from_secs(3600),
     );
-    let disputed_id = text(sandboxes.customer(disputed).await?.get("id"));
+    let disputed_id = plain(sandboxes.customer(disputed).await?.get("id"));
     let conflict = store
         .open_conflicts()
         .await
@@ -88,7 +93,7 @@ pub(super) async fn review(
         .ok_or("the e-mail has no \"take HubSpot's value\" link for the conflict")?
         .replace("&amp;", "&");
     let warp_email = || async {
-        Ok::<_, String>(text(
+        Ok::<_, String>(plain(
             sandboxes
                 .customer(disputed)
                 .await?

@@ -195,7 +195,7 @@ async fn each_recipient_gets_one_email_with_their_own_links_to_every_open_confli
         destinations.dedup();
         assert_eq!(
             destinations,
-            [to.clone()],
+            std::slice::from_ref(to),
             "addressed to this recipient alone"
         );
         let m = MessageParser::default().parse(sent.raw.as_bytes()).unwrap();

@@ -193,7 +193,8 @@ async fn drift_in_each_direction_is_repaired_and_a_second_run_writes_nothing() {
     assert_eq!(report.summary.fixed_in_warp, 1);
     assert_eq!(report.summary.fixed_in_hubspot, 2);
     assert_eq!(report.summary.hubspot_calls.batch_update, 1);
-    assert_eq!(report.summary.hubspot_calls.batch_read, 1);
+    assert_eq!(report.summary.hubspot_calls.search, 1, "HubSpot read once");
+    assert_eq!(report.summary.hubspot_calls.batch_read, 0);
     // The HTML page sits beside the JSON, and the run record names both.
     let html_key = outcome.report_html_key.clone().unwrap();
     let html =
@@ -602,4 +603,52 @@ async fn a_stuck_received_event_is_swept_onto_the_queue_once() {
     let again = r.invoke(&ReconcileRequest::default()).await;
     assert_eq!(r.report(&again).await.summary.swept, 0);
     assert!(r.h.drain_queue().await.is_empty(), "swept once");
+}
+
+/// The formula at 1,000 pairs: a night's HubSpot calls stay within
+/// ceil(customers / 100) + ceil(HubSpot fixes / 100) + a handful, with twice
+/// as many other companies in the portal (prospects, partners: no
+/// `warp_ban`) that the night never reads, and 1% of the pairs drifted.
+#[tokio::test]
+async fn a_night_reads_hubspot_once_and_never_the_companies_no_customer_has() {
+    const CUSTOMERS: u64 = 1_000;
+    let r = Rig::new("rec_calls", CUSTOMERS as usize).await;
+    for k in 0..2 * CUSTOMERS {
+        let mut p = Map::new();
+        p.insert("name".into(), json!(format!("Prospect {k}")));
+        p.insert("domain".into(), json!(format!("prospect{k}.example")));
+        r.hubspot
+            .upsert_company(&format!("{}", 90_000_000_000 + k), p);
+    }
+    // 1%: ten customers' balances change in WARP (WARP-owned: HubSpot fixes).
+    for n in (0..CUSTOMERS as usize).step_by(100) {
+        let id = demo_customer(n)["id"].as_str().unwrap().to_string();
+        r.warp.edit(&id, json!({"current_balance": "4242.42"}));
+    }
+    r.hubspot.reset_calls();
+    let outcome = r.invoke(&scheduled()).await;
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    let s = r.report(&outcome).await.summary;
+    assert_eq!(s.pairs_compared, CUSTOMERS);
+    assert_eq!(s.fixed_in_hubspot, 10, "{s:?}");
+    assert_eq!(
+        s.unmatched_hubspot, 0,
+        "the prospects are no one's: not reported"
+    );
+    let bound = CUSTOMERS.div_ceil(100) + s.hubspot_updates.div_ceil(100) + 5;
+    let made = s.hubspot_calls.total();
+    assert!(
+        made <= bound,
+        "{made} HubSpot calls > {bound}: {:?}",
+        s.hubspot_calls
+    );
+    // What the sandbox served: five search pages of 200, one batch update,
+    // and no list of the portal (3,000 companies).
+    let served = r.hubspot.call_counts();
+    assert_eq!(
+        (served.search, served.list, served.batch_read),
+        (5, 0, 0),
+        "{served:?}"
+    );
+    assert_eq!(served.batch_update, 1);
 }

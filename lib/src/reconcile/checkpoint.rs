@@ -12,6 +12,9 @@ use super::report::Counters;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
+    /// HubSpot's marked companies, read once into the run's index (a run
+    /// of everyone; a record from before the index starts at `Customers`).
+    Index,
     #[default]
     Customers,
     Companies,
@@ -36,6 +39,11 @@ pub struct PendingUpdate {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
     pub phase: Phase,
+    /// The index's search pages done, and the id the next starts after.
+    #[serde(default)]
+    pub index_pages: u32,
+    #[serde(default)]
+    pub index_after: Option<String>,
     /// WARP pages (or selection pages) done.
     pub customer_pages: u32,
     pub companies_after: Option<String>,

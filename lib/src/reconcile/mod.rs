@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod email;
 mod hubspot_batch;
+pub mod index;
 pub mod mail;
 mod pair;
 mod phase;

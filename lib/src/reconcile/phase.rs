@@ -1,8 +1,9 @@
-//! The four phases of a run, one file each, in the order a run takes them.
+//! The phases of a run, one file each, in the order a run takes them.
 
 mod companies;
 mod customers;
 mod finish;
+mod index;
 mod sweep;
 
 pub(super) use sweep::sweep_step;

@@ -6,9 +6,12 @@ use std::collections::HashSet;
 
 use tracing::warn;
 
+use crate::hubspot::crm::Company;
+use crate::reconcile::index::CompanyIndex;
 use crate::reconcile::ports::ReportStore;
 use crate::reconcile::report::Piece;
 use crate::reconcile::step::{RunFailure, store};
+use crate::store::StoreError;
 
 /// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
 pub(super) struct Pieces<'a, P> {
@@ -86,6 +89,58 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         })
         .await?;
         Ok(pieces)
+    }
+
+    fn index_key(&self, page: u32) -> String {
+        format!("{}{}/index/{page:06}.json", self.prefix, self.run_id)
+    }
+
+    /// One search page of the run's company index, as read.
+    pub(super) async fn put_index(
+        &self,
+        page: u32,
+        companies: &[Company],
+    ) -> Result<(), RunFailure> {
+        let body = serde_json::to_vec(companies).unwrap_or_default();
+        self.reports
+            .put(&self.index_key(page), body, "application/json")
+            .await
+            .map_err(store("writing the company index"))
+    }
+
+    /// The run's company index from its pages, one read at a time (a run
+    /// taken over by a fresh invocation, which has lost its memory).
+    pub(super) async fn index(&self, properties: &[&str]) -> Result<CompanyIndex, RunFailure> {
+        let mut index = CompanyIndex::new(properties);
+        let prefix = format!("{}{}/index/", self.prefix, self.run_id);
+        let keys = self
+            .reports
+            .list(&prefix)
+            .await
+            .map_err(store("listing the company index"))?;
+        for key in keys {
+            let body = self
+                .reports
+                .get(&key)
+                .await
+                .map_err(store("reading the company index"))?
+                .unwrap_or_default();
+            // Written by this code a moment ago: unreadable is a failure
+            // of the store, retried as one.
+            let companies: Vec<Company> =
+                serde_json::from_slice(&body).map_err(|e| RunFailure::Store {
+                    during: "reading the company index",
+                    source: StoreError::Malformed {
+                        table: "reports".into(),
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    },
+                })?;
+            for c in companies {
+                index.insert(c);
+            }
+        }
+        Ok(index)
     }
 
     /// The companies phase 1 paired, from its pieces (a resumed run has

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{Claim, RunRecord};
 use super::mail::{Delivery, Night};
 use crate::hubspot::crm::{
-    BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
+    BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotClient, HubspotError,
 };
 use crate::store::StoreError;
 /// Where reports and their pieces are kept: a store of bytes by key, so it
@@ -63,6 +63,15 @@ pub trait HubspotCompanies: Send + Sync {
         &self,
         inputs: &[CompanyUpdate],
     ) -> impl Future<Output = Result<BatchUpdate, HubspotError>> + Send;
+    /// The companies that carry `warp_ban` (a WARP customer's, or one that
+    /// was), up to 200 by ascending id after `after_id`, and where the next
+    /// page starts (HubSpot's search: [`HubspotClient::marked_page`]).
+    /// Companies without it (prospects, partners) are never read.
+    fn bridge_page(
+        &self,
+        properties: &[&str],
+        after_id: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<Company>, Option<String>), HubspotError>> + Send;
     /// Totals since the client was built.
     fn rate_stats(&self) -> RateStats;
 }
@@ -90,6 +99,14 @@ impl HubspotCompanies for HubspotClient {
         inputs: &[CompanyUpdate],
     ) -> impl Future<Output = Result<BatchUpdate, HubspotError>> + Send {
         HubspotClient::batch_update(self, inputs)
+    }
+
+    fn bridge_page(
+        &self,
+        properties: &[&str],
+        after_id: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<Company>, Option<String>), HubspotError>> + Send {
+        self.marked_page(crate::sync::ports::WARP_BAN_PROPERTY, properties, after_id)
     }
 
     fn rate_stats(&self) -> RateStats {

@@ -23,11 +23,14 @@ pub struct HubspotCalls {
     pub list: u64,
     pub batch_read: u64,
     pub batch_update: u64,
+    /// Pages of the companies that carry `warp_ban` (search).
+    #[serde(default)]
+    pub search: u64,
 }
 
 impl HubspotCalls {
     pub fn total(&self) -> u64 {
-        self.list + self.batch_read + self.batch_update
+        self.list + self.batch_read + self.batch_update + self.search
     }
 }
 
@@ -93,6 +96,7 @@ impl Counters {
         self.hubspot_calls.list += o.hubspot_calls.list;
         self.hubspot_calls.batch_read += o.hubspot_calls.batch_read;
         self.hubspot_calls.batch_update += o.hubspot_calls.batch_update;
+        self.hubspot_calls.search += o.hubspot_calls.search;
         self.warp_calls.list += o.warp_calls.list;
         self.warp_calls.get += o.warp_calls.get;
         self.warp_calls.by_ban += o.warp_calls.by_ban;
@@ -410,9 +414,10 @@ impl Report {
         }
         let _ = write!(
             h,
-            "</section><p class=\"meta\">HubSpot: {} list, {} batch read, {} batch update; \
+            "</section><p class=\"meta\">HubSpot: {} search, {} list, {} batch read, {} batch update; \
              rate limit: {} waits ({} in all), {} answered 429. WARP: {} list, {} get, {} by BAN, \
              {} PUT. {} fields already in sync.</p>",
+            s.hubspot_calls.search,
             s.hubspot_calls.list,
             s.hubspot_calls.batch_read,
             s.hubspot_calls.batch_update,

@@ -2,22 +2,27 @@
 //! each page, hands over to a fresh invocation when time runs short, and
 //! writes the report at the end.
 //!
-//! A run has four phases:
+//! A run has five phases:
+//! 0. `Index`: reads HubSpot once: every company that carries `warp_ban`
+//!    with the mapped properties, 200 a search page, into the run's
+//!    [`CompanyIndex`] (spilled to the report store page by page). The
+//!    portal's other companies are never read.
 //! 1. `Customers`: pages through every WARP customer (or the manual run's
-//!    selection), batch-reads the linked companies with the mapped
-//!    properties, decides every field, writes WARP fixes one `PUT` per
-//!    customer with `If-Match`, and queues HubSpot fixes for batch updates
-//!    of up to 100.
-//! 2. `Companies`: lists HubSpot's companies; one no customer named but
-//!    carrying a `warp_ban` is linked when exactly one unlinked customer has
-//!    that BAN (and reconciled at once), else reported unmatched.
+//!    selection), finds each linked company in the index (a manual run,
+//!    or a company the index lacks, is batch-read by id), decides every
+//!    field, writes WARP fixes one `PUT` per customer with `If-Match`, and
+//!    queues HubSpot fixes for batch updates of up to 100.
+//! 2. `Companies`: the index's companies no customer named: one is linked
+//!    when exactly one unlinked customer has its `warp_ban` (and reconciled
+//!    at once), else reported unmatched.
 //! 3. `Sweep`: event records left RECEIVED long after their lease lapsed
 //!    are queued again from the message kept on the record.
 //! 4. `Finish`: the last HubSpot batch, open MANUAL conflicts, the report.
 //!
-//! Memory stays bounded: one page of customers and companies at a time,
-//! the HubSpot fixes not yet sent (at most 100), and in phase 2 the index
-//! of paired company ids.
+//! Memory: one page of customers at a time, the HubSpot fixes not yet sent
+//! (at most 100), the company index (the marked companies' mapped values,
+//! about 0.3 KiB each: `index.rs` says why that side is kept) and in phase
+//! 2 the ids phase 1 paired.
 //!
 //! This file is the loop (claim, phases, checkpoint, hand-over, outcome);
 //! each stage has its own: `checkpoint.rs` (what is saved between
@@ -33,6 +38,7 @@ use tracing::{info, warn};
 
 use super::ReconcileRequest;
 use super::checkpoint::{Claim, Cursor, Phase, RunRecord, RunStatus};
+use super::index::CompanyIndex;
 use super::phase::sweep_step;
 use super::pieces::Pieces;
 use super::plan::MODIFIED_PROPERTY;
@@ -145,7 +151,16 @@ where
             updated_ms: started,
             finished_ms: None,
             invocations: 0,
-            cursor: Cursor::default(),
+            // A run of everyone reads HubSpot once, into the index; a
+            // manual run's few customers read their companies by id.
+            cursor: Cursor {
+                phase: if request.customers.is_none() {
+                    Phase::Index
+                } else {
+                    Phase::Customers
+                },
+                ..Cursor::default()
+            },
             counters: Counters::default(),
             stop_reason: None,
             report_json_key: None,
@@ -196,12 +211,18 @@ where
             None => deadline_ms - self.reserve_ms(),
         };
         let mut paired: Option<HashSet<String>> = None;
+        let mut index: Option<CompanyIndex> = None;
+        let mut leftovers: Option<Vec<String>> = None;
         let mut steps = 0u32;
         loop {
             if run.cursor.phase != Phase::Companies {
                 // The sweep and the report do without phase 2's index (an
                 // id per pair).
                 paired = None;
+                leftovers = None;
+            }
+            if matches!(run.cursor.phase, Phase::Sweep | Phase::Finish) {
+                index = None;
             }
             if run.cursor.phase == Phase::Finish {
                 return self.finish(&ctx, run, &owner, None, alerts).await;
@@ -212,14 +233,36 @@ where
                 return self.hand_over(run, &owner, continuation).await;
             }
             let before = self.hubspot.rate_stats();
+            if matches!(
+                run.cursor.phase,
+                Phase::Index | Phase::Customers | Phase::Companies
+            ) && index.is_none()
+            {
+                // A fresh run finds no pages yet; a run taken over finds
+                // the ones read before.
+                index = Some(self.pieces(&run_id).index(&self.properties()).await?);
+            }
+            let companies = index.get_or_insert_with(CompanyIndex::default);
             let step = match run.cursor.phase {
-                Phase::Customers => self.customers_step(&ctx, &mut run).await,
+                Phase::Index => self.index_step(&mut run, companies).await,
+                Phase::Customers => self.customers_step(&ctx, &mut run, companies).await,
                 Phase::Companies => {
                     if paired.is_none() {
                         paired = Some(self.pieces(&run_id).paired_index().await?);
                     }
-                    let index = paired.get_or_insert_with(HashSet::new);
-                    self.companies_step(&ctx, &mut run, index).await
+                    let paired = paired.get_or_insert_with(HashSet::new);
+                    // The marked companies phase 1 did not pair, in the
+                    // index's order: the same list in every invocation.
+                    let left = leftovers.get_or_insert_with(|| {
+                        companies
+                            .ids()
+                            .into_iter()
+                            .filter(|id| !paired.contains(*id))
+                            .map(str::to_string)
+                            .collect()
+                    });
+                    self.companies_step(&ctx, &mut run, paired, companies, left)
+                        .await
                 }
                 Phase::Sweep => {
                     sweep_step(

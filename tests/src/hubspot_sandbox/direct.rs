@@ -80,6 +80,34 @@ impl HubspotCompanies for HubspotSandbox {
         Ok(out)
     }
 
+    async fn bridge_page(
+        &self,
+        properties: &[&str],
+        after_id: Option<&str>,
+    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+        let inner = self.shared.lock();
+        let portal = &inner.portal;
+        let from = match after_id {
+            Some(after) => portal.companies.range((
+                std::ops::Bound::Excluded(IdKey::new(after)),
+                std::ops::Bound::Unbounded,
+            )),
+            None => portal.companies.range::<IdKey, _>(..),
+        };
+        let mut page: Vec<(&IdKey, &Stored)> = from
+            .filter(|(_, c)| c.value(WARP_BAN_PROPERTY).is_some_and(|b| !b.is_empty()))
+            .take(201)
+            .collect();
+        let more = page.len() > 200;
+        page.truncate(200);
+        let results: Vec<Company> = page
+            .into_iter()
+            .map(|(key, c)| company(portal, key.id(), c, properties))
+            .collect();
+        let next = more.then(|| results.last().map(|c| c.id.clone())).flatten();
+        Ok((results, next))
+    }
+
     async fn batch_update(&self, inputs: &[CompanyUpdate]) -> Result<BatchUpdate, HubspotError> {
         let mut inner = self.shared.lock();
         let portal = &mut inner.portal;

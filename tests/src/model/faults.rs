@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hubwarp::hubspot::crm::{BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotError};
+use hubwarp::hubspot::crm::{
+    BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
+};
 use hubwarp::hubspot::webhook::Unhandled;
 use hubwarp::mapping::conflict::FieldState;
 use hubwarp::queue::{Outgoing, QueueError, SyncQueue};
@@ -711,6 +713,16 @@ impl<T: HubspotCompanies> HubspotCompanies for Faulty<T> {
         properties: &[&str],
     ) -> Result<BatchRead, HubspotError> {
         self.hubspot(Site::HubRead, self.inner.batch_read(ids, properties))
+            .await
+    }
+
+    async fn bridge_page(
+        &self,
+        properties: &[&str],
+        after_id: Option<&str>,
+    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+        // A search read fails as a list read does.
+        self.hubspot(Site::HubList, self.inner.bridge_page(properties, after_id))
             .await
     }
 

@@ -77,7 +77,7 @@ impl HubspotError {
 
 /// A company and the properties asked for (values are strings; a property
 /// without a value is absent or null).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Company {
     pub id: String,
     #[serde(default)]

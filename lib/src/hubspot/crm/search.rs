@@ -226,6 +226,37 @@ impl SearchRequest {
 }
 
 impl HubspotClient {
+    /// One page (up to 200) of the companies that carry `marker`, by
+    /// ascending id, after `after_id`; and the id the next page starts
+    /// after, when there may be one. Every page is a query of its own
+    /// (`hs_object_id > after_id`), never an `after` offset: the walk has
+    /// no 10,000-result window, and its cursor is an id a checkpoint keeps.
+    pub async fn marked_page(
+        &self,
+        marker: &str,
+        properties: &[&str],
+        after_id: Option<&str>,
+    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+        let mut filters = vec![Filter::has_property(marker)];
+        if let Some(id) = after_id {
+            filters.push(Filter::gt(OBJECT_ID, id));
+        }
+        let req = SearchRequest {
+            filter_groups: vec![FilterGroup { filters }],
+            sorts: vec![Sort::ascending(OBJECT_ID)],
+            properties: properties.iter().map(|p| p.to_string()).collect(),
+            limit: MAX_SEARCH_LIMIT,
+            after: None,
+            query: None,
+        };
+        let page = self.search_page(&req).await?;
+        let next = match (&page.next_after, page.results.last()) {
+            (Some(_), Some(last)) => Some(last.id.clone()),
+            _ => None,
+        };
+        Ok((page.results, next))
+    }
+
     pub async fn search_page(&self, req: &SearchRequest) -> Result<SearchPage, HubspotError> {
         let limit = req.limit.clamp(1, MAX_SEARCH_LIMIT);
         let offset = req.check(limit)?.to_string();

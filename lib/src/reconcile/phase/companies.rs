@@ -1,5 +1,6 @@
-//! Phase 2: HubSpot's companies that no customer named: linked when
-//! exactly one unlinked customer has their `warp_ban`, else unmatched.
+//! Phase 2: the index's companies that no customer named (each carries a
+//! `warp_ban`): linked when exactly one unlinked customer has that BAN,
+//! else unmatched. No HubSpot read: the index has their values.
 
 use std::collections::HashSet;
 
@@ -7,11 +8,12 @@ use tracing::info;
 
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::{Phase, RunRecord};
+use crate::reconcile::index::CompanyIndex;
 use crate::reconcile::pair::LinkAction;
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{Linked, Piece, Unmatched};
 use crate::reconcile::run::{Reconciler, WARP_BAN_PROPERTY};
-use crate::reconcile::step::{Ctx, Interrupt, RunFailure, hubspot, store};
+use crate::reconcile::step::{Ctx, Interrupt, RunFailure, store};
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, StuckEvents};
 use crate::warp::WarpError;
@@ -31,21 +33,21 @@ where
         ctx: &Ctx<'_>,
         run: &mut RunRecord,
         paired: &mut HashSet<String>,
+        index: &CompanyIndex,
+        leftovers: &[String],
     ) -> Result<(String, Piece), Interrupt> {
         let page_no = run.cursor.company_pages + 1;
         let mut piece = Piece::default();
-        let page = self
-            .hubspot
-            .list_page(
-                &self.properties(),
-                run.cursor.companies_after.as_deref(),
-                self.settings.page_size,
-            )
-            .await
-            .map_err(hubspot)?;
-        piece.counters.hubspot_calls.list += 1;
+        let size = self.settings.page_size.max(1) as usize;
+        let start = (page_no as usize - 1) * size;
+        let page: Vec<_> = leftovers
+            .iter()
+            .skip(start)
+            .take(size)
+            .filter_map(|id| index.get(id))
+            .collect();
         let mut work = Vec::new();
-        for company in page.results {
+        for company in page {
             if company.archived || paired.contains(&company.id) {
                 continue;
             }
@@ -121,8 +123,7 @@ where
         self.flush(ctx, &mut run.cursor.pending_hubspot, false, &mut piece)
             .await?;
         run.cursor.company_pages = page_no;
-        run.cursor.companies_after = page.next_after;
-        if run.cursor.companies_after.is_none() {
+        if start + size >= leftovers.len() {
             run.cursor.phase = Phase::Sweep;
         }
         Ok((format!("2-{page_no:06}"), piece))

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use crate::hubspot::crm::Company;
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::{PendingUpdate, Phase, RunRecord};
+use crate::reconcile::index::CompanyIndex;
 use crate::reconcile::pair::{LinkAction, PairResult};
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{Piece, Unmatched};
@@ -31,6 +32,7 @@ where
         &self,
         ctx: &Ctx<'_>,
         run: &mut RunRecord,
+        index: &CompanyIndex,
     ) -> Result<(String, Piece), Interrupt> {
         let page_no = run.cursor.customer_pages + 1;
         let mut piece = Piece::default();
@@ -105,9 +107,21 @@ where
             pairs.push((customer, company_id, action));
         }
 
+        // The index has every company that carries warp_ban; the others
+        // (a manual run's, a company whose warp_ban was cleared, one marked
+        // since the index was read) are read by id.
         let mut companies = HashMap::new();
-        for chunk in pairs.chunks(HUBSPOT_BATCH) {
-            let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
+        let mut unindexed = Vec::new();
+        for (_, id, _) in &pairs {
+            match index.get(id) {
+                Some(c) => {
+                    companies.insert(id.clone(), c);
+                }
+                None => unindexed.push(id.clone()),
+            }
+        }
+        for ids in unindexed.chunks(HUBSPOT_BATCH) {
+            let ids = ids.to_vec();
             let read = self
                 .hubspot
                 .batch_read(&ids, &self.properties())

@@ -112,6 +112,14 @@ impl HubspotCompanies for Hubspot {
         unreachable!("the page reads companies by id")
     }
 
+    async fn bridge_page(
+        &self,
+        _properties: &[&str],
+        _after_id: Option<&str>,
+    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+        unreachable!("the page reads companies by id")
+    }
+
     async fn batch_read(&self, ids: &[String], _p: &[&str]) -> Result<BatchRead, HubspotError> {
         let all = lock(&self.companies);
         let mut out = BatchRead::default();

@@ -5,14 +5,18 @@
 //!
 //! Usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]
 //!                     [--drift F] [--hubspot-limit-per-10s L]
+//!                     [--hubspot-search-per-s S] [--other-companies K]
 //!                     [--hubspot-setup] [--exit-with-stdin]
-//! (defaults: 9100, P+1, 50, 0, none)
+//! (defaults: 9100, P+1, 50, 0, none, none, 0)
 //!
 //! Each company carries the mapped properties the portal has with its
 //! customer's values (the pairs agree), except that `--drift F` makes a
 //! fraction F of the pairs differ: alternately a WARP-side edit of a
 //! WARP-owned field and a HubSpot-side edit. `--hubspot-limit-per-10s`
-//! makes the HubSpot sandbox enforce a rolling ten-secondly limit.
+//! makes the HubSpot sandbox enforce a rolling ten-secondly limit, and
+//! `--hubspot-search-per-s` search's own secondly one. `--other-companies
+//! K` adds K companies per customer that are no WARP customer's (no
+//! `warp_ban`: prospects, partners), as real portals hold.
 //!
 //! The HubSpot portal starts as a new one does, without the bridge's
 //! properties: each company holds only the values of HubSpot's own
@@ -41,8 +45,8 @@ use integration_tests::seed;
 use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
 const USAGE: &str = "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N] [--drift F] \
-     [--hubspot-limit-per-10s L] [--hubspot-setup] [--exit-with-stdin]   \
-     (defaults: 9100, P+1, 50, 0, none)";
+     [--hubspot-limit-per-10s L] [--hubspot-search-per-s S] [--other-companies K] \
+     [--hubspot-setup] [--exit-with-stdin]   (defaults: 9100, P+1, 50, 0, none, none, 0)";
 
 struct Args {
     port: u16,
@@ -50,6 +54,8 @@ struct Args {
     customers: usize,
     drift: f64,
     hubspot_limit: Option<u32>,
+    search_per_s: Option<u32>,
+    other_companies: usize,
     hubspot_setup: bool,
     exit_with_stdin: bool,
 }
@@ -63,6 +69,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         customers: 50,
         drift: 0.0,
         hubspot_limit: None,
+        search_per_s: None,
+        other_companies: 0,
         hubspot_setup: false,
         exit_with_stdin: false,
     };
@@ -91,6 +99,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--customers" => parsed.customers = number(&name, &value)?,
             "--drift" => parsed.drift = number(&name, &value)?,
             "--hubspot-limit-per-10s" => parsed.hubspot_limit = Some(number(&name, &value)?),
+            "--hubspot-search-per-s" => parsed.search_per_s = Some(number(&name, &value)?),
+            "--other-companies" => parsed.other_companies = number(&name, &value)?,
             _ => return Err(format!("unknown argument {name}\n{USAGE}")),
         }
     }
@@ -187,7 +197,17 @@ async fn run() -> Result<(), String> {
         }
         hubspot.upsert_company(&id, props);
     }
+    // Prospects and partners: HubSpot's own properties only, ids apart
+    // from the customers' companies.
+    for k in 0..args.customers * args.other_companies {
+        let mut props = serde_json::Map::new();
+        props.insert("name".into(), format!("Prospect {k}").into());
+        props.insert("domain".into(), format!("prospect{k}.example").into());
+        props.insert("city".into(), "Springfield".into());
+        hubspot.upsert_company(&(30_000_000_000u64 + k as u64).to_string(), props);
+    }
     hubspot.set_ten_secondly_limit(args.hubspot_limit);
+    hubspot.set_search_per_second(args.search_per_s);
     // One write for both lines, and no panic if the reader has gone: a
     // reader that stops after the first line must not kill the sandbox.
     let lines = format!(

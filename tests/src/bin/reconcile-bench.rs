@@ -44,8 +44,8 @@ use integration_tests::slow_stores::{Latency, Slow, StoreCalls, StoreFigures};
 use integration_tests::warp_sandbox::SANDBOX_TOKEN;
 
 const USAGE: &str = "usage: reconcile-bench [--customers N] [--others K] [--limit L] \
-     [--search-limit S] [--drift F] [--store-ms D] [--s3-put-ms P]   \
-     (defaults: 100000, 2, 190, 4, 0.01, 5, 20)";
+     [--search-limit S] [--drift F] [--store-ms D] [--s3-put-ms P] [--concurrency C]   \
+     (defaults: 100000, 2, 190, 4, 0.01, 5, 20, the reconciler's)";
 /// HubSpot's own limit on search, per second (its search guide): what the
 /// sandbox enforces; the client keeps `--search-limit` (the shipped
 /// default, HUBSPOT_SEARCH_RATE_LIMIT_PER_S, is 4).
@@ -71,6 +71,8 @@ struct Args {
     others: usize,
     limit: u32,
     search_limit: u32,
+    /// Pairs decided at once (`RunSettings::concurrency`); None: the default.
+    concurrency: Option<usize>,
     drift: f64,
     latency: Latency,
 }
@@ -81,6 +83,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         others: 2,
         limit: 190,
         search_limit: 4,
+        concurrency: None,
         drift: 0.01,
         latency: Latency::default(),
     };
@@ -101,6 +104,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--limit" => parsed.limit = value.parse().map_err(|_| bad())?,
             "--others" => parsed.others = value.parse().map_err(|_| bad())?,
             "--search-limit" => parsed.search_limit = value.parse().map_err(|_| bad())?,
+            "--concurrency" => parsed.concurrency = Some(value.parse().map_err(|_| bad())?),
             "--drift" => parsed.drift = value.parse().map_err(|_| bad())?,
             "--store-ms" => {
                 parsed.latency.dynamo = Duration::from_millis(value.parse().map_err(|_| bad())?)
@@ -563,9 +567,13 @@ async fn run(args: &Args) -> Result<bool, String> {
         runs: Slow::new(MemoryRunStore::default(), args.latency, stores.clone()),
         reports: Slow::new(MemoryReportStore::default(), args.latency, stores.clone()),
         mappings: MappingSet::default_mapping().map_err(|e| e.to_string())?,
-        settings: RunSettings {
-            invocation_budget: None,
-            ..RunSettings::default()
+        settings: {
+            let defaults = RunSettings::default();
+            RunSettings {
+                invocation_budget: None,
+                concurrency: args.concurrency.unwrap_or(defaults.concurrency).max(1),
+                ..defaults
+            }
         },
     };
     let first = night(&reconciler, &stores, "first", "2026-11-24T07:00:00Z").await?;
@@ -588,9 +596,10 @@ async fn run(args: &Args) -> Result<bool, String> {
         n * args.others as u64
     );
     println!(
-        "store latency        {} ms a DynamoDB call, {} ms an S3 put",
+        "store latency        {} ms a DynamoDB call, {} ms an S3 put; {} pairs decided at once",
         args.latency.dynamo.as_millis(),
-        args.latency.s3_put.as_millis()
+        args.latency.s3_put.as_millis(),
+        reconciler.settings.concurrency
     );
     println!(
         "nights               first: every pair's baselines written; steady: {edited} WARP edits ({}) since",

@@ -409,6 +409,22 @@ pub fn run(s: &Shown, bucket: Option<&str>, json: bool) -> String {
         report_line(&r.report_json_key, bucket),
         report_line(&r.report_html_key, bucket)
     );
+    if let Some(e) = &r.email {
+        let _ = writeln!(
+            out,
+            "E-mail: {}",
+            match (&e.skipped, &e.error) {
+                (Some(why), _) => format!("not sent ({why})"),
+                (None, Some(error)) => format!(
+                    "{} sent, {} refused: {}",
+                    e.sent,
+                    e.failed,
+                    error
+                ),
+                (None, None) => format!("{} sent", e.sent),
+            }
+        );
+    }
     let _ = writeln!(out, "\nWrites ({}):", s.writes.len());
     if let Some(n) = &s.note {
         let _ = writeln!(out, "  {n}");

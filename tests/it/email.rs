@@ -89,10 +89,9 @@ impl Night {
         }
     }
 
-    /// The reconciler function with `mail`, built as at cold start; one
-    /// night through it. The run record.
-    pub async fn run(&self, mail: MailSettings) -> hubwarp::reconcile::checkpoint::RunRecord {
-        let mut config = crate::utils::reconciler_config(
+    /// The reconciler's settings on this stack and these sandboxes.
+    pub fn config(&self) -> nightly_reconciler::Config {
+        crate::utils::reconciler_config(
             &self.h,
             &self.warp.base_url,
             &self.hubspot.base_url,
@@ -101,8 +100,17 @@ impl Night {
                 reserve: Duration::ZERO,
                 ..Default::default()
             },
-        );
-        config.mail = Some(mail);
+        )
+    }
+
+    /// The reconciler function with `mail` (or none), built as at cold
+    /// start; one night through it. The run record.
+    pub async fn run(
+        &self,
+        mail: impl Into<Option<MailSettings>>,
+    ) -> hubwarp::reconcile::checkpoint::RunRecord {
+        let mut config = self.config();
+        config.mail = mail.into();
         let f = nightly_reconciler::build(&config, &self.h.aws_as(Caller::NightlyReconciler))
             .await
             .expect("the reconciler starts");

@@ -5,26 +5,20 @@
 //! altered links change nothing.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use hubwarp::aws::Caller;
 use hubwarp::mapping::ValueType;
-use hubwarp::operate::{conflicts, explain, reconcile};
-use hubwarp::reconcile::ReconcileRequest;
 use hubwarp::review::{Claims, Take, sign};
 use hubwarp::settings::Env;
 use hubwarp::store::sync::{ConflictQueue, ConflictRecord};
-use integration_tests::hubspot_sandbox::HubspotSandbox;
-use integration_tests::seed;
-use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+use hubwarp::operate::{conflicts, explain};
+use integration_tests::warp_sandbox::demo_customer;
 use lambda_http::http::{self, Method};
 use lambda_http::{Body, RequestExt};
 use review_page::ReviewPage;
 use serde_json::{Map, json};
 
 use crate::consumer::company_id;
-use crate::operate::manual_credit_limit;
-use crate::utils::{Harness, Options};
 
 const RECIPIENT: &str = "ana@finance.example";
 
@@ -34,32 +28,12 @@ fn customer_id(n: usize) -> String {
 
 #[tokio::test]
 async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and_is_then_used() {
-    let mappings = manual_credit_limit();
-    let h = Harness::with("review_page", Options::default()).await;
-    let warp = WarpSandbox::start().await;
-    let hubspot = HubspotSandbox::start().await;
-    integration_tests::hubspot_setup::install_bridge_properties(
-        &hubspot,
-        &(0..8).map(demo_customer).collect::<Vec<_>>(),
-    );
-    for n in 0..3 {
-        let c = warp.insert(demo_customer(n));
-        hubspot.upsert_company(&company_id(n), seed::company_properties(&c, &mappings));
-    }
-    let config = crate::utils::reconciler_config(
-        &h,
-        &warp.base_url,
-        &hubspot.base_url,
-        mappings.clone(),
-        hubwarp::reconcile::run::RunSettings {
-            reserve: Duration::ZERO,
-            ..Default::default()
-        },
-    );
-    let f = nightly_reconciler::build(&config, &h.aws_as(Caller::NightlyReconciler))
-        .await
-        .unwrap();
-    let ops = hubwarp::reconcile::aws::build(&config, &h.aws_as(Caller::Operator))
+    // Customers 1 and 2 disagree on their MANUAL credit limit (HubSpot
+    // holds 100001 and 100002): the night raises two conflicts.
+    let night = crate::email::Night::new("review_page", 2).await;
+    let (h, warp, hubspot, mappings) = (&night.h, &night.warp, &night.hubspot, &night.mappings);
+    night.run(None).await;
+    let ops = hubwarp::reconcile::aws::build(&night.config(), &h.aws_as(Caller::Operator))
         .await
         .unwrap();
     let set_limit = |n: usize, value: &str| {
@@ -67,11 +41,6 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
         p.insert("warp_credit_limit".into(), json!(value));
         hubspot.upsert_company(&company_id(n), p);
     };
-    set_limit(1, "123456");
-    set_limit(2, "654321");
-    reconcile::run_here(&f.reconciler, &ReconcileRequest::default())
-        .await
-        .unwrap();
     let store = ops.store.clone();
     let open = conflicts::list(&store).await.unwrap();
     assert_eq!(open.len(), 2, "{open:?}");
@@ -129,7 +98,7 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
     let shown = visit(&f, Method::GET, &token).await;
     assert_eq!(shown.status, 200, "{}", shown.html);
     assert!(shown.html.contains("777000"), "{}", shown.html);
-    assert!(!shown.html.contains("123456"), "not the night's value");
+    assert!(!shown.html.contains("100001"), "not the night's value");
     assert!(shown.html.contains(RECIPIENT));
     assert!(shown.html.contains("<form method=\"post\">"));
     assert_eq!(writes(), (0, 0), "a GET writes nothing");

@@ -4,9 +4,17 @@
 //! by default) and each S3 put `s3_put` (20 ms), so a run's store round
 //! trips show in its wall time, and every call and write unit is counted
 //! for what a night costs. The state itself is the in-memory store's.
+//!
+//! The stores' state lives in the bench's process, where DynamoDB's and
+//! S3's would not: every store call runs with [`in_store`] true on its
+//! thread, so the bench's allocator can tell the stand-ins' memory from
+//! the reconciler's (`reconcile-bench`, "own peak heap").
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,6 +28,34 @@ use hubwarp::store::sync::{
 use hubwarp::store::{
     ClaimOutcome, EventLog, EventStatus, Lease, NewEvent, StoreError, StuckEvent, StuckEvents,
 };
+
+thread_local! {
+    static IN_STORE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside a stand-in store's call: what it
+/// allocates now is the store's (the state a real store keeps elsewhere).
+pub fn in_store() -> bool {
+    IN_STORE.with(Cell::get)
+}
+
+/// Polls `F` with [`in_store`] true.
+struct InStore<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for InStore<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let outer = IN_STORE.with(|f| f.replace(true));
+        let answer = self.0.as_mut().poll(cx);
+        IN_STORE.with(|f| f.set(outer));
+        answer
+    }
+}
+
+fn in_store_scope<F: Future>(f: F) -> InStore<F> {
+    InStore(Box::pin(f))
+}
 
 /// DynamoDB's largest `BatchWriteItem`.
 const BATCH_WRITE_ITEMS: u64 = 25;
@@ -107,7 +143,7 @@ impl<T> Slow<T> {
     async fn read<R>(&self, answer: impl Future<Output = R>) -> R {
         self.calls.dynamo_reads.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.latency.dynamo).await;
-        answer.await
+        in_store_scope(answer).await
     }
 
     /// `calls` round trips writing `units` items.
@@ -117,7 +153,7 @@ impl<T> Slow<T> {
         for _ in 0..calls {
             tokio::time::sleep(self.latency.dynamo).await;
         }
-        answer.await
+        in_store_scope(answer).await
     }
 }
 
@@ -302,18 +338,25 @@ impl<T: ReportStore> ReportStore for Slow<T> {
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         self.calls.s3_puts.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.latency.s3_put).await;
-        self.inner.put(key, body, content_type).await
+        // The object is the store's from here: a copy made in its scope
+        // (the caller's bytes are freed as the caller's).
+        in_store_scope(async move {
+            let kept = body.to_vec();
+            drop(body);
+            self.inner.put(key, kept, content_type).await
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.calls.s3_reads.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.latency.dynamo).await;
-        self.inner.get(key).await
+        in_store_scope(self.inner.get(key)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.calls.s3_reads.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.latency.dynamo).await;
-        self.inner.list(prefix).await
+        in_store_scope(self.inner.list(prefix)).await
     }
 }

@@ -41,23 +41,34 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
             .map_err(store("writing a report piece"))
     }
 
-    /// Hands the pieces under `phase` to `each` in order, one read at a
-    /// time: neither caller needs them all at once, and together they grow
-    /// with the book (a thousand pieces at 100,000 pairs).
-    async fn for_each(&self, phase: &str, mut each: impl FnMut(Piece)) -> Result<(), RunFailure> {
-        let prefix = format!("{}{}/pieces/{phase}", self.prefix, self.run_id);
-        let keys = self
-            .reports
-            .list(&prefix)
-            .await
-            .map_err(store("listing report pieces"))?;
+    /// Hands each object under `prefix` (after the run's own) to `each`
+    /// in key order, one read at a time: none of the callers needs them
+    /// all at once, and they grow with the book (a thousand pieces, and
+    /// five hundred index pages, at 100,000 pairs).
+    async fn each_object(
+        &self,
+        prefix: &str,
+        during: &'static str,
+        mut each: impl FnMut(String, Vec<u8>) -> Result<(), RunFailure>,
+    ) -> Result<(), RunFailure> {
+        let prefix = format!("{}{}/{prefix}", self.prefix, self.run_id);
+        let keys = self.reports.list(&prefix).await.map_err(store(during))?;
         for key in keys {
             let body = self
                 .reports
                 .get(&key)
                 .await
-                .map_err(store("reading a report piece"))?
+                .map_err(store(during))?
                 .unwrap_or_default();
+            each(key, body)?;
+        }
+        Ok(())
+    }
+
+    /// The pieces under `phase`, in order.
+    async fn for_each(&self, phase: &str, mut each: impl FnMut(Piece)) -> Result<(), RunFailure> {
+        let prefix = format!("pieces/{phase}");
+        self.each_object(&prefix, "reading report pieces", |key, body| {
             match serde_json::from_slice::<Piece>(&body) {
                 Ok(p) => each(p),
                 Err(e) => {
@@ -74,8 +85,9 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
                     each(p);
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// The pieces the report is assembled from, without their paired
@@ -112,19 +124,7 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     /// taken over by a fresh invocation, which has lost its memory).
     pub(super) async fn index(&self, properties: &[&str]) -> Result<CompanyIndex, RunFailure> {
         let mut index = CompanyIndex::new(properties);
-        let prefix = format!("{}{}/index/", self.prefix, self.run_id);
-        let keys = self
-            .reports
-            .list(&prefix)
-            .await
-            .map_err(store("listing the company index"))?;
-        for key in keys {
-            let body = self
-                .reports
-                .get(&key)
-                .await
-                .map_err(store("reading the company index"))?
-                .unwrap_or_default();
+        self.each_object("index/", "reading the company index", |key, body| {
             // Written by this code a moment ago: unreadable is a failure
             // of the store, retried as one.
             let companies: Vec<Company> =
@@ -132,14 +132,16 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
                     during: "reading the company index",
                     source: StoreError::Malformed {
                         table: "reports".into(),
-                        key: key.clone(),
+                        key,
                         reason: e.to_string(),
                     },
                 })?;
             for c in companies {
                 index.insert(c);
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(index)
     }
 

@@ -46,7 +46,7 @@ help:
 	@echo "make sign-events re-sign events/ fixtures for now into .local/events/"
 	@echo "make report-shot the newest report in headless Chromium: screenshot + summary-fits check"
 	@echo "make bench       criterion benches (signature + parse + dedup keys)"
-	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs, HubSpot at 190/10 s (CUSTOMERS=5000 for a quick run)"
+	@echo "make reconcile-bench  nightly reconciler over 100,000 pairs and 200,000 other companies, HubSpot at 190/10 s and search at 4/s (CUSTOMERS=5000 for a quick run)"
 	@echo "make model CASES=N [SEED=S] [MOTO=1]  N random histories against the reference model, faults at every step (MOTO=1: on moto, over HTTP)"
 	@echo "make soak EVENTS=N [SEED=S]  N webhook events through the pipeline with faults, then recovery"
 	@echo "make props CASES=N  the parser property tests with N cases each (default 1,000,000)"
@@ -96,6 +96,7 @@ test: lint sam-validate checkov
 	rm -rf $(CALL_LOGS)
 	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(LOCAL)/test.log
 	$(MAKE) --no-print-directory report-shot
+	$(PY) -m unittest discover -s tests/tools -t tests/tools
 	$(MAKE) --no-print-directory iam-check IAM_EXPECT="$(IAM_CALLERS)"
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(LOCAL)/test.log
 
@@ -134,7 +135,8 @@ bench:
 # The nightly reconciler over $(CUSTOMERS) pairs (1% drifted) against the
 # sandboxes in a child process, HubSpot's limit enforced at 190 per 10 s:
 # calls against the goal, wall time against the limit's floor, peak RSS.
-# Fails when a goal is missed. A 100,000 run takes about two minutes.
+# Fails when a goal is missed. A 100,000 run takes about ten minutes (two
+# nights with store latency, after seeding 300,000 companies).
 CUSTOMERS ?= 100000
 reconcile-bench:
 	cargo run --release -p integration-tests --bin reconcile-bench -- --customers $(CUSTOMERS)

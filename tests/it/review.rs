@@ -8,10 +8,10 @@ use std::collections::HashMap;
 
 use hubwarp::aws::Caller;
 use hubwarp::mapping::ValueType;
+use hubwarp::operate::{conflicts, explain};
 use hubwarp::review::{Claims, Take, sign};
 use hubwarp::settings::Env;
 use hubwarp::store::sync::{ConflictQueue, ConflictRecord};
-use hubwarp::operate::{conflicts, explain};
 use integration_tests::warp_sandbox::demo_customer;
 use lambda_http::http::{self, Method};
 use lambda_http::{Body, RequestExt};

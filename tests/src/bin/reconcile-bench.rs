@@ -588,12 +588,7 @@ fn report(n: u64, args: &Args, night: &Night) -> bool {
     );
     println!(
         "HubSpot calls        {} search, {} list, {} batch_read, {} batch_update, {} other; {} in all",
-        calls.search,
-        calls.list,
-        calls.batch_read,
-        calls.batch_update,
-        calls.get,
-        hubspot_total
+        calls.search, calls.list, calls.batch_read, calls.batch_update, calls.get, hubspot_total
     );
     println!(
         "WARP calls           {} list, {} get, {} by BAN, {} PUT; {} in all",

@@ -415,12 +415,7 @@ pub fn run(s: &Shown, bucket: Option<&str>, json: bool) -> String {
             "E-mail: {}",
             match (&e.skipped, &e.error) {
                 (Some(why), _) => format!("not sent ({why})"),
-                (None, Some(error)) => format!(
-                    "{} sent, {} refused: {}",
-                    e.sent,
-                    e.failed,
-                    error
-                ),
+                (None, Some(error)) => format!("{} sent, {} refused: {}", e.sent, e.failed, error),
                 (None, None) => format!("{} sent", e.sent),
             }
         );

@@ -135,7 +135,7 @@ async fn a_review_link_shows_the_conflict_as_it_is_now_resolves_on_post_only_and
         &ops.warp,
         &ops.hubspot,
         &ops.store,
-        &mappings,
+        mappings,
         &customer_id(1),
         Some("credit_limit"),
         explain::DEFAULT_LIMIT,

@@ -19,12 +19,15 @@ use std::collections::HashMap;
 
 use crate::hubspot::crm::Company;
 
+/// One company's values, in the order of the index's names.
+type Row = Box<[Option<Box<str>>]>;
+
 /// The marked companies by id.
 #[derive(Debug, Default)]
 pub struct CompanyIndex {
     /// The properties kept, in the order of each row's values.
     names: Vec<String>,
-    rows: HashMap<Box<str>, Box<[Option<Box<str>>]>>,
+    rows: HashMap<Box<str>, Row>,
 }
 
 impl CompanyIndex {
@@ -43,7 +46,7 @@ impl CompanyIndex {
             return;
         }
         let mut properties = company.properties;
-        let values: Box<[Option<Box<str>>]> = self
+        let values: Row = self
             .names
             .iter()
             .map(|n| properties.remove(n).flatten().map(String::into_boxed_str))

@@ -232,7 +232,7 @@ watch: venv
 # local-up, the sandboxes, cargo lambda watch's invoke endpoint for
 # `reconcile` (or `reconcile --local`). Defaults under the environment, as
 # for the functions: a variable set in the shell wins.
-HUBWARP_DEFAULTS := WARP_API_URL=http://127.0.0.1:9100\nWARP_API_TOKEN=warp-sandbox-token\nHUBSPOT_API_URL=http://127.0.0.1:9101\nHUBSPOT_ACCESS_TOKEN=pat-sandbox-token\nRECONCILER_FUNCTION_NAME=nightly-reconciler\nRECONCILE_TIMEZONE=America/New_York
+HUBWARP_DEFAULTS := RECONCILE_CONCURRENCY=8\nWARP_API_URL=http://127.0.0.1:9100\nWARP_API_TOKEN=warp-sandbox-token\nHUBSPOT_API_URL=http://127.0.0.1:9101\nHUBSPOT_ACCESS_TOKEN=pat-sandbox-token\nRECONCILER_FUNCTION_NAME=nightly-reconciler\nRECONCILE_TIMEZONE=America/New_York
 ARGS ?= --help
 
 hubwarp:

@@ -22,6 +22,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use nightly_reconciler::{Config, Function};
 use serde_json::{Map, Value, json};
 
+use integration_tests::moto::MotoServer;
+
 use crate::utils::{Harness, Options, missing_queue};
 
 const SCHEDULED: &str = "2026-11-25T07:00:00Z";
@@ -60,7 +62,29 @@ impl Rig {
         budget: Option<Duration>,
         page_size: u32,
     ) -> Self {
-        let h = Harness::with(test, Options::default()).await;
+        Self::on(
+            MotoServer::shared(),
+            test,
+            customers,
+            mappings,
+            budget,
+            page_size,
+        )
+        .await
+    }
+
+    /// As [`Rig::with`], on the moto server given (a night of a thousand
+    /// pairs sends moto tens of thousands of calls: on a server of its own
+    /// it leaves the other tests' alone).
+    async fn on(
+        server: &MotoServer,
+        test: &str,
+        customers: usize,
+        mappings: MappingSet,
+        budget: Option<Duration>,
+        page_size: u32,
+    ) -> Self {
+        let h = Harness::on(server, test, Options::default()).await;
         let warp = WarpSandbox::start().await;
         let hubspot = HubspotSandbox::start().await;
         // The bridge's properties, as `hubwarp setup` creates them, before
@@ -612,7 +636,16 @@ async fn a_stuck_received_event_is_swept_onto_the_queue_once() {
 #[tokio::test]
 async fn a_night_reads_hubspot_once_and_never_the_companies_no_customer_has() {
     const CUSTOMERS: u64 = 1_000;
-    let r = Rig::new("rec_calls", CUSTOMERS as usize).await;
+    let server: &'static MotoServer = Box::leak(Box::new(MotoServer::start().unwrap()));
+    let r = Rig::on(
+        server,
+        "rec_calls",
+        CUSTOMERS as usize,
+        MappingSet::default_mapping().unwrap(),
+        None,
+        100,
+    )
+    .await;
     for k in 0..2 * CUSTOMERS {
         let mut p = Map::new();
         p.insert("name".into(), json!(format!("Prospect {k}")));
@@ -628,7 +661,9 @@ async fn a_night_reads_hubspot_once_and_never_the_companies_no_customer_has() {
     r.hubspot.reset_calls();
     let outcome = r.invoke(&scheduled()).await;
     assert_eq!(outcome.status, "completed", "{outcome:?}");
-    let s = r.report(&outcome).await.summary;
+    let report = r.report(&outcome).await;
+    let s = report.summary;
+    assert_eq!(s.errors, 0, "{:?}", report.errors);
     assert_eq!(s.pairs_compared, CUSTOMERS);
     assert_eq!(s.fixed_in_hubspot, 10, "{s:?}");
     assert_eq!(

@@ -247,13 +247,19 @@ pub fn sandbox_api(warp_url: &str, hubspot_url: &str) -> hubwarp::startup::ApiSe
 
 /// The reconciler's settings over a harness's tables, queue and bucket and
 /// the two sandboxes, as its Lambda's environment would give them.
+/// Pairs a run decides at once against moto: moto answers one request at
+/// a time under a lock (tests/moto_server.py), and 32 at once starve its
+/// accept loop past the SDK's 1 s connect timeout (DynamoDB takes them).
+pub const MOTO_CONCURRENCY: usize = 8;
+
 pub fn reconciler_config(
     h: &Harness,
     warp_url: &str,
     hubspot_url: &str,
     mappings: hubwarp::mapping::MappingSet,
-    run: hubwarp::reconcile::run::RunSettings,
+    mut run: hubwarp::reconcile::run::RunSettings,
 ) -> nightly_reconciler::Config {
+    run.concurrency = run.concurrency.min(MOTO_CONCURRENCY);
     nightly_reconciler::Config {
         metrics_namespace: hubwarp::metrics::DEFAULT_NAMESPACE.into(),
         events_table: h.res.names.events_table(),

@@ -47,7 +47,8 @@ pub struct Config {
     pub lambda_endpoint: Option<String>,
     /// Pages, time budget, time zone (`RECONCILE_TIMEZONE`, an IANA zone,
     /// default UTC: the schedule's zone and the report's local times),
-    /// `RECONCILE_PAGE_SIZE` (1-100, default 100),
+    /// `RECONCILE_PAGE_SIZE` (1-100, default 100), `RECONCILE_CONCURRENCY`
+    /// (pairs decided at once, 1-64, default 32),
     /// `RECONCILE_INVOCATION_BUDGET_MS` (optional), `RECONCILE_RESERVE_MS`
     /// (time left when an invocation hands over, default 90000),
     /// `SWEEP_AFTER_MINUTES` (default 60).
@@ -97,6 +98,11 @@ impl Config {
             lambda_endpoint: env.optional_url("AWS_ENDPOINT_URL_LAMBDA")?,
             run: RunSettings {
                 page_size: env.parse_in_range("RECONCILE_PAGE_SIZE", 100, 1..=100)?,
+                concurrency: env.parse_in_range(
+                    "RECONCILE_CONCURRENCY",
+                    RunSettings::default().concurrency,
+                    1..=64,
+                )?,
                 invocation_budget: (budget_ms > 0).then(|| Duration::from_millis(budget_ms)),
                 reserve: Duration::from_millis(env.parse_in_range(
                     "RECONCILE_RESERVE_MS",
@@ -154,6 +160,7 @@ mod tests {
         for (name, value) in [
             ("RECONCILE_TIMEZONE", "Mars/Olympus"),
             ("RECONCILE_PAGE_SIZE", "500"),
+            ("RECONCILE_CONCURRENCY", "0"),
             ("ALERT_TOPIC_ARN", "alerts"),
             ("SWEEP_AFTER_MINUTES", "0"),
             ("HUBSPOT_RATE_LIMIT_PER_10S", "150"),

@@ -202,7 +202,12 @@ fn newest_report(dir: &Path) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "html"))
-        .filter(|p| !p.to_string_lossy().ends_with(".measure.html"))
+        // Not this tool's measuring copies, nor the demo's e-mails
+        // (`<run>.email.html`, looked at by tests/tools/review_walk.py).
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            !name.ends_with(".measure.html") && !name.ends_with(".email.html")
+        })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
 }
 

@@ -234,8 +234,9 @@ pub(super) async fn reconcile(
     println!("  swept                 {}", c.swept);
     println!("  errors                {}", c.errors);
     println!(
-        "  HubSpot calls         {} (list {}, batch read {}, batch update {})",
+        "  HubSpot calls         {} (search {}, list {}, batch read {}, batch update {})",
         c.hubspot_calls.total(),
+        c.hubspot_calls.search,
         c.hubspot_calls.list,
         c.hubspot_calls.batch_read,
         c.hubspot_calls.batch_update

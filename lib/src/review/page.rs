@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::Take;
-use super::token::{Claims, ReviewKey, TokenError, fingerprint, verify};
+use super::token::{Claims, ReviewKey, TokenError, domain, fingerprint, verify};
 use crate::hubspot::crm::HubspotError;
 use crate::mapping::MappingSet;
 use crate::operate::OperateError;
@@ -548,11 +548,6 @@ fn value_text(v: &Value) -> String {
 /// A value held as JSON text ([`crate::store::sync::Resolution::value`]).
 fn warp_text(json: &str) -> String {
     serde_json::from_str::<Value>(json).map_or_else(|_| json.to_string(), |v| value_text(&v))
-}
-
-/// The part of an address after its `@`: enough to tell whose side asked.
-fn domain(address: &str) -> &str {
-    address.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
 /// One log line per decision, naming the token by its fingerprint.

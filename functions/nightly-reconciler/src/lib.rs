@@ -71,14 +71,9 @@ impl Alerts for Notices {
         Ok(())
     }
 
-    async fn mail_report(&self, night: &Night<'_>) -> Delivery {
-        match &self.mail {
-            Some((mail, mailer)) => {
-                hubwarp::reconcile::mail::deliver(mail, mailer, night, hubwarp::time::now_ms())
-                    .await
-            }
-            None => Delivery::skipped("off"),
-        }
+    async fn mail_report(&self, night: &Night<'_>) -> Option<Delivery> {
+        let (mail, mailer) = self.mail.as_ref()?;
+        Some(hubwarp::reconcile::mail::deliver(mail, mailer, night, hubwarp::time::now_ms()).await)
     }
 }
 

@@ -152,9 +152,9 @@ pub trait Mailer: Send + Sync {
 /// What a run's e-mail came to; kept in the run record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// Why nothing was sent, when nothing was tried: `off` (not
-    /// configured), `quiet night` (nothing needed a person and only such
-    /// nights are sent), `dry run`.
+    /// Why nothing was sent, when nothing was tried: `quiet night`
+    /// (nothing needed a person and only such nights are sent), `dry run`.
+    /// (With no e-mail configured the run record has no delivery at all.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub sent: u32,
@@ -197,7 +197,8 @@ pub async fn deliver<M: Mailer>(
     if report.dry_run {
         return Delivery::skipped("dry run");
     }
-    if s.when == SendWhen::Attention && !needs_attention(report) && conflicts.is_empty() {
+    // The report's open conflicts are `conflicts`: needs_attention counts them.
+    if s.when == SendWhen::Attention && !needs_attention(report) {
         info!(run_id = %report.run_id, "report e-mail not sent: nothing needs a person");
         return Delivery::skipped("quiet night");
     }

@@ -158,11 +158,12 @@ pub trait Alerts: Send + Sync {
         message: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// The night's e-mail to each recipient ([`super::mail::deliver`]).
-    /// Never fails the run: refusals are counted in the [`Delivery`].
-    fn mail_report(&self, night: &Night<'_>) -> impl Future<Output = Delivery> + Send {
+    /// The night's e-mail to each recipient ([`super::mail::deliver`]);
+    /// `None` when no e-mail is configured. Never fails the run: refusals
+    /// are counted in the [`Delivery`].
+    fn mail_report(&self, night: &Night<'_>) -> impl Future<Output = Option<Delivery>> + Send {
         let _ = night;
-        async { Delivery::skipped("off") }
+        async { None }
     }
 }
 

@@ -121,10 +121,9 @@ where
             }
         }
         for ids in unindexed.chunks(HUBSPOT_BATCH) {
-            let ids = ids.to_vec();
             let read = self
                 .hubspot
-                .batch_read(&ids, &self.properties())
+                .batch_read(ids, &self.properties())
                 .await
                 .map_err(hubspot)?;
             piece.counters.hubspot_calls.batch_read += 1;

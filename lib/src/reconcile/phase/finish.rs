@@ -100,14 +100,13 @@ where
         // is retried and sends again, rather than never.
         let with_ids: Vec<conflicts::OpenConflict> =
             records.iter().map(conflicts::OpenConflict::from).collect();
-        let delivery = alerts
+        run.email = alerts
             .mail_report(&Night {
                 report: &report,
                 conflicts: &with_ids,
                 full_report: Some(&html_key),
             })
             .await;
-        run.email = (delivery.skipped.as_deref() != Some("off")).then_some(delivery);
         run.counters = report.summary;
         run.finished_ms = Some(finished);
         run.updated_ms = finished;

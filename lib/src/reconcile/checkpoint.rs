@@ -44,6 +44,12 @@ pub struct Cursor {
     pub index_pages: u32,
     #[serde(default)]
     pub index_after: Option<String>,
+    /// Marked companies past `index_after`, as HubSpot last counted them.
+    #[serde(default)]
+    pub index_left: Option<u64>,
+    /// Phase 1's passes while the index is read (a run of everyone).
+    #[serde(default)]
+    pub passes: Passes,
     /// WARP pages (or selection pages) done.
     pub customer_pages: u32,
     pub companies_after: Option<String>,
@@ -51,6 +57,53 @@ pub struct Cursor {
     pub sweep_start: Option<String>,
     pub sweep_pages: u32,
     pub pending_hubspot: Vec<PendingUpdate>,
+}
+
+impl Cursor {
+    /// Whether the index has every marked company (its last search page
+    /// said there was no more).
+    pub fn index_done(&self) -> bool {
+        self.index_pages > 0 && self.index_after.is_none()
+    }
+
+    /// Whether the index has read past `company_id`: the company is in it,
+    /// or carries no `warp_ban` (as of the read). Search walks ascending
+    /// numeric ids; an id that is no number comes last.
+    pub fn index_covers(&self, company_id: &str) -> bool {
+        if self.index_done() {
+            return true;
+        }
+        let Some(after) = self.index_after.as_deref() else {
+            return false;
+        };
+        match (company_id.parse::<u64>(), after.parse::<u64>()) {
+            (Ok(id), Ok(after)) => id <= after,
+            _ => false,
+        }
+    }
+}
+
+/// Phase 1 of a run of everyone starts once HubSpot's search has read half
+/// the marked companies, and decides each customer whose company the index
+/// has read past; it defers the others to the report store, and takes them
+/// up again in a further pass once the index has read half of what was
+/// left, until a pass defers none. So phase 1 works while the index waits
+/// on search's rate limit, instead of after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passes {
+    /// 0: WARP's pages; n: the customers pass n - 1 deferred.
+    pub pass: u32,
+    /// Steps taken in this pass (names its report pieces).
+    pub steps: u32,
+    /// Pieces pass n - 1 deferred, and how many of them this pass read.
+    pub to_read: u32,
+    pub read: u32,
+    /// Pieces this pass deferred so far.
+    pub deferred: u32,
+    /// A pass deferred nothing: phase 1 is over.
+    pub done: bool,
+    /// The companies the index lacked when this pass began.
+    pub began_with_left: Option<u64>,
 }
 
 /// Where a run stands.

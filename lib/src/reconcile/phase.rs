@@ -6,4 +6,5 @@ mod finish;
 mod index;
 mod sweep;
 
+pub(super) use index::IndexPages;
 pub(super) use sweep::sweep_step;

@@ -12,6 +12,7 @@ use crate::reconcile::ports::ReportStore;
 use crate::reconcile::report::Piece;
 use crate::reconcile::step::{RunFailure, store};
 use crate::store::StoreError;
+use crate::warp::Customer;
 
 /// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
 pub(super) struct Pieces<'a, P> {
@@ -143,6 +144,56 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         })
         .await?;
         Ok(index)
+    }
+
+    fn deferred_key(&self, pass: u32, n: u32) -> String {
+        format!(
+            "{}{}/deferred/{pass:03}/{n:06}.json",
+            self.prefix, self.run_id
+        )
+    }
+
+    /// Customers pass `pass` of phase 1 deferred, as WARP sent them.
+    pub(super) async fn put_deferred(
+        &self,
+        pass: u32,
+        n: u32,
+        customers: &[Customer],
+    ) -> Result<(), RunFailure> {
+        let raw: Vec<&serde_json::Value> = customers.iter().map(|c| &c.raw).collect();
+        let body = serde_json::to_vec(&raw).unwrap_or_default();
+        self.reports
+            .put(&self.deferred_key(pass, n), body, "application/json")
+            .await
+            .map_err(store("deferring customers"))
+    }
+
+    /// One piece of the customers pass `pass` deferred, read as WARP's
+    /// answers are.
+    pub(super) async fn deferred(&self, pass: u32, n: u32) -> Result<Vec<Customer>, RunFailure> {
+        let key = self.deferred_key(pass, n);
+        let during = "reading deferred customers";
+        let malformed = |reason: String| RunFailure::Store {
+            during,
+            source: StoreError::Malformed {
+                table: "reports".into(),
+                key: key.clone(),
+                reason,
+            },
+        };
+        let body = self
+            .reports
+            .get(&key)
+            .await
+            .map_err(store(during))?
+            .ok_or_else(|| malformed("missing".into()))?;
+        // Written by this run a moment ago: unreadable is a failure of the
+        // store, retried as one.
+        let raw: Vec<serde_json::Value> =
+            serde_json::from_slice(&body).map_err(|e| malformed(e.to_string()))?;
+        raw.into_iter()
+            .map(|r| Customer::from_json(r, None).map_err(|e| malformed(e.to_string())))
+            .collect()
     }
 
     /// The companies phase 1 paired, from its pieces (a resumed run has

@@ -46,6 +46,31 @@ pub struct RateStats {
     pub throttled: u64,
 }
 
+/// One page of the companies that carry `warp_ban`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarkedPage {
+    pub companies: Vec<Company>,
+    /// Where the next page starts (the last id here), when there is one.
+    pub next: Option<String>,
+    /// How many marked companies lie past this page, when HubSpot counted
+    /// them (search's `total` counts the query's matches, this page's
+    /// included): how far the index has come, so phase 1 knows when to
+    /// start.
+    pub left: Option<u64>,
+}
+
+impl MarkedPage {
+    /// A page of `companies` out of the `total` its query matched.
+    pub fn new(companies: Vec<Company>, next: Option<String>, total: Option<u64>) -> Self {
+        let left = total.map(|t| t.saturating_sub(companies.len() as u64));
+        Self {
+            companies,
+            next,
+            left,
+        }
+    }
+}
+
 /// HubSpot's companies, as a run reads and repairs them.
 pub trait HubspotCompanies: Send + Sync {
     fn list_page(
@@ -71,7 +96,7 @@ pub trait HubspotCompanies: Send + Sync {
         &self,
         properties: &[&str],
         after_id: Option<&str>,
-    ) -> impl Future<Output = Result<(Vec<Company>, Option<String>), HubspotError>> + Send;
+    ) -> impl Future<Output = Result<MarkedPage, HubspotError>> + Send;
     /// Totals since the client was built.
     fn rate_stats(&self) -> RateStats;
 }
@@ -101,12 +126,15 @@ impl HubspotCompanies for HubspotClient {
         HubspotClient::batch_update(self, inputs)
     }
 
-    fn bridge_page(
+    async fn bridge_page(
         &self,
         properties: &[&str],
         after_id: Option<&str>,
-    ) -> impl Future<Output = Result<(Vec<Company>, Option<String>), HubspotError>> + Send {
-        self.marked_page(crate::sync::ports::WARP_BAN_PROPERTY, properties, after_id)
+    ) -> Result<MarkedPage, HubspotError> {
+        let (companies, next, total) = self
+            .marked_page(crate::sync::ports::WARP_BAN_PROPERTY, properties, after_id)
+            .await?;
+        Ok(MarkedPage::new(companies, next, total))
     }
 
     fn rate_stats(&self) -> RateStats {

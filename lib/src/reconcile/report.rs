@@ -70,6 +70,10 @@ pub struct Counters {
     pub linked: u64,
     pub swept: u64,
     pub errors: u64,
+    /// Customers phase 1 set aside until the index had read their
+    /// company (once per pass that did).
+    #[serde(default)]
+    pub deferred: u64,
     pub hubspot_calls: HubspotCalls,
     pub warp_calls: WarpCalls,
     pub rate_limit_waits: u64,
@@ -93,6 +97,7 @@ impl Counters {
         self.linked += o.linked;
         self.swept += o.swept;
         self.errors += o.errors;
+        self.deferred += o.deferred;
         self.hubspot_calls.list += o.hubspot_calls.list;
         self.hubspot_calls.batch_read += o.hubspot_calls.batch_read;
         self.hubspot_calls.batch_update += o.hubspot_calls.batch_update;

@@ -39,7 +39,7 @@ use tracing::{info, warn};
 use super::ReconcileRequest;
 use super::checkpoint::{Claim, Cursor, Phase, RunRecord, RunStatus};
 use super::index::CompanyIndex;
-use super::phase::sweep_step;
+use super::phase::{IndexPages, sweep_step};
 use super::pieces::Pieces;
 use super::plan::MODIFIED_PROPERTY;
 use super::ports::{Alerts, Continuation, HubspotCompanies, ReportStore, RunStore, WarpCustomers};
@@ -206,13 +206,50 @@ where
         }
         run.invocations += 1;
         info!(run_id, invocation = run.invocations, phase = ?run.cursor.phase, dry_run = run.dry_run, "run invocation started");
-        let ctx = Ctx {
-            run_id: &run_id,
-            dry_run: run.dry_run,
-        };
         let stop_at = match self.settings.invocation_budget {
             Some(b) => (started + b.as_millis() as i64).min(deadline_ms - self.reserve_ms()),
             None => deadline_ms - self.reserve_ms(),
+        };
+        // The index's reader runs beside the steps until the steps end
+        // (the run's end, a hand-over, a failure), which drops it.
+        let (pages, reader) = self.index_reader(&run);
+        let steps = self.steps(
+            run,
+            &owner,
+            deadline_ms,
+            stop_at,
+            pages,
+            continuation,
+            alerts,
+        );
+        tokio::select! {
+            biased;
+            out = steps => out,
+            never = async {
+                reader.await;
+                std::future::pending::<std::convert::Infallible>().await
+            } => match never {},
+        }
+    }
+
+    /// The invocation's steps, each checkpointed, until the run ends or
+    /// the invocation's time does.
+    #[allow(clippy::too_many_arguments)]
+    async fn steps<C: Continuation, A: Alerts>(
+        &self,
+        mut run: RunRecord,
+        owner: &str,
+        deadline_ms: i64,
+        stop_at: i64,
+        mut pages: IndexPages,
+        continuation: &C,
+        alerts: &A,
+    ) -> Result<Outcome, RunFailure> {
+        let run_id = run.run_id.clone();
+        let run_id = run_id.as_str();
+        let ctx = Ctx {
+            run_id,
+            dry_run: run.dry_run,
         };
         let mut paired: Option<HashSet<String>> = None;
         let mut index: Option<CompanyIndex> = None;
@@ -229,12 +266,12 @@ where
                 index = None;
             }
             if run.cursor.phase == Phase::Finish {
-                return self.finish(&ctx, run, &owner, None, alerts).await;
+                return self.finish(&ctx, run, owner, None, alerts).await;
             }
             // At least one step per invocation, so every invocation makes
             // progress however short its budget.
             if steps > 0 && now_ms() >= stop_at {
-                return self.hand_over(run, &owner, continuation).await;
+                return self.hand_over(run, owner, continuation).await;
             }
             let before = self.hubspot.rate_stats();
             if matches!(
@@ -244,15 +281,18 @@ where
             {
                 // A fresh run finds no pages yet; a run taken over finds
                 // the ones read before.
-                index = Some(self.pieces(&run_id).index(&self.properties()).await?);
+                index = Some(self.pieces(run_id).index(&self.properties()).await?);
             }
             let companies = index.get_or_insert_with(CompanyIndex::default);
             let step = match run.cursor.phase {
-                Phase::Index => self.index_step(&mut run, companies).await,
-                Phase::Customers => self.customers_step(&ctx, &mut run, companies).await,
+                Phase::Index => self.index_step(&mut run, companies, &mut pages).await,
+                Phase::Customers => {
+                    self.customers_step(&ctx, &mut run, companies, &mut pages)
+                        .await
+                }
                 Phase::Companies => {
                     if paired.is_none() {
-                        paired = Some(self.pieces(&run_id).paired_index().await?);
+                        paired = Some(self.pieces(run_id).paired_index().await?);
                     }
                     let paired = paired.get_or_insert_with(HashSet::new);
                     // The marked companies phase 1 did not pair, in the
@@ -288,9 +328,9 @@ where
                         after.waited_ms - before.waited_ms.min(after.waited_ms);
                     piece.counters.throttled +=
                         after.throttled - before.throttled.min(after.throttled);
-                    self.pieces(&run_id).put(&key, &piece).await?;
+                    self.pieces(run_id).put(&key, &piece).await?;
                     run.counters.add(&piece.counters);
-                    self.checkpoint(&mut run, &owner, deadline_ms).await?;
+                    self.checkpoint(&mut run, owner, deadline_ms).await?;
                     steps += 1;
                 }
                 Err(Interrupt::Daily(why)) => {
@@ -298,13 +338,13 @@ where
                     let reason = format!(
                         "HubSpot's daily API limit was reached ({why}); the run stopped and the next run picks up the rest"
                     );
-                    return self.finish(&ctx, run, &owner, Some(reason), alerts).await;
+                    return self.finish(&ctx, run, owner, Some(reason), alerts).await;
                 }
                 Err(Interrupt::Fail(e)) => {
                     warn!(run_id, error = %e, "run invocation failed; a retry resumes from the last checkpoint");
                     // Let a retry take over at once instead of waiting out
                     // the lease; best effort, the lease lapses anyway.
-                    let _ = self.runs.checkpoint(&run, &owner, 0).await;
+                    let _ = self.runs.checkpoint(&run, owner, 0).await;
                     return Err(e);
                 }
             }

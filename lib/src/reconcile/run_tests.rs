@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::warp::merge_patch as merge;
 
 use super::ReconcileRequest;
-use super::ports::{HubspotCompanies, RateStats, RunStore, WarpCustomers};
+use super::ports::{HubspotCompanies, MarkedPage, RateStats, RunStore, WarpCustomers};
 use super::run::{Outcome, Reconciler, RunSettings};
 use crate::hubspot::crm::{
     BatchFailure, BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
@@ -283,7 +283,7 @@ impl HubspotCompanies for Hubspot {
         &self,
         _properties: &[&str],
         after_id: Option<&str>,
-    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+    ) -> Result<MarkedPage, HubspotError> {
         self.count("search")?;
         let all = lock(&self.companies);
         let numeric = |id: &str| id.parse::<u64>().unwrap_or(u64::MAX);
@@ -297,13 +297,14 @@ impl HubspotCompanies for Hubspot {
             .collect();
         marked.sort_by_key(|(id, _)| numeric(id));
         let more = marked.len() > 200;
+        let total = marked.len() as u64;
         let results: Vec<Company> = marked
             .into_iter()
             .take(200)
             .map(|(id, c)| self.company(id, c))
             .collect();
         let next = more.then(|| results.last().map(|c| c.id.clone())).flatten();
-        Ok((results, next))
+        Ok(MarkedPage::new(results, next, Some(total)))
     }
 
     fn rate_stats(&self) -> RateStats {
@@ -361,13 +362,20 @@ fn company_props(n: usize) -> Vec<(&'static str, String)> {
 }
 
 fn reconciler(customers: usize, page_size: u32) -> Rec {
+    reconciler_with(customers, page_size, |n| 1000 + n)
+}
+
+/// `customers` pairs; customer n's company has id `company(n)`.
+fn reconciler_with(customers: usize, page_size: u32, company: impl Fn(usize) -> usize) -> Rec {
     let warp = Warp::default();
     let hubspot = Hubspot::default();
     for n in 0..customers {
-        warp.insert(customer(n));
+        let mut c = customer(n);
+        c["external_ids"]["hubspot_company_id"] = json!(company(n).to_string());
+        warp.insert(c);
         let props = company_props(n);
         let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        hubspot.upsert(&format!("{}", 1000 + n), &props, "2025-11-19T00:00:00Z");
+        hubspot.upsert(&company(n).to_string(), &props, "2025-11-19T00:00:00Z");
     }
     Reconciler {
         warp,
@@ -853,4 +861,66 @@ async fn an_unreadable_report_piece_is_an_error_in_the_report_not_a_silent_gap()
         "{:?}",
         rep.errors
     );
+}
+
+/// WARP's order is not HubSpot's: customer n's company id is a permutation
+/// of n, so every WARP page names companies all over the index.
+fn shuffled(n: usize) -> usize {
+    1000 + (n * 7919) % 1000
+}
+
+#[tokio::test]
+async fn phase_1_decides_what_the_index_has_read_and_takes_up_the_rest_later() {
+    let r = reconciler_with(1000, 100, shuffled);
+    r.warp.edit("cust-7", json!({"status": "SUSPENDED"}));
+    r.hubspot.upsert(
+        &shuffled(913).to_string(),
+        &[("warp_tier", "PLATINUM")],
+        "2025-11-19T00:00:00Z",
+    );
+    let outcome = run(&r, &scheduled()).await;
+    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    let rep = report(&r, &outcome);
+    let s = &rep.summary;
+    // Every pair decided once, none unmatched, none read twice.
+    assert_eq!(s.pairs_compared, 1000);
+    assert_eq!((s.unmatched_warp, s.unmatched_hubspot, s.errors), (0, 0, 0));
+    assert_eq!(r.hubspot.calls("search"), 5, "the index read once");
+    assert_eq!(r.hubspot.calls("batch_read"), 0);
+    // Phase 1 began before the index was whole: some customers waited
+    // for a later pass, and fewer than all of them.
+    assert!(
+        s.deferred > 0 && s.deferred < 1000,
+        "{} deferred",
+        s.deferred
+    );
+    assert_eq!(
+        r.hubspot
+            .property(&shuffled(7).to_string(), "warp_status")
+            .as_deref(),
+        Some("SUSPENDED")
+    );
+    assert_eq!(r.warp.customer("cust-913")["tier"], "PLATINUM");
+    assert_eq!((s.fixed_in_hubspot, s.fixed_in_warp), (1, 1));
+
+    // The same night one step an invocation ends alike.
+    let mut split = reconciler_with(1000, 100, shuffled);
+    split.warp.edit("cust-7", json!({"status": "SUSPENDED"}));
+    split.hubspot.upsert(
+        &shuffled(913).to_string(),
+        &[("warp_tier", "PLATINUM")],
+        "2025-11-19T00:00:00Z",
+    );
+    split.settings.invocation_budget = Some(std::time::Duration::ZERO);
+    let (multi, n) = run_to_end(&split, &scheduled()).await;
+    assert!(n > 10, "{n} invocations");
+    let b = report(&split, &multi);
+    assert_eq!(b.summary.pairs_compared, 1000);
+    assert_eq!(
+        (b.summary.fixed_in_hubspot, b.summary.fixed_in_warp),
+        (1, 1)
+    );
+    assert_eq!(b.summary.unmatched_warp + b.summary.unmatched_hubspot, 0);
+    assert_eq!(b.differences, rep.differences);
+    assert_eq!(b.writes, rep.writes);
 }

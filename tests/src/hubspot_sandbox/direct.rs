@@ -8,7 +8,7 @@
 use hubwarp::hubspot::crm::{
     BatchFailure, BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
 };
-use hubwarp::reconcile::ports::{HubspotCompanies, RateStats};
+use hubwarp::reconcile::ports::{HubspotCompanies, MarkedPage, RateStats};
 use hubwarp::sync::ports::{CompanyDirectory, WARP_BAN_PROPERTY};
 use serde_json::{Map, Value};
 
@@ -84,7 +84,7 @@ impl HubspotCompanies for HubspotSandbox {
         &self,
         properties: &[&str],
         after_id: Option<&str>,
-    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+    ) -> Result<MarkedPage, HubspotError> {
         let inner = self.shared.lock();
         let portal = &inner.portal;
         let from = match after_id {
@@ -96,8 +96,9 @@ impl HubspotCompanies for HubspotSandbox {
         };
         let mut page: Vec<(&IdKey, &Stored)> = from
             .filter(|(_, c)| c.value(WARP_BAN_PROPERTY).is_some_and(|b| !b.is_empty()))
-            .take(201)
             .collect();
+        // Search's total: every match of the query, this page's included.
+        let total = page.len() as u64;
         let more = page.len() > 200;
         page.truncate(200);
         let results: Vec<Company> = page
@@ -105,7 +106,7 @@ impl HubspotCompanies for HubspotSandbox {
             .map(|(key, c)| company(portal, key.id(), c, properties))
             .collect();
         let next = more.then(|| results.last().map(|c| c.id.clone())).flatten();
-        Ok((results, next))
+        Ok(MarkedPage::new(results, next, Some(total)))
     }
 
     async fn batch_update(&self, inputs: &[CompanyUpdate]) -> Result<BatchUpdate, HubspotError> {

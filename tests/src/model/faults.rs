@@ -19,7 +19,7 @@ use hubwarp::hubspot::crm::{
 use hubwarp::hubspot::webhook::Unhandled;
 use hubwarp::mapping::conflict::FieldState;
 use hubwarp::queue::{Outgoing, QueueError, SyncQueue};
-use hubwarp::reconcile::ports::{HubspotCompanies, RateStats, WarpCustomers};
+use hubwarp::reconcile::ports::{HubspotCompanies, MarkedPage, RateStats, WarpCustomers};
 use hubwarp::store::sync::{
     ConflictQueue, ConflictRecord, FieldStateStore, Link, LinkStore, SyncLog, SyncLogEntry,
 };
@@ -720,7 +720,7 @@ impl<T: HubspotCompanies> HubspotCompanies for Faulty<T> {
         &self,
         properties: &[&str],
         after_id: Option<&str>,
-    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+    ) -> Result<MarkedPage, HubspotError> {
         // A search read fails as a list read does.
         self.hubspot(Site::HubList, self.inner.bridge_page(properties, after_id))
             .await

@@ -228,7 +228,8 @@ impl SearchRequest {
 impl HubspotClient {
     /// One page (up to 200) of the companies that carry `marker`, by
     /// ascending id, after `after_id`; and the id the next page starts
-    /// after, when there may be one. Every page is a query of its own
+    /// after, when there may be one; and how many the query matched, this
+    /// page's included (search's `total`). Every page is a query of its own
     /// (`hs_object_id > after_id`), never an `after` offset: the walk has
     /// no 10,000-result window, and its cursor is an id a checkpoint keeps.
     pub async fn marked_page(
@@ -236,7 +237,7 @@ impl HubspotClient {
         marker: &str,
         properties: &[&str],
         after_id: Option<&str>,
-    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+    ) -> Result<(Vec<Company>, Option<String>, Option<u64>), HubspotError> {
         let mut filters = vec![Filter::has_property(marker)];
         if let Some(id) = after_id {
             filters.push(Filter::gt(OBJECT_ID, id));
@@ -254,7 +255,7 @@ impl HubspotClient {
             (Some(_), Some(last)) => Some(last.id.clone()),
             _ => None,
         };
-        Ok((page.results, next))
+        Ok((page.results, next, Some(page.total)))
     }
 
     pub async fn search_page(&self, req: &SearchRequest) -> Result<SearchPage, HubspotError> {

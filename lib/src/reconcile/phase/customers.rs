@@ -7,9 +7,10 @@ use futures::StreamExt;
 
 use crate::hubspot::crm::Company;
 use crate::queue::SyncQueue;
-use crate::reconcile::checkpoint::{PendingUpdate, Phase, RunRecord};
+use crate::reconcile::checkpoint::{Passes, PendingUpdate, Phase, RunRecord};
 use crate::reconcile::index::CompanyIndex;
 use crate::reconcile::pair::{LinkAction, PairResult};
+use crate::reconcile::phase::IndexPages;
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{Piece, Unmatched};
 use crate::reconcile::run::{HUBSPOT_BATCH, Reconciler};
@@ -32,23 +33,131 @@ where
         &self,
         ctx: &Ctx<'_>,
         run: &mut RunRecord,
-        index: &CompanyIndex,
+        index: &mut CompanyIndex,
+        pages: &mut IndexPages,
     ) -> Result<(String, Piece), Interrupt> {
-        let page_no = run.cursor.customer_pages + 1;
         let mut piece = Piece::default();
-        let (customers, last) = match &run.customers {
-            Some(selection) => self.selected(selection, page_no, &mut piece).await?,
-            None => {
-                let page = self
-                    .warp
-                    .list_page(page_no, self.settings.page_size)
-                    .await
-                    .map_err(RunFailure::Warp)?;
-                piece.counters.warp_calls.list += 1;
-                let last = page.page >= page.total_pages || page.items.is_empty();
-                (page.items, last)
+        Self::absorb_ready(run, index, pages, &mut piece)?;
+        let (customers, last, key) = self.source(run, &mut piece).await?;
+        // What the index has not read past waits for a later pass; the
+        // rest is decided now.
+        let (customers, later): (Vec<Customer>, Vec<Customer>) =
+            customers.into_iter().partition(|c| {
+                run.customers.is_some()
+                    || c.hubspot_company_id
+                        .as_deref()
+                        .is_none_or(|id| run.cursor.index_covers(id))
+            });
+        let (pass, n) = (run.cursor.passes.pass, run.cursor.passes.deferred + 1);
+        let defer = async {
+            if later.is_empty() {
+                return Ok(false);
             }
+            self.pieces(ctx.run_id)
+                .put_deferred(pass, n, &later)
+                .await
+                .map(|()| true)
         };
+        let decide = self.decide_page(
+            ctx,
+            customers,
+            index,
+            &mut piece,
+            &mut run.cursor.pending_hubspot,
+        );
+        let (deferred, decided) = futures::join!(defer, decide);
+        let (deferred, ()) = (deferred?, decided?);
+        piece.counters.deferred += later.len() as u64;
+        let c = &mut run.cursor;
+        if deferred {
+            c.passes.deferred += 1;
+        }
+        if last {
+            c.phase = if run.customers.is_some() {
+                Phase::Finish
+            } else if c.passes.deferred > 0 {
+                // Another pass, over what this one deferred: at once when
+                // the index is whole, else once it has read half of what
+                // is left (`index_step`).
+                c.passes = Passes {
+                    pass: c.passes.pass + 1,
+                    to_read: c.passes.deferred,
+                    began_with_left: c.index_done().then_some(0),
+                    ..Passes::default()
+                };
+                if c.index_done() {
+                    Phase::Customers
+                } else {
+                    Phase::Index
+                }
+            } else {
+                c.passes.done = true;
+                if c.index_done() {
+                    Phase::Companies
+                } else {
+                    Phase::Index
+                }
+            };
+        }
+        Ok((key, piece))
+    }
+
+    /// The step's customers: a manual run's selection or WARP's next page
+    /// (counted in `customer_pages`), or, in a later pass, the pieces the
+    /// last pass deferred until a page's worth; whether the pass ends with
+    /// them, and the step's piece name.
+    async fn source(
+        &self,
+        run: &mut RunRecord,
+        piece: &mut Piece,
+    ) -> Result<(Vec<Customer>, bool, String), Interrupt> {
+        let c = &mut run.cursor;
+        if c.passes.pass == 0 {
+            let page_no = c.customer_pages + 1;
+            let (customers, last) = match &run.customers {
+                Some(selection) => self.selected(selection, page_no, piece).await?,
+                None => {
+                    let page = self
+                        .warp
+                        .list_page(page_no, self.settings.page_size)
+                        .await
+                        .map_err(RunFailure::Warp)?;
+                    piece.counters.warp_calls.list += 1;
+                    let last = page.page >= page.total_pages || page.items.is_empty();
+                    (page.items, last)
+                }
+            };
+            run.cursor.customer_pages = page_no;
+            return Ok((customers, last, format!("1-{page_no:06}")));
+        }
+        let p = &mut c.passes;
+        let mut customers = Vec::new();
+        while p.read < p.to_read && customers.len() < self.settings.page_size as usize {
+            customers.extend(
+                self.pieces(&run.run_id)
+                    .deferred(p.pass - 1, p.read + 1)
+                    .await?,
+            );
+            p.read += 1;
+        }
+        p.steps += 1;
+        Ok((
+            customers,
+            p.read >= p.to_read,
+            format!("1-p{:03}-{:06}", p.pass, p.steps),
+        ))
+    }
+
+    /// Decides a page of customers: each paired with the company its
+    /// external_ids names, found in the index or read by id.
+    async fn decide_page(
+        &self,
+        ctx: &Ctx<'_>,
+        customers: Vec<Customer>,
+        index: &CompanyIndex,
+        piece: &mut Piece,
+        pending: &mut Vec<PendingUpdate>,
+    ) -> Result<(), Interrupt> {
         // Pair each customer with the company its external_ids names.
         let mut pairs: Vec<(Customer, String, LinkAction)> = Vec::new();
         let links = futures::stream::iter(customers.into_iter().map(|c| async move {
@@ -152,19 +261,8 @@ where
                 }
             }
         }
-        self.reconcile_all(ctx, work, &mut piece, &mut run.cursor.pending_hubspot)
-            .await?;
-        self.flush(ctx, &mut run.cursor.pending_hubspot, false, &mut piece)
-            .await?;
-        run.cursor.customer_pages = page_no;
-        if last {
-            run.cursor.phase = if run.customers.is_some() {
-                Phase::Finish
-            } else {
-                Phase::Companies
-            };
-        }
-        Ok((format!("1-{page_no:06}"), piece))
+        self.reconcile_all(ctx, work, piece, pending).await?;
+        self.flush(ctx, pending, false, piece).await
     }
 
     /// A manual run's selection, a page at a time: ids first, then BANs.

@@ -116,7 +116,7 @@ impl HubspotCompanies for Hubspot {
         &self,
         _properties: &[&str],
         _after_id: Option<&str>,
-    ) -> Result<(Vec<Company>, Option<String>), HubspotError> {
+    ) -> Result<crate::reconcile::ports::MarkedPage, HubspotError> {
         unreachable!("the page reads companies by id")
     }
 

@@ -20,7 +20,14 @@ use std::collections::HashMap;
 use crate::hubspot::crm::Company;
 
 /// One company's values, in the order of the index's names.
-type Row = Box<[Option<Box<str>>]>;
+type Values = Box<[Option<Box<str>>]>;
+
+#[derive(Debug)]
+struct Row {
+    values: Values,
+    /// A customer was paired with the company this run: phase 2 leaves it.
+    paired: bool,
+}
 
 /// The marked companies by id.
 #[derive(Debug, Default)]
@@ -46,17 +53,31 @@ impl CompanyIndex {
             return;
         }
         let mut properties = company.properties;
-        let values: Row = self
+        let values: Values = self
             .names
             .iter()
             .map(|n| properties.remove(n).flatten().map(String::into_boxed_str))
             .collect();
-        self.rows.insert(company.id.into_boxed_str(), values);
+        let paired = self.is_paired(&company.id);
+        self.rows
+            .insert(company.id.into_boxed_str(), Row { values, paired });
+    }
+
+    /// Notes that a customer was paired with company `id` (when the index
+    /// has it).
+    pub fn mark_paired(&mut self, id: &str) {
+        if let Some(row) = self.rows.get_mut(id) {
+            row.paired = true;
+        }
+    }
+
+    pub fn is_paired(&self, id: &str) -> bool {
+        self.rows.get(id).is_some_and(|r| r.paired)
     }
 
     /// The company as the client would have read it with these properties.
     pub fn get(&self, id: &str) -> Option<Company> {
-        let values = self.rows.get(id)?;
+        let values = &self.rows.get(id)?.values;
         Some(Company {
             id: id.to_string(),
             properties: self
@@ -82,10 +103,16 @@ impl CompanyIndex {
         self.rows.is_empty()
     }
 
-    /// Every id, in HubSpot's order (numeric; ids that are not numbers
-    /// after them, by text), so every invocation walks them alike.
-    pub fn ids(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = self.rows.keys().map(|k| &**k).collect();
+    /// Every id no customer was paired with, in HubSpot's order (numeric;
+    /// ids that are not numbers after them, by text), so every invocation
+    /// walks them alike.
+    pub fn unpaired_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .rows
+            .iter()
+            .filter(|(_, r)| !r.paired)
+            .map(|(k, _)| &**k)
+            .collect();
         ids.sort_unstable_by_key(|id| (id.parse::<u64>().map_err(|_| *id), *id));
         ids
     }
@@ -131,12 +158,19 @@ mod tests {
     }
 
     #[test]
-    fn ids_come_in_hubspots_numeric_order() {
+    fn unpaired_ids_come_in_hubspots_numeric_order() {
         let mut index = CompanyIndex::new(&["warp_ban"]);
         for id in ["100", "9", "18476215994", "20"] {
             index.insert(company(id, &[("warp_ban", Some("x"))]));
         }
-        assert_eq!(index.ids(), ["9", "20", "100", "18476215994"]);
+        assert_eq!(index.unpaired_ids(), ["9", "20", "100", "18476215994"]);
         assert_eq!(index.len(), 4);
+        index.mark_paired("20");
+        index.mark_paired("21");
+        assert_eq!(index.unpaired_ids(), ["9", "100", "18476215994"]);
+        assert!(index.is_paired("20") && !index.is_paired("21"));
+        // Read again (a later search page), it stays paired.
+        index.insert(company("20", &[("warp_ban", Some("y"))]));
+        assert!(index.is_paired("20"));
     }
 }

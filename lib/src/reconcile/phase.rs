@@ -2,9 +2,10 @@
 
 mod companies;
 mod customers;
+mod feeds;
 mod finish;
 mod index;
 mod sweep;
 
-pub(super) use index::IndexPages;
+pub(super) use feeds::{Feeds, IndexPages};
 pub(super) use sweep::sweep_step;

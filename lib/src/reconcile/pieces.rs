@@ -2,8 +2,7 @@
 //! (and per phase), read back at the end to make the report, so a handover
 //! or a crash loses none of what a run found.
 
-use std::collections::HashSet;
-
+use futures::StreamExt;
 use tracing::warn;
 
 use crate::hubspot::crm::Company;
@@ -13,6 +12,9 @@ use crate::reconcile::report::Piece;
 use crate::reconcile::step::{RunFailure, store};
 use crate::store::StoreError;
 use crate::warp::Customer;
+
+/// Objects read at once when a run reads its pieces back.
+const READS_AT_ONCE: usize = 16;
 
 /// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
 pub(super) struct Pieces<'a, P> {
@@ -43,9 +45,10 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     }
 
     /// Hands each object under `prefix` (after the run's own) to `each`
-    /// in key order, one read at a time: none of the callers needs them
-    /// all at once, and they grow with the book (a thousand pieces, and
-    /// five hundred index pages, at 100,000 pairs).
+    /// in key order, a few reads in flight at once: none of the callers
+    /// needs them all at once, and they grow with the book (a thousand
+    /// pieces, and five hundred index pages, at 100,000 pairs), so one at
+    /// a time a run's end would wait out a round trip for each.
     async fn each_object(
         &self,
         prefix: &str,
@@ -54,14 +57,14 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     ) -> Result<(), RunFailure> {
         let prefix = format!("{}{}/{prefix}", self.prefix, self.run_id);
         let keys = self.reports.list(&prefix).await.map_err(store(during))?;
-        for key in keys {
-            let body = self
-                .reports
-                .get(&key)
-                .await
-                .map_err(store(during))?
-                .unwrap_or_default();
-            each(key, body)?;
+        let mut bodies = futures::stream::iter(keys)
+            .map(|key| async move {
+                let body = self.reports.get(&key).await;
+                (key, body)
+            })
+            .buffered(READS_AT_ONCE);
+        while let Some((key, body)) = bodies.next().await {
+            each(key, body.map_err(store(during))?.unwrap_or_default())?;
         }
         Ok(())
     }
@@ -121,8 +124,9 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
             .map_err(store("writing the company index"))
     }
 
-    /// The run's company index from its pages, one read at a time (a run
-    /// taken over by a fresh invocation, which has lost its memory).
+    /// The run's company index from its pages, with the companies phase 1
+    /// paired so far marked (a run taken over by a fresh invocation, which
+    /// has lost its memory).
     pub(super) async fn index(&self, properties: &[&str]) -> Result<CompanyIndex, RunFailure> {
         let mut index = CompanyIndex::new(properties);
         self.each_object("index/", "reading the company index", |key, body| {
@@ -141,6 +145,12 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
                 index.insert(c);
             }
             Ok(())
+        })
+        .await?;
+        self.for_each("1-", |p| {
+            for id in &p.paired_companies {
+                index.mark_paired(id);
+            }
         })
         .await?;
         Ok(index)
@@ -194,14 +204,5 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         raw.into_iter()
             .map(|r| Customer::from_json(r, None).map_err(|e| malformed(e.to_string())))
             .collect()
-    }
-
-    /// The companies phase 1 paired, from its pieces (a resumed run has
-    /// lost its memory but not its pieces). Only the ids are kept.
-    pub(super) async fn paired_index(&self) -> Result<HashSet<String>, RunFailure> {
-        let mut paired = HashSet::new();
-        self.for_each("1-", |p| paired.extend(p.paired_companies))
-            .await?;
-        Ok(paired)
     }
 }

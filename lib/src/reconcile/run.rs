@@ -30,7 +30,6 @@
 //! (deciding and writing one pair), `hubspot_batch.rs` (HubSpot's fixes
 //! 100 at a time) and `pieces.rs` (the report's pieces).
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -39,11 +38,11 @@ use tracing::{info, warn};
 use super::ReconcileRequest;
 use super::checkpoint::{Claim, Cursor, Phase, RunRecord, RunStatus};
 use super::index::CompanyIndex;
-use super::phase::{IndexPages, sweep_step};
+use super::phase::{Feeds, sweep_step};
 use super::pieces::Pieces;
 use super::plan::MODIFIED_PROPERTY;
 use super::ports::{Alerts, Continuation, HubspotCompanies, ReportStore, RunStore, WarpCustomers};
-use super::report::Counters;
+use super::report::{Counters, Piece};
 pub use super::step::RunFailure;
 use super::step::{Ctx, Interrupt, store};
 use crate::mapping::MappingSet;
@@ -210,15 +209,15 @@ where
             Some(b) => (started + b.as_millis() as i64).min(deadline_ms - self.reserve_ms()),
             None => deadline_ms - self.reserve_ms(),
         };
-        // The index's reader runs beside the steps until the steps end
-        // (the run's end, a hand-over, a failure), which drops it.
-        let (pages, reader) = self.index_reader(&run);
+        // The readers run beside the steps until the steps end (the run's
+        // end, a hand-over, a failure), which drops them.
+        let (feeds, readers) = self.feeds(&run);
         let steps = self.steps(
             run,
             &owner,
             deadline_ms,
             stop_at,
-            pages,
+            feeds,
             continuation,
             alerts,
         );
@@ -226,7 +225,7 @@ where
             biased;
             out = steps => out,
             never = async {
-                reader.await;
+                readers.await;
                 std::future::pending::<std::convert::Infallible>().await
             } => match never {},
         }
@@ -241,7 +240,7 @@ where
         owner: &str,
         deadline_ms: i64,
         stop_at: i64,
-        mut pages: IndexPages,
+        mut feeds: Feeds,
         continuation: &C,
         alerts: &A,
     ) -> Result<Outcome, RunFailure> {
@@ -251,26 +250,34 @@ where
             run_id,
             dry_run: run.dry_run,
         };
-        let mut paired: Option<HashSet<String>> = None;
         let mut index: Option<CompanyIndex> = None;
         let mut leftovers: Option<Vec<String>> = None;
         let mut steps = 0u32;
+        // A step's piece and checkpoint are written while the next step
+        // works (each is a round trip a step would otherwise wait on); the
+        // last one is written before the run ends or hands over. What was
+        // checkpointed last is what a failed step releases the run at.
+        let mut saving: Option<(String, Piece, RunRecord)> = None;
+        let mut committed = run.clone();
         loop {
             if run.cursor.phase != Phase::Companies {
-                // The sweep and the report do without phase 2's index (an
-                // id per pair).
-                paired = None;
+                // The sweep and the report do without phase 2's list.
                 leftovers = None;
             }
             if matches!(run.cursor.phase, Phase::Sweep | Phase::Finish) {
                 index = None;
+            }
+            let ending = run.cursor.phase == Phase::Finish || (steps > 0 && now_ms() >= stop_at);
+            if ending && let Some((key, piece, snapshot)) = saving.take() {
+                self.save(&key, &piece, snapshot, owner, deadline_ms)
+                    .await?;
             }
             if run.cursor.phase == Phase::Finish {
                 return self.finish(&ctx, run, owner, None, alerts).await;
             }
             // At least one step per invocation, so every invocation makes
             // progress however short its budget.
-            if steps > 0 && now_ms() >= stop_at {
+            if ending {
                 return self.hand_over(run, owner, continuation).await;
             }
             let before = self.hubspot.rate_stats();
@@ -284,42 +291,57 @@ where
                 index = Some(self.pieces(run_id).index(&self.properties()).await?);
             }
             let companies = index.get_or_insert_with(CompanyIndex::default);
-            let step = match run.cursor.phase {
-                Phase::Index => self.index_step(&mut run, companies, &mut pages).await,
-                Phase::Customers => {
-                    self.customers_step(&ctx, &mut run, companies, &mut pages)
-                        .await
-                }
-                Phase::Companies => {
-                    if paired.is_none() {
-                        paired = Some(self.pieces(run_id).paired_index().await?);
+            let step = async {
+                match run.cursor.phase {
+                    Phase::Index => self.index_step(&mut run, companies, &mut feeds.index).await,
+                    Phase::Customers => {
+                        self.customers_step(&ctx, &mut run, companies, &mut feeds)
+                            .await
                     }
-                    let paired = paired.get_or_insert_with(HashSet::new);
-                    // The marked companies phase 1 did not pair, in the
-                    // index's order: the same list in every invocation.
-                    let left = leftovers.get_or_insert_with(|| {
-                        companies
-                            .ids()
-                            .into_iter()
-                            .filter(|id| !paired.contains(*id))
-                            .map(str::to_string)
-                            .collect()
-                    });
-                    self.companies_step(&ctx, &mut run, paired, companies, left)
+                    Phase::Companies => {
+                        // The marked companies phase 1 did not pair, in the
+                        // index's order: the same list in every invocation.
+                        let left = leftovers.get_or_insert_with(|| {
+                            companies
+                                .unpaired_ids()
+                                .into_iter()
+                                .map(str::to_string)
+                                .collect()
+                        });
+                        self.companies_step(&ctx, &mut run, companies, left).await
+                    }
+                    Phase::Sweep => {
+                        sweep_step(
+                            &self.events,
+                            &self.queue,
+                            self.settings.sweep_after,
+                            &ctx,
+                            &mut run,
+                        )
                         .await
+                    }
+                    Phase::Finish => unreachable!("a run at Finish finishes before its steps"),
                 }
-                Phase::Sweep => {
-                    sweep_step(
-                        &self.events,
-                        &self.queue,
-                        self.settings.sweep_after,
-                        &ctx,
-                        &mut run,
-                    )
-                    .await
-                }
-                Phase::Finish => continue,
             };
+            let save = async {
+                match saving.take() {
+                    Some((key, piece, snapshot)) => self
+                        .save(&key, &piece, snapshot, owner, deadline_ms)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (saved, step) = futures::join!(save, step);
+            match saved {
+                Ok(Some(snapshot)) => committed = snapshot,
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(run_id, error = %e, "run invocation failed; a retry resumes from the last checkpoint");
+                    let _ = self.runs.checkpoint(&committed, owner, 0).await;
+                    return Err(e);
+                }
+            }
             match step {
                 Ok((key, mut piece)) => {
                     let after = self.hubspot.rate_stats();
@@ -328,9 +350,8 @@ where
                         after.waited_ms - before.waited_ms.min(after.waited_ms);
                     piece.counters.throttled +=
                         after.throttled - before.throttled.min(after.throttled);
-                    self.pieces(run_id).put(&key, &piece).await?;
                     run.counters.add(&piece.counters);
-                    self.checkpoint(&mut run, owner, deadline_ms).await?;
+                    saving = Some((key, piece, run.clone()));
                     steps += 1;
                 }
                 Err(Interrupt::Daily(why)) => {
@@ -343,12 +364,29 @@ where
                 Err(Interrupt::Fail(e)) => {
                     warn!(run_id, error = %e, "run invocation failed; a retry resumes from the last checkpoint");
                     // Let a retry take over at once instead of waiting out
-                    // the lease; best effort, the lease lapses anyway.
-                    let _ = self.runs.checkpoint(&run, owner, 0).await;
+                    // the lease, from the last checkpoint (this step may
+                    // have moved the cursor before it failed); best
+                    // effort, the lease lapses anyway.
+                    let _ = self.runs.checkpoint(&committed, owner, 0).await;
                     return Err(e);
                 }
             }
         }
+    }
+
+    /// A step's piece, then the checkpoint that moves past it (never the
+    /// other way round: a checkpoint names no piece the store lacks).
+    async fn save(
+        &self,
+        key: &str,
+        piece: &Piece,
+        mut snapshot: RunRecord,
+        owner: &str,
+        deadline_ms: i64,
+    ) -> Result<RunRecord, RunFailure> {
+        self.pieces(&snapshot.run_id).put(key, piece).await?;
+        self.checkpoint(&mut snapshot, owner, deadline_ms).await?;
+        Ok(snapshot)
     }
 
     pub(super) fn reserve_ms(&self) -> i64 {

@@ -27,8 +27,8 @@ pub enum RunFailure {
     Warp(WarpError),
     #[error("HubSpot: {0}")]
     Hubspot(HubspotError),
-    #[error("the company index's reader stopped before the index was whole")]
-    IndexReader,
+    #[error("the reader of {0} stopped before its last page")]
+    ReaderStopped(&'static str),
     #[error("starting the next invocation failed: {0}")]
     Continue(String),
 }

@@ -13,9 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hubwarp::hubspot::crm::{
-    BatchRead, BatchUpdate, Company, CompanyPage, CompanyUpdate, HubspotError,
-};
+use hubwarp::hubspot::crm::{BatchRead, BatchUpdate, CompanyPage, CompanyUpdate, HubspotError};
 use hubwarp::hubspot::webhook::Unhandled;
 use hubwarp::mapping::conflict::FieldState;
 use hubwarp::queue::{Outgoing, QueueError, SyncQueue};

@@ -2,8 +2,6 @@
 //! `warp_ban`): linked when exactly one unlinked customer has that BAN,
 //! else unmatched. No HubSpot read: the index has their values.
 
-use std::collections::HashSet;
-
 use tracing::info;
 
 use crate::queue::SyncQueue;
@@ -32,8 +30,7 @@ where
         &self,
         ctx: &Ctx<'_>,
         run: &mut RunRecord,
-        paired: &mut HashSet<String>,
-        index: &CompanyIndex,
+        index: &mut CompanyIndex,
         leftovers: &[String],
     ) -> Result<(String, Piece), Interrupt> {
         let page_no = run.cursor.company_pages + 1;
@@ -48,7 +45,7 @@ where
             .collect();
         let mut work = Vec::new();
         for company in page {
-            if company.archived || paired.contains(&company.id) {
+            if company.archived || index.is_paired(&company.id) {
                 continue;
             }
             let Some(ban) = company.property(WARP_BAN_PROPERTY).map(str::to_string) else {
@@ -102,7 +99,7 @@ where
                 // The customer names this company but phase 1 could not
                 // pair them (it saw an older customer list): pair now.
                 Some(_) => {
-                    paired.insert(company.id.clone());
+                    index.mark_paired(&company.id);
                     work.push((customer, company, LinkAction::Record));
                 }
                 None => {
@@ -113,7 +110,7 @@ where
                         ban: customer.ban.clone(),
                         company_id: company.id.clone(),
                     });
-                    paired.insert(company.id.clone());
+                    index.mark_paired(&company.id);
                     work.push((customer, company, LinkAction::RecordAndSetExternalId));
                 }
             }

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use futures::StreamExt;
+use tracing::info;
 
 use crate::hubspot::crm::Company;
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::{Passes, PendingUpdate, Phase, RunRecord};
 use crate::reconcile::index::CompanyIndex;
 use crate::reconcile::pair::{LinkAction, PairResult};
-use crate::reconcile::phase::IndexPages;
+use crate::reconcile::phase::Feeds;
 use crate::reconcile::ports::{HubspotCompanies, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::{Piece, Unmatched};
 use crate::reconcile::run::{HUBSPOT_BATCH, Reconciler};
@@ -34,11 +35,11 @@ where
         ctx: &Ctx<'_>,
         run: &mut RunRecord,
         index: &mut CompanyIndex,
-        pages: &mut IndexPages,
+        feeds: &mut Feeds,
     ) -> Result<(String, Piece), Interrupt> {
         let mut piece = Piece::default();
-        Self::absorb_ready(run, index, pages, &mut piece)?;
-        let (customers, last, key) = self.source(run, &mut piece).await?;
+        Self::absorb_ready(run, index, &mut feeds.index, &mut piece)?;
+        let (customers, last, key) = self.source(run, feeds, &mut piece).await?;
         // What the index has not read past waits for a later pass; the
         // rest is decided now.
         let (customers, later): (Vec<Customer>, Vec<Customer>) =
@@ -67,10 +68,16 @@ where
         );
         let (deferred, decided) = futures::join!(defer, decide);
         let (deferred, ()) = (deferred?, decided?);
+        for id in &piece.paired_companies {
+            index.mark_paired(id);
+        }
         piece.counters.deferred += later.len() as u64;
         let c = &mut run.cursor;
         if deferred {
             c.passes.deferred += 1;
+        }
+        if last && run.customers.is_none() {
+            info!(run_id = %run.run_id, pass = c.passes.pass, deferred_pieces = c.passes.deferred, index_whole = c.index_done(), "phase 1 pass ended");
         }
         if last {
             c.phase = if run.customers.is_some() {
@@ -109,6 +116,7 @@ where
     async fn source(
         &self,
         run: &mut RunRecord,
+        feeds: &mut Feeds,
         piece: &mut Piece,
     ) -> Result<(Vec<Customer>, bool, String), Interrupt> {
         let c = &mut run.cursor;
@@ -117,10 +125,10 @@ where
             let (customers, last) = match &run.customers {
                 Some(selection) => self.selected(selection, page_no, piece).await?,
                 None => {
-                    let page = self
-                        .warp
-                        .list_page(page_no, self.settings.page_size)
+                    let page = feeds
+                        .warp_page()
                         .await
+                        .ok_or(RunFailure::ReaderStopped("WARP's customers"))?
                         .map_err(RunFailure::Warp)?;
                     piece.counters.warp_calls.list += 1;
                     let last = page.page >= page.total_pages || page.items.is_empty();

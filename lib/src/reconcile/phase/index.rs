@@ -4,31 +4,22 @@
 //! WARP's customers with the index by company id.
 //!
 //! Search is the night's slowest read (its own few calls a second), so the
-//! index is read by a reader that runs beside the steps: phase 1 starts
-//! once half the marked companies are in (`checkpoint::Passes`) and takes
-//! each page the reader has fetched between its own steps. The reader
-//! writes each page's spill before handing it over, so a checkpoint never
-//! names a page the report store lacks.
+//! index is read beside the steps (`feeds.rs`): phase 1 starts once half
+//! the marked companies are in (`checkpoint::Passes`) and takes each page
+//! read meanwhile between its own steps.
 
-use tokio::sync::mpsc;
+use tracing::info;
 
 use crate::queue::SyncQueue;
 use crate::reconcile::checkpoint::{Phase, RunRecord};
 use crate::reconcile::index::CompanyIndex;
+use crate::reconcile::phase::IndexPages;
 use crate::reconcile::ports::{HubspotCompanies, MarkedPage, ReportStore, RunStore, WarpCustomers};
 use crate::reconcile::report::Piece;
 use crate::reconcile::run::Reconciler;
-use crate::reconcile::step::{Interrupt, RunFailure, hubspot};
+use crate::reconcile::step::{Interrupt, RunFailure};
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkStore, SyncLog};
 use crate::store::{EventLog, StuckEvents};
-
-/// What the reader hands over: a page, spilled, or why it stopped.
-pub(in crate::reconcile) type IndexPages = mpsc::Receiver<Result<MarkedPage, Interrupt>>;
-
-/// Pages the reader may fetch ahead of the steps: enough that a step never
-/// waits on search when a page is due, few enough to lose little when an
-/// invocation hands over.
-const READ_AHEAD: usize = 2;
 
 impl<W, H, S, E, Q, R, P> Reconciler<W, H, S, E, Q, R, P>
 where
@@ -40,52 +31,6 @@ where
     R: RunStore,
     P: ReportStore,
 {
-    /// The reader: search pages from where the run's cursor stands, each
-    /// spilled to the report store, then handed over; it ends after the
-    /// last page, at the first failure, or when the steps stop taking.
-    pub(in crate::reconcile) fn index_reader(
-        &self,
-        run: &RunRecord,
-    ) -> (
-        IndexPages,
-        impl std::future::Future<Output = ()> + Send + '_,
-    ) {
-        let (tx, rx) = mpsc::channel(READ_AHEAD);
-        let run_id = run.run_id.clone();
-        let mut page_no = run.cursor.index_pages;
-        let mut after = run.cursor.index_after.clone();
-        let reading = run.customers.is_none() && !run.cursor.index_done();
-        let reader = async move {
-            if !reading {
-                return;
-            }
-            let properties = self.properties();
-            loop {
-                page_no += 1;
-                let read = match self
-                    .hubspot
-                    .bridge_page(&properties, after.as_deref())
-                    .await
-                {
-                    Ok(page) => self
-                        .pieces(&run_id)
-                        .put_index(page_no, &page.companies)
-                        .await
-                        .map(|()| page)
-                        .map_err(Interrupt::from),
-                    Err(e) => Err(hubspot(e)),
-                };
-                let next = read.as_ref().ok().and_then(|p| p.next.clone());
-                let failed = read.is_err();
-                if tx.send(read).await.is_err() || failed || next.is_none() {
-                    return;
-                }
-                after = next;
-            }
-        };
-        (rx, reader)
-    }
-
     /// Takes a page the reader handed over into the index and the cursor.
     pub(in crate::reconcile) fn absorb(
         run: &mut RunRecord,
@@ -100,6 +45,9 @@ where
         run.cursor.index_pages += 1;
         run.cursor.index_after = page.next;
         run.cursor.index_left = page.left;
+        if run.cursor.index_done() {
+            info!(run_id = %run.run_id, companies = index.len(), pages = run.cursor.index_pages, "company index whole");
+        }
     }
 
     /// Every page the reader has ready, without waiting (between phase 1's
@@ -130,7 +78,10 @@ where
         let mut key = "-whole";
         if !run.cursor.index_done() {
             key = "";
-            let read = pages.recv().await.ok_or(RunFailure::IndexReader)?;
+            let read = pages
+                .recv()
+                .await
+                .ok_or(RunFailure::ReaderStopped("HubSpot's search"))?;
             Self::absorb(run, index, read?, &mut piece);
             Self::absorb_ready(run, index, pages, &mut piece)?;
         }
@@ -154,6 +105,7 @@ where
                 };
                 c.passes.began_with_left = Some(left);
                 c.phase = Phase::Customers;
+                info!(run_id = %run.run_id, pass = c.passes.pass, indexed = index.len(), left, "phase 1 pass begins");
             }
         }
         Ok((format!("0-{:06}{key}", c.index_pages), piece))

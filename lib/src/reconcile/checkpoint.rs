@@ -83,12 +83,12 @@ impl Cursor {
     }
 }
 
-/// Phase 1 of a run of everyone starts once HubSpot's search has read half
-/// the marked companies, and decides each customer whose company the index
-/// has read past; it defers the others to the report store, and takes them
-/// up again in a further pass once the index has read half of what was
-/// left, until a pass defers none. So phase 1 works while the index waits
-/// on search's rate limit, instead of after it.
+/// Phase 1 of a run of everyone works while HubSpot's search fills the
+/// index (search's rate limit is the night's floor), instead of after it:
+/// a step decides each customer whose company the index has read past,
+/// waiting for the index while that is fewer than half of them, and
+/// defers the others to the report store; a further pass takes those up,
+/// until a pass defers none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Passes {
     /// 0: WARP's pages; n: the customers pass n - 1 deferred.
@@ -102,8 +102,6 @@ pub struct Passes {
     pub deferred: u32,
     /// A pass deferred nothing: phase 1 is over.
     pub done: bool,
-    /// The companies the index lacked when this pass began.
-    pub began_with_left: Option<u64>,
 }
 
 /// Where a run stands.

@@ -48,7 +48,7 @@ pub struct Config {
     /// Pages, time budget, time zone (`RECONCILE_TIMEZONE`, an IANA zone,
     /// default UTC: the schedule's zone and the report's local times),
     /// `RECONCILE_PAGE_SIZE` (1-100, default 100), `RECONCILE_CONCURRENCY`
-    /// (pairs decided at once, 1-64, default 32),
+    /// (pairs decided at once, 1-100, default 64),
     /// `RECONCILE_INVOCATION_BUDGET_MS` (optional), `RECONCILE_RESERVE_MS`
     /// (time left when an invocation hands over, default 90000),
     /// `SWEEP_AFTER_MINUTES` (default 60).
@@ -101,7 +101,7 @@ impl Config {
                 concurrency: env.parse_in_range(
                     "RECONCILE_CONCURRENCY",
                     RunSettings::default().concurrency,
-                    1..=64,
+                    1..=100,
                 )?,
                 invocation_budget: (budget_ms > 0).then(|| Duration::from_millis(budget_ms)),
                 reserve: Duration::from_millis(env.parse_in_range(

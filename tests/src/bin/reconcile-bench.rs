@@ -44,8 +44,8 @@ use integration_tests::slow_stores::{Latency, Slow, StoreCalls, StoreFigures};
 use integration_tests::warp_sandbox::SANDBOX_TOKEN;
 
 const USAGE: &str = "usage: reconcile-bench [--customers N] [--others K] [--limit L] \
-     [--search-limit S] [--drift F] [--store-ms D] [--s3-put-ms P] [--concurrency C]   \
-     (defaults: 100000, 2, 190, 4, 0.01, 5, 20, the reconciler's)";
+     [--search-limit S] [--drift F] [--store-ms D] [--s3-put-ms P] [--concurrency C] \
+     [--order shuffled|aligned]   (defaults: 100000, 2, 190, 4, 0.01, 5, 20, the reconciler's, shuffled)";
 /// HubSpot's own limit on search, per second (its search guide): what the
 /// sandbox enforces; the client keeps `--search-limit` (the shipped
 /// default, HUBSPOT_SEARCH_RATE_LIMIT_PER_S, is 4).
@@ -191,6 +191,9 @@ struct Args {
     concurrency: Option<usize>,
     drift: f64,
     latency: Latency,
+    /// Company ids in an order unlike WARP's (`--order shuffled`, the
+    /// default) or in WARP's (`aligned`): the join's hardest and easiest.
+    shuffled: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -202,6 +205,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         concurrency: None,
         drift: 0.01,
         latency: Latency::default(),
+        shuffled: true,
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -222,6 +226,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--search-limit" => parsed.search_limit = value.parse().map_err(|_| bad())?,
             "--concurrency" => parsed.concurrency = Some(value.parse().map_err(|_| bad())?),
             "--drift" => parsed.drift = value.parse().map_err(|_| bad())?,
+            "--order" => {
+                parsed.shuffled = match value.as_str() {
+                    "shuffled" => true,
+                    "aligned" => false,
+                    _ => return Err(format!("--order is shuffled or aligned\n{USAGE}")),
+                }
+            }
             "--store-ms" => {
                 parsed.latency.dynamo = Duration::from_millis(value.parse().map_err(|_| bad())?)
             }
@@ -329,26 +340,30 @@ fn build_sandbox() -> Result<PathBuf, String> {
 /// their URLs (WARP, HubSpot).
 fn start_sandboxes(args: &Args, exe: &Path) -> Result<(String, String), String> {
     let (port, hubspot_port) = (free_port()?, free_port()?);
-    let mut child = Command::new(exe)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--hubspot-port",
-            &hubspot_port.to_string(),
-            "--customers",
-            &args.customers.to_string(),
-            "--drift",
-            &args.drift.to_string(),
-            "--hubspot-limit-per-10s",
-            &args.limit.to_string(),
-            "--hubspot-search-per-s",
-            &HUBSPOT_SEARCH_PER_S.to_string(),
-            "--other-companies",
-            &args.others.to_string(),
-            "--exit-with-stdin",
-            // HubSpot's properties as `hubwarp setup` makes them, typed.
-            "--hubspot-setup",
-        ])
+    let mut child = Command::new(exe);
+    child.args([
+        "--port",
+        &port.to_string(),
+        "--hubspot-port",
+        &hubspot_port.to_string(),
+        "--customers",
+        &args.customers.to_string(),
+        "--drift",
+        &args.drift.to_string(),
+        "--hubspot-limit-per-10s",
+        &args.limit.to_string(),
+        "--hubspot-search-per-s",
+        &HUBSPOT_SEARCH_PER_S.to_string(),
+        "--other-companies",
+        &args.others.to_string(),
+        "--exit-with-stdin",
+        // HubSpot's properties as `hubwarp setup` makes them, typed.
+        "--hubspot-setup",
+    ]);
+    if args.shuffled {
+        child.arg("--shuffled");
+    }
+    let mut child = child
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -705,6 +720,14 @@ async fn run(args: &Args) -> Result<bool, String> {
     println!(
         "companies (M)        {m} in HubSpot: one per customer, {} no customer's (prospects, partners)",
         n * args.others as u64
+    );
+    println!(
+        "order                {}",
+        if args.shuffled {
+            "shuffled: WARP's pages name companies all over HubSpot's id order"
+        } else {
+            "aligned: WARP lists customers in their companies' id order"
+        }
     );
     println!(
         "store latency        {} ms a DynamoDB call, {} ms an S3 put; {} pairs decided at once",

@@ -6,7 +6,7 @@
 //! Usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N]
 //!                     [--drift F] [--hubspot-limit-per-10s L]
 //!                     [--hubspot-search-per-s S] [--other-companies K]
-//!                     [--hubspot-setup] [--exit-with-stdin]
+//!                     [--hubspot-setup] [--shuffled] [--exit-with-stdin]
 //! (defaults: 9100, P+1, 50, 0, none, none, 0)
 //!
 //! Each company carries the mapped properties the portal has with its
@@ -16,7 +16,10 @@
 //! makes the HubSpot sandbox enforce a rolling ten-secondly limit, and
 //! `--hubspot-search-per-s` search's own secondly one. `--other-companies
 //! K` adds K companies per customer that are no WARP customer's (no
-//! `warp_ban`: prospects, partners), as real portals hold.
+//! `warp_ban`: prospects, partners), as real portals hold. `--shuffled`
+//! gives the customers' companies ids in an order unlike WARP's (a fixed
+//! permutation), as when companies were created in another order than
+//! WARP lists its customers: the night's hardest join.
 //!
 //! The HubSpot portal starts as a new one does, without the bridge's
 //! properties: each company holds only the values of HubSpot's own
@@ -46,7 +49,7 @@ use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
 
 const USAGE: &str = "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N] [--drift F] \
      [--hubspot-limit-per-10s L] [--hubspot-search-per-s S] [--other-companies K] \
-     [--hubspot-setup] [--exit-with-stdin]   (defaults: 9100, P+1, 50, 0, none, none, 0)";
+     [--hubspot-setup] [--shuffled] [--exit-with-stdin]   (defaults: 9100, P+1, 50, 0, none, none, 0)";
 
 struct Args {
     port: u16,
@@ -57,6 +60,7 @@ struct Args {
     search_per_s: Option<u32>,
     other_companies: usize,
     hubspot_setup: bool,
+    shuffled: bool,
     exit_with_stdin: bool,
 }
 
@@ -72,6 +76,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         search_per_s: None,
         other_companies: 0,
         hubspot_setup: false,
+        shuffled: false,
         exit_with_stdin: false,
     };
     while let Some(arg) = args.next() {
@@ -90,6 +95,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             parsed.hubspot_setup = true;
             continue;
         }
+        if name == "--shuffled" && inline.is_none() {
+            parsed.shuffled = true;
+            continue;
+        }
         let value = inline
             .or_else(|| args.next())
             .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
@@ -105,6 +114,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         }
     }
     Ok(Some(parsed))
+}
+
+/// Customer n's company id under `--shuffled`: the demo ids (from
+/// 18476215991) permuted by multiplying by a prime modulo the book's size,
+/// a bijection whenever the prime does not divide it.
+fn shuffled_company_id(n: usize, customers: usize) -> String {
+    const PRIME: u64 = 1_000_003;
+    let size = customers.max(1) as u64;
+    let step = if size.is_multiple_of(PRIME) { 1 } else { PRIME % size };
+    let slot = ((n as u64 - 1) * step) % size;
+    (18_476_215_991 + slot).to_string()
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
@@ -163,7 +183,12 @@ async fn run() -> Result<(), String> {
     let every = (args.drift > 0.0).then(|| (1.0 / args.drift).round().max(1.0) as usize);
     let mut drifted = 0;
     for n in 1..=args.customers {
-        let customer = sandbox.insert(demo_customer(n));
+        let mut customer = demo_customer(n);
+        if args.shuffled {
+            customer["external_ids"]["hubspot_company_id"] =
+                shuffled_company_id(n, args.customers).into();
+        }
+        let customer = sandbox.insert(customer);
         let Some(id) = seed::company_id_of(&customer) else {
             continue;
         };

@@ -64,8 +64,23 @@ where
         Ok(())
     }
 
-    /// A step while nothing else is to do: waits for the next page, then
-    /// says whether phase 1 may (go on to) work.
+    /// Waits for the reader's next page (and takes any others ready).
+    pub(in crate::reconcile) async fn absorb_next(
+        run: &mut RunRecord,
+        index: &mut CompanyIndex,
+        pages: &mut IndexPages,
+        piece: &mut Piece,
+    ) -> Result<(), Interrupt> {
+        let read = pages
+            .recv()
+            .await
+            .ok_or(RunFailure::ReaderStopped("HubSpot's search"))?;
+        Self::absorb(run, index, read?, piece);
+        Self::absorb_ready(run, index, pages, piece)
+    }
+
+    /// A step once phase 1 is done and the index is not: the rest of the
+    /// index, which phase 2 walks.
     pub(in crate::reconcile) async fn index_step(
         &self,
         run: &mut RunRecord,
@@ -73,40 +88,21 @@ where
         pages: &mut IndexPages,
     ) -> Result<(String, Piece), Interrupt> {
         let mut piece = Piece::default();
-        // A step that read nothing (the index was whole already) names
-        // its piece apart from the last page's.
+        // A step that read nothing (the index was whole already: a record
+        // from before phase 1 ran beside the index) names its piece apart
+        // from the last page's.
         let mut key = "-whole";
         if !run.cursor.index_done() {
             key = "";
-            let read = pages
-                .recv()
-                .await
-                .ok_or(RunFailure::ReaderStopped("HubSpot's search"))?;
-            Self::absorb(run, index, read?, &mut piece);
-            Self::absorb_ready(run, index, pages, &mut piece)?;
+            Self::absorb_next(run, index, pages, &mut piece).await?;
         }
         let c = &mut run.cursor;
-        if c.passes.done {
-            if c.index_done() {
-                c.phase = Phase::Companies;
-            }
-        } else {
-            // Half of what was left when the last pass began (or of every
-            // marked company, for the first pass); without HubSpot's count,
-            // at the end.
-            let total = index.len() as u64 + c.index_left.unwrap_or(0);
-            let began = c.passes.began_with_left.unwrap_or(total);
-            let time = c.index_done() || c.index_left.is_some_and(|left| left * 2 <= began);
-            if time {
-                let left = if c.index_done() {
-                    0
-                } else {
-                    c.index_left.unwrap_or(0)
-                };
-                c.passes.began_with_left = Some(left);
-                c.phase = Phase::Customers;
-                info!(run_id = %run.run_id, pass = c.passes.pass, indexed = index.len(), left, "phase 1 pass begins");
-            }
+        if c.index_done() {
+            c.phase = if c.passes.done {
+                Phase::Companies
+            } else {
+                Phase::Customers
+            };
         }
         Ok((format!("0-{:06}{key}", c.index_pages), piece))
     }

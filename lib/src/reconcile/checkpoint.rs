@@ -85,10 +85,10 @@ impl Cursor {
 
 /// Phase 1 of a run of everyone works while HubSpot's search fills the
 /// index (search's rate limit is the night's floor), instead of after it:
-/// a step decides each customer whose company the index has read past,
-/// waiting for the index while that is fewer than half of them, and
-/// defers the others to the report store; a further pass takes those up,
-/// until a pass defers none.
+/// it begins once a third of the index is in and decides each customer
+/// whose company the index has read past, deferring the others to the
+/// report store's scratch; a further pass takes those up once half of
+/// what was left is in, until a pass defers none (`phase::index_step`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Passes {
     /// 0: WARP's pages; n: the customers pass n - 1 deferred.
@@ -102,6 +102,8 @@ pub struct Passes {
     pub deferred: u32,
     /// A pass deferred nothing: phase 1 is over.
     pub done: bool,
+    /// The marked companies the index lacked when this pass began.
+    pub began_with_left: Option<u64>,
 }
 
 /// Where a run stands.

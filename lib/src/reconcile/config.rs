@@ -48,7 +48,7 @@ pub struct Config {
     /// Pages, time budget, time zone (`RECONCILE_TIMEZONE`, an IANA zone,
     /// default UTC: the schedule's zone and the report's local times),
     /// `RECONCILE_PAGE_SIZE` (1-100, default 100), `RECONCILE_CONCURRENCY`
-    /// (pairs decided at once, 1-100, default 64),
+    /// (pairs decided at once, 1-100, default 100),
     /// `RECONCILE_INVOCATION_BUDGET_MS` (optional), `RECONCILE_RESERVE_MS`
     /// (time left when an invocation hands over, default 90000),
     /// `SWEEP_AFTER_MINUTES` (default 60).

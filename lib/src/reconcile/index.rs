@@ -11,9 +11,11 @@
 //! properties asked for, in one slice per company with the property names
 //! held once for all (about 0.3 KiB a company: some 30 MiB at 100,000; the
 //! client's `Company`, a map of names to values, would take three times
-//! that). A search page is also written to the report store as it is read,
-//! so an invocation that takes over a run loads the index again from there
-//! instead of searching HubSpot again.
+//! that). A search page is also written to the report store's scratch as
+//! it is read, so an invocation that takes over a run loads the index
+//! again from there instead of searching HubSpot again. Each row also
+//! says whether phase 1 paired the company, so phase 2 finds the others
+//! without reading phase 1's pieces back.
 
 use std::collections::HashMap;
 

@@ -1,6 +1,14 @@
 //! A run's report pieces: one JSON object in the report store per page
 //! (and per phase), read back at the end to make the report, so a handover
 //! or a crash loses none of what a run found.
+//!
+//! And its scratch: what a run keeps only while it runs, so an invocation
+//! that takes over finds it (the company index's pages, the customers
+//! phase 1 deferred). It lives apart, under `scratch/<run id>/`, which the
+//! bucket expires after a few days (`ExpireScratch` in
+//! infra/template.yaml): it holds every customer's and company's mapped
+//! values, contact details among them, which the report has no need to
+//! keep for its 400 days.
 
 use futures::StreamExt;
 use tracing::warn;
@@ -15,6 +23,9 @@ use crate::warp::Customer;
 
 /// Objects read at once when a run reads its pieces back.
 const READS_AT_ONCE: usize = 16;
+
+/// Where runs keep their scratch in the report store (see the top).
+pub const SCRATCH_PREFIX: &str = "scratch/";
 
 /// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
 pub(super) struct Pieces<'a, P> {
@@ -44,8 +55,7 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
             .map_err(store("writing a report piece"))
     }
 
-    /// Hands each object under `prefix` (after the run's own) to `each`
-    /// in key order, a few reads in flight at once: none of the callers
+    /// Hands each object under `prefix` to `each` in key order, a few reads in flight at once: none of the callers
     /// needs them all at once, and they grow with the book (a thousand
     /// pieces, and five hundred index pages, at 100,000 pairs), so one at
     /// a time a run's end would wait out a round trip for each.
@@ -55,8 +65,7 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         during: &'static str,
         mut each: impl FnMut(String, Vec<u8>) -> Result<(), RunFailure>,
     ) -> Result<(), RunFailure> {
-        let prefix = format!("{}{}/{prefix}", self.prefix, self.run_id);
-        let keys = self.reports.list(&prefix).await.map_err(store(during))?;
+        let keys = self.reports.list(prefix).await.map_err(store(during))?;
         let mut bodies = futures::stream::iter(keys)
             .map(|key| async move {
                 let body = self.reports.get(&key).await;
@@ -71,7 +80,7 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
 
     /// The pieces under `phase`, in order.
     async fn for_each(&self, phase: &str, mut each: impl FnMut(Piece)) -> Result<(), RunFailure> {
-        let prefix = format!("pieces/{phase}");
+        let prefix = format!("{}{}/pieces/{phase}", self.prefix, self.run_id);
         self.each_object(&prefix, "reading report pieces", |key, body| {
             match serde_json::from_slice::<Piece>(&body) {
                 Ok(p) => each(p),
@@ -108,7 +117,7 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     }
 
     fn index_key(&self, page: u32) -> String {
-        format!("{}{}/index/{page:06}.json", self.prefix, self.run_id)
+        format!("{SCRATCH_PREFIX}{}/index/{page:06}.json", self.run_id)
     }
 
     /// One search page of the run's company index, as read.
@@ -129,7 +138,8 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     /// has lost its memory).
     pub(super) async fn index(&self, properties: &[&str]) -> Result<CompanyIndex, RunFailure> {
         let mut index = CompanyIndex::new(properties);
-        self.each_object("index/", "reading the company index", |key, body| {
+        let prefix = format!("{SCRATCH_PREFIX}{}/index/", self.run_id);
+        self.each_object(&prefix, "reading the company index", |key, body| {
             // Written by this code a moment ago: unreadable is a failure
             // of the store, retried as one.
             let companies: Vec<Company> =
@@ -158,8 +168,8 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
 
     fn deferred_key(&self, pass: u32, n: u32) -> String {
         format!(
-            "{}{}/deferred/{pass:03}/{n:06}.json",
-            self.prefix, self.run_id
+            "{SCRATCH_PREFIX}{}/deferred/{pass:03}/{n:06}.json",
+            self.run_id
         )
     }
 

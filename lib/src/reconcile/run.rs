@@ -5,13 +5,18 @@
 //! A run has five phases:
 //! 0. `Index`: reads HubSpot once: every company that carries `warp_ban`
 //!    with the mapped properties, 200 a search page, into the run's
-//!    [`CompanyIndex`] (spilled to the report store page by page). The
-//!    portal's other companies are never read.
+//!    [`CompanyIndex`] (spilled to the report store's scratch page by
+//!    page). The portal's other companies are never read. Search's rate
+//!    limit makes this the night's floor, so the index is read beside
+//!    phase 1 (`phase/feeds.rs`), and is a phase of its own only when
+//!    phase 1 is done before it.
 //! 1. `Customers`: pages through every WARP customer (or the manual run's
 //!    selection), finds each linked company in the index (a manual run,
 //!    or a company the index lacks, is batch-read by id), decides every
 //!    field, writes WARP fixes one `PUT` per customer with `If-Match`, and
-//!    queues HubSpot fixes for batch updates of up to 100.
+//!    queues HubSpot fixes for batch updates of up to 100. A customer
+//!    whose company the index has not read yet is deferred to a later
+//!    pass (`checkpoint::Passes`).
 //! 2. `Companies`: the index's companies no customer named: one is linked
 //!    when exactly one unlinked customer has its `warp_ban` (and reconciled
 //!    at once), else reported unmatched.
@@ -19,14 +24,16 @@
 //!    are queued again from the message kept on the record.
 //! 4. `Finish`: the last HubSpot batch, open MANUAL conflicts, the report.
 //!
-//! Memory: one page of customers at a time, the HubSpot fixes not yet sent
-//! (at most 100), the company index (the marked companies' mapped values,
-//! about 0.3 KiB each: `index.rs` says why that side is kept) and in phase
-//! 2 the ids phase 1 paired.
+//! Memory: one page of customers at a time (and the pages the readers
+//! hold ahead), the HubSpot fixes not yet sent (at most 100), and the
+//! company index (the marked companies' mapped values, about 0.3 KiB
+//! each, and whether phase 1 paired each: `index.rs` says why that side
+//! is kept).
 //!
 //! This file is the loop (claim, phases, checkpoint, hand-over, outcome);
 //! each stage has its own: `checkpoint.rs` (what is saved between
-//! invocations), `phase/{customers,companies,sweep,finish}.rs`, `pair.rs`
+//! invocations), `phase/{feeds,index,customers,companies,sweep,finish}.rs`,
+//! `pair.rs`
 //! (deciding and writing one pair), `hubspot_batch.rs` (HubSpot's fixes
 //! 100 at a time) and `pieces.rs` (the report's pieces).
 
@@ -74,11 +81,11 @@ pub struct RunSettings {
     /// Pairs decided and written at once within a page. Each waits on
     /// DynamoDB (its link and field states, then its writes), WARP and
     /// never HubSpot: with the company index the store round trips are
-    /// what a page costs. At 10,000 pairs (reconcile-bench, 5 ms a
-    /// DynamoDB call) 32 at once instead of 8 cut the steady night from
-    /// 34.6 to 22.9 s, and once phase 1 ran beside the index, 64 instead
-    /// of 32 cut the first night (every baseline written) from 17.9 to
-    /// 13.2 s against a 12.5 s floor.
+    /// what a page costs, so a whole page (100) is decided at once. At
+    /// 10,000 pairs (reconcile-bench, 5 ms a DynamoDB call) 32 at once
+    /// instead of 8 cut the steady night from 34.6 to 22.9 s, and once
+    /// phase 1 ran beside the index, 64 instead of 32 cut the first night
+    /// (every baseline written) from 17.9 to 13.2 s against a 12.5 s floor.
     pub concurrency: usize,
     /// Where reports go in the bucket (`reports/`).
     pub report_prefix: String,
@@ -93,7 +100,7 @@ impl Default for RunSettings {
             reserve: Duration::from_secs(90),
             lease: Duration::from_secs(120),
             sweep_after: Duration::from_secs(3600),
-            concurrency: 64,
+            concurrency: 100,
             report_prefix: "reports/".into(),
             timezone: chrono_tz::UTC,
         }
@@ -158,9 +165,16 @@ where
             finished_ms: None,
             invocations: 0,
             // A run of everyone reads HubSpot once, into the index, with
-            // phase 1 beside it; a manual run's few customers read their
-            // companies by id.
-            cursor: Cursor::default(),
+            // phase 1 beside it once a third is in; a manual run's few
+            // customers read their companies by id.
+            cursor: Cursor {
+                phase: if request.customers.is_none() {
+                    Phase::Index
+                } else {
+                    Phase::Customers
+                },
+                ..Cursor::default()
+            },
             counters: Counters::default(),
             stop_reason: None,
             report_json_key: None,
@@ -246,7 +260,6 @@ where
         let ctx = Ctx {
             run_id,
             dry_run: run.dry_run,
-            stop_at,
         };
         let mut index: Option<CompanyIndex> = None;
         let mut leftovers: Option<Vec<String>> = None;

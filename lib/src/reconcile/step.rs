@@ -62,6 +62,4 @@ pub(super) fn store(during: &'static str) -> impl FnOnce(StoreError) -> RunFailu
 pub(super) struct Ctx<'a> {
     pub(super) run_id: &'a str,
     pub(super) dry_run: bool,
-    /// When this invocation stops taking steps (epoch ms).
-    pub(super) stop_at: i64,
 }

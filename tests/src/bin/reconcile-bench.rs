@@ -614,6 +614,10 @@ fn report(n: u64, args: &Args, night: &Night) -> bool {
         s.warp_calls.total()
     );
     println!(
+        "phase 1              {} customers deferred until the index had read their company (counted at each deferral)",
+        s.deferred
+    );
+    println!(
         "rate limit           {} waits ({:.1} s waited in all), {} answered 429",
         calls.rate_limit_waits,
         calls.waited_ms as f64 / 1000.0,

@@ -122,7 +122,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 fn shuffled_company_id(n: usize, customers: usize) -> String {
     const PRIME: u64 = 1_000_003;
     let size = customers.max(1) as u64;
-    let step = if size.is_multiple_of(PRIME) { 1 } else { PRIME % size };
+    let step = if size.is_multiple_of(PRIME) {
+        1
+    } else {
+        PRIME % size
+    };
     let slot = ((n as u64 - 1) * step) % size;
     (18_476_215_991 + slot).to_string()
 }

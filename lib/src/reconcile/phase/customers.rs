@@ -18,7 +18,6 @@ use crate::reconcile::run::{HUBSPOT_BATCH, Reconciler};
 use crate::reconcile::step::{Ctx, Interrupt, RunFailure, hubspot, store};
 use crate::store::sync::{ConflictQueue, FieldStateStore, LinkState, LinkStore, SyncLog};
 use crate::store::{EventLog, StuckEvents};
-use crate::time::now_ms;
 use crate::warp::{Customer, WarpError};
 
 impl<W, H, S, E, Q, R, P> Reconciler<W, H, S, E, Q, R, P>
@@ -41,28 +40,6 @@ where
         let mut piece = Piece::default();
         Self::absorb_ready(run, index, &mut feeds.index, &mut piece)?;
         let (customers, last, key) = self.source(run, feeds, &mut piece).await?;
-        // While the index has read past fewer than half of these
-        // customers' companies, wait for it: at least one page (so every
-        // step moves the run on, however short the invocation), then
-        // until half or the invocation's time. WARP's order and HubSpot's
-        // may agree (each page waits for the page or two of the index it
-        // needs) or not at all (the first pages wait for half the index).
-        let waiting = |run: &RunRecord| {
-            let uncovered = customers
-                .iter()
-                .filter(|c| {
-                    c.hubspot_company_id
-                        .as_deref()
-                        .is_some_and(|id| !run.cursor.index_covers(id))
-                })
-                .count();
-            run.customers.is_none() && !run.cursor.index_done() && uncovered * 2 > customers.len()
-        };
-        let mut waited = false;
-        while waiting(run) && (!waited || now_ms() < ctx.stop_at) {
-            Self::absorb_next(run, index, &mut feeds.index, &mut piece).await?;
-            waited = true;
-        }
         // What the index has not read past waits for a later pass; the
         // rest is decided now.
         let (customers, later): (Vec<Customer>, Vec<Customer>) =
@@ -106,13 +83,20 @@ where
             c.phase = if run.customers.is_some() {
                 Phase::Finish
             } else if c.passes.deferred > 0 {
-                // Another pass, over what this one deferred.
+                // Another pass, over what this one deferred: at once when
+                // the index is whole, else when it has come far enough
+                // (`index_step`).
                 c.passes = Passes {
                     pass: c.passes.pass + 1,
                     to_read: c.passes.deferred,
+                    began_with_left: c.index_done().then_some(0),
                     ..Passes::default()
                 };
-                Phase::Customers
+                if c.index_done() {
+                    Phase::Customers
+                } else {
+                    Phase::Index
+                }
             } else {
                 c.passes.done = true;
                 // Phase 2 walks the whole index.

@@ -64,23 +64,15 @@ where
         Ok(())
     }
 
-    /// Waits for the reader's next page (and takes any others ready).
-    pub(in crate::reconcile) async fn absorb_next(
-        run: &mut RunRecord,
-        index: &mut CompanyIndex,
-        pages: &mut IndexPages,
-        piece: &mut Piece,
-    ) -> Result<(), Interrupt> {
-        let read = pages
-            .recv()
-            .await
-            .ok_or(RunFailure::ReaderStopped("HubSpot's search"))?;
-        Self::absorb(run, index, read?, piece);
-        Self::absorb_ready(run, index, pages, piece)
-    }
-
-    /// A step once phase 1 is done and the index is not: the rest of the
-    /// index, which phase 2 walks.
+    /// A step while phase 1 waits for the index: one page (and any
+    /// others ready), then whether the next pass may begin. The first
+    /// begins once a third of the marked companies are in, each later one
+    /// once half of what was left when the last began is in (without
+    /// HubSpot's count of what is left, once the index is whole). Within a
+    /// pass no step waits: a customer whose company the index has not read
+    /// past is deferred to the next pass. Waiting step by step instead
+    /// stalls a pass whenever its pages are near the bar, and starting
+    /// each pass at once re-reads the deferred customers many times over.
     pub(in crate::reconcile) async fn index_step(
         &self,
         run: &mut RunRecord,
@@ -94,15 +86,33 @@ where
         let mut key = "-whole";
         if !run.cursor.index_done() {
             key = "";
-            Self::absorb_next(run, index, pages, &mut piece).await?;
+            let read = pages
+                .recv()
+                .await
+                .ok_or(RunFailure::ReaderStopped("HubSpot's search"))?;
+            Self::absorb(run, index, read?, &mut piece);
+            Self::absorb_ready(run, index, pages, &mut piece)?;
         }
         let c = &mut run.cursor;
-        if c.index_done() {
-            c.phase = if c.passes.done {
-                Phase::Companies
-            } else {
-                Phase::Customers
-            };
+        let left = if c.index_done() {
+            Some(0)
+        } else {
+            c.index_left
+        };
+        let begin = match (c.passes.began_with_left, left) {
+            (_, Some(0)) => true,
+            (_, None) => false,
+            (None, Some(left)) => left * 3 <= (index.len() as u64 + left) * 2,
+            (Some(began), Some(left)) => left * 2 <= began,
+        };
+        if c.passes.done {
+            if c.index_done() {
+                c.phase = Phase::Companies;
+            }
+        } else if begin {
+            c.passes.began_with_left = left;
+            c.phase = Phase::Customers;
+            info!(run_id = %run.run_id, pass = c.passes.pass, indexed = index.len(), left, "phase 1 pass begins");
         }
         Ok((format!("0-{:06}{key}", c.index_pages), piece))
     }

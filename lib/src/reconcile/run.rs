@@ -221,9 +221,12 @@ where
             None => deadline_ms - self.reserve_ms(),
         };
         // The readers run beside the steps until the steps end (the run's
-        // end, a hand-over, a failure), which drops them.
+        // end, a hand-over, a failure), which drops them. Both are boxed:
+        // a step's future nests the whole run's (pairs, batches, reports),
+        // and unboxed it outgrew a 2 MiB stack in a debug build.
         let (feeds, readers) = self.feeds(&run);
-        let steps = self.steps(
+        let readers = Box::pin(readers);
+        let steps = Box::pin(self.steps(
             run,
             &owner,
             deadline_ms,
@@ -231,7 +234,7 @@ where
             feeds,
             continuation,
             alerts,
-        );
+        ));
         tokio::select! {
             biased;
             out = steps => out,
@@ -302,7 +305,7 @@ where
                 index = Some(self.pieces(run_id).index(&self.properties()).await?);
             }
             let companies = index.get_or_insert_with(CompanyIndex::default);
-            let step = async {
+            let step = Box::pin(async {
                 match run.cursor.phase {
                     Phase::Index => self.index_step(&mut run, companies, &mut feeds.index).await,
                     Phase::Customers => {
@@ -333,7 +336,7 @@ where
                     }
                     Phase::Finish => unreachable!("a run at Finish finishes before its steps"),
                 }
-            };
+            });
             let save = async {
                 match saving.take() {
                     Some((key, piece, snapshot)) => self

@@ -27,7 +27,21 @@ const READS_AT_ONCE: usize = 16;
 /// Where runs keep their scratch in the report store (see the top).
 pub const SCRATCH_PREFIX: &str = "scratch/";
 
-/// One run's pieces in the report store, under `<prefix><run id>/pieces/`.
+/// Scratch this run wrote a moment ago that does not read back: a failure
+/// of the store, retried as one, never a run's wrong answer.
+fn unreadable(during: &'static str, key: &str, reason: impl ToString) -> RunFailure {
+    RunFailure::Store {
+        during,
+        source: StoreError::Malformed {
+            table: "reports".into(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        },
+    }
+}
+
+/// One run's pieces in the report store, under `<prefix><run id>/pieces/`,
+/// and its scratch, under `scratch/<run id>/`.
 pub(super) struct Pieces<'a, P> {
     reports: &'a P,
     prefix: &'a str,
@@ -55,10 +69,11 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
             .map_err(store("writing a report piece"))
     }
 
-    /// Hands each object under `prefix` to `each` in key order, a few reads in flight at once: none of the callers
-    /// needs them all at once, and they grow with the book (a thousand
-    /// pieces, and five hundred index pages, at 100,000 pairs), so one at
-    /// a time a run's end would wait out a round trip for each.
+    /// Hands each object under `prefix` to `each` in key order, a few
+    /// reads in flight at once: no caller needs them all at once, and they
+    /// grow with the book (a thousand pieces, and five hundred index pages,
+    /// at 100,000 pairs), so read one at a time a run's end would wait out
+    /// a round trip for each.
     async fn each_object(
         &self,
         prefix: &str,
@@ -140,17 +155,8 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         let mut index = CompanyIndex::new(properties);
         let prefix = format!("{SCRATCH_PREFIX}{}/index/", self.run_id);
         self.each_object(&prefix, "reading the company index", |key, body| {
-            // Written by this code a moment ago: unreadable is a failure
-            // of the store, retried as one.
-            let companies: Vec<Company> =
-                serde_json::from_slice(&body).map_err(|e| RunFailure::Store {
-                    during: "reading the company index",
-                    source: StoreError::Malformed {
-                        table: "reports".into(),
-                        key,
-                        reason: e.to_string(),
-                    },
-                })?;
+            let companies: Vec<Company> = serde_json::from_slice(&body)
+                .map_err(|e| unreadable("reading the company index", &key, e))?;
             for c in companies {
                 index.insert(c);
             }
@@ -193,22 +199,13 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     pub(super) async fn deferred(&self, pass: u32, n: u32) -> Result<Vec<Customer>, RunFailure> {
         let key = self.deferred_key(pass, n);
         let during = "reading deferred customers";
-        let malformed = |reason: String| RunFailure::Store {
-            during,
-            source: StoreError::Malformed {
-                table: "reports".into(),
-                key: key.clone(),
-                reason,
-            },
-        };
+        let malformed = |reason: String| unreadable(during, &key, reason);
         let body = self
             .reports
             .get(&key)
             .await
             .map_err(store(during))?
             .ok_or_else(|| malformed("missing".into()))?;
-        // Written by this run a moment ago: unreadable is a failure of the
-        // store, retried as one.
         let raw: Vec<serde_json::Value> =
             serde_json::from_slice(&body).map_err(|e| malformed(e.to_string()))?;
         raw.into_iter()

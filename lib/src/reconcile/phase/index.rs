@@ -4,9 +4,10 @@
 //! WARP's customers with the index by company id.
 //!
 //! Search is the night's slowest read (its own few calls a second), so the
-//! index is read beside the steps (`feeds.rs`): phase 1 starts once half
-//! the marked companies are in (`checkpoint::Passes`) and takes each page
-//! read meanwhile between its own steps.
+//! index is read beside the steps (`feeds.rs`): phase 1's first pass
+//! starts once a third of the marked companies are in, each later pass
+//! once half of what was left has come (`checkpoint::Passes`), and each
+//! page read meanwhile is taken between the steps.
 
 use tracing::info;
 

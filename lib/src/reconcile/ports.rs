@@ -52,17 +52,16 @@ pub struct MarkedPage {
     pub companies: Vec<Company>,
     /// Where the next page starts (the last id here), when there is one.
     pub next: Option<String>,
-    /// How many marked companies lie past this page, when HubSpot counted
-    /// them (search's `total` counts the query's matches, this page's
-    /// included): how far the index has come, so phase 1 knows when to
-    /// start.
-    pub left: Option<u64>,
+    /// How many marked companies lie past this page (search's `total`
+    /// counts the query's matches, this page's included): how far the
+    /// index has come, so phase 1 knows when to start.
+    pub left: u64,
 }
 
 impl MarkedPage {
     /// A page of `companies` out of the `total` its query matched.
-    pub fn new(companies: Vec<Company>, next: Option<String>, total: Option<u64>) -> Self {
-        let left = total.map(|t| t.saturating_sub(companies.len() as u64));
+    pub fn new(companies: Vec<Company>, next: Option<String>, total: u64) -> Self {
+        let left = total.saturating_sub(companies.len() as u64);
         Self {
             companies,
             next,

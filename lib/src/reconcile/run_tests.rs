@@ -304,7 +304,7 @@ impl HubspotCompanies for Hubspot {
             .map(|(id, c)| self.company(id, c))
             .collect();
         let next = more.then(|| results.last().map(|c| c.id.clone())).flatten();
-        Ok(MarkedPage::new(results, next, Some(total)))
+        Ok(MarkedPage::new(results, next, total))
     }
 
     fn rate_stats(&self) -> RateStats {

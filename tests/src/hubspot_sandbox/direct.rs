@@ -106,7 +106,7 @@ impl HubspotCompanies for HubspotSandbox {
             .map(|(key, c)| company(portal, key.id(), c, properties))
             .collect();
         let next = more.then(|| results.last().map(|c| c.id.clone())).flatten();
-        Ok(MarkedPage::new(results, next, Some(total)))
+        Ok(MarkedPage::new(results, next, total))
     }
 
     async fn batch_update(&self, inputs: &[CompanyUpdate]) -> Result<BatchUpdate, HubspotError> {

@@ -237,7 +237,7 @@ impl HubspotClient {
         marker: &str,
         properties: &[&str],
         after_id: Option<&str>,
-    ) -> Result<(Vec<Company>, Option<String>, Option<u64>), HubspotError> {
+    ) -> Result<(Vec<Company>, Option<String>, u64), HubspotError> {
         let mut filters = vec![Filter::has_property(marker)];
         if let Some(id) = after_id {
             filters.push(Filter::gt(OBJECT_ID, id));
@@ -255,7 +255,7 @@ impl HubspotClient {
             (Some(_), Some(last)) => Some(last.id.clone()),
             _ => None,
         };
-        Ok((page.results, next, Some(page.total)))
+        Ok((page.results, next, page.total))
     }
 
     pub async fn search_page(&self, req: &SearchRequest) -> Result<SearchPage, HubspotError> {

@@ -45,7 +45,7 @@ where
         }
         run.cursor.index_pages += 1;
         run.cursor.index_after = page.next;
-        run.cursor.index_left = page.left;
+        run.cursor.index_left = Some(page.left);
         if run.cursor.index_done() {
             info!(run_id = %run.run_id, companies = index.len(), pages = run.cursor.index_pages, "company index whole");
         }

@@ -62,11 +62,22 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
     }
 
     pub(super) async fn put(&self, name: &str, piece: &Piece) -> Result<(), RunFailure> {
-        let body = serde_json::to_vec(piece).unwrap_or_default();
-        self.reports
-            .put(&self.key(name), body, "application/json")
+        self.put_json(&self.key(name), piece, "writing a report piece")
             .await
-            .map_err(store("writing a report piece"))
+    }
+
+    /// Writes `value` as JSON under `key`.
+    async fn put_json(
+        &self,
+        key: &str,
+        value: &(impl serde::Serialize + ?Sized),
+        during: &'static str,
+    ) -> Result<(), RunFailure> {
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        self.reports
+            .put(key, body, "application/json")
+            .await
+            .map_err(store(during))
     }
 
     /// Hands each object under `prefix` to `each` in key order, a few
@@ -141,11 +152,12 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         page: u32,
         companies: &[Company],
     ) -> Result<(), RunFailure> {
-        let body = serde_json::to_vec(companies).unwrap_or_default();
-        self.reports
-            .put(&self.index_key(page), body, "application/json")
-            .await
-            .map_err(store("writing the company index"))
+        self.put_json(
+            &self.index_key(page),
+            companies,
+            "writing the company index",
+        )
+        .await
     }
 
     /// The run's company index from its pages, with the companies phase 1
@@ -187,11 +199,8 @@ impl<'a, P: ReportStore> Pieces<'a, P> {
         customers: &[Customer],
     ) -> Result<(), RunFailure> {
         let raw: Vec<&serde_json::Value> = customers.iter().map(|c| &c.raw).collect();
-        let body = serde_json::to_vec(&raw).unwrap_or_default();
-        self.reports
-            .put(&self.deferred_key(pass, n), body, "application/json")
+        self.put_json(&self.deferred_key(pass, n), &raw, "deferring customers")
             .await
-            .map_err(store("deferring customers"))
     }
 
     /// One piece of the customers pass `pass` deferred, read as WARP's

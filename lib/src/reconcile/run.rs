@@ -282,9 +282,11 @@ where
                 index = None;
             }
             let ending = run.cursor.phase == Phase::Finish || (steps > 0 && now_ms() >= stop_at);
-            if ending && let Some((key, piece, snapshot)) = saving.take() {
-                self.save(&key, &piece, snapshot, owner, deadline_ms)
-                    .await?;
+            if ending
+                && let Some((key, piece, snapshot)) = saving.take()
+                && let Err(e) = self.save(&key, &piece, snapshot, owner, deadline_ms).await
+            {
+                return self.fail(&committed, owner, e).await;
             }
             if run.cursor.phase == Phase::Finish {
                 return self.finish(&ctx, run, owner, None, alerts).await;
@@ -350,11 +352,7 @@ where
             match saved {
                 Ok(Some(snapshot)) => committed = snapshot,
                 Ok(None) => {}
-                Err(e) => {
-                    warn!(run_id, error = %e, "run invocation failed; a retry resumes from the last checkpoint");
-                    let _ = self.runs.checkpoint(&committed, owner, 0).await;
-                    return Err(e);
-                }
+                Err(e) => return self.fail(&committed, owner, e).await,
             }
             match step {
                 Ok((key, mut piece)) => {
@@ -375,17 +373,25 @@ where
                     );
                     return self.finish(&ctx, run, owner, Some(reason), alerts).await;
                 }
-                Err(Interrupt::Fail(e)) => {
-                    warn!(run_id, error = %e, "run invocation failed; a retry resumes from the last checkpoint");
-                    // Let a retry take over at once instead of waiting out
-                    // the lease, from the last checkpoint (this step may
-                    // have moved the cursor before it failed); best
-                    // effort, the lease lapses anyway.
-                    let _ = self.runs.checkpoint(&committed, owner, 0).await;
-                    return Err(e);
-                }
+                // From the last checkpoint: this step may have moved the
+                // cursor before it failed.
+                Err(Interrupt::Fail(e)) => return self.fail(&committed, owner, e).await,
             }
         }
+    }
+
+    /// Ends the invocation with `e`, releasing the run at `committed` (its
+    /// last checkpoint) so a retry takes over at once instead of waiting
+    /// out the lease; best effort, the lease lapses anyway.
+    async fn fail(
+        &self,
+        committed: &RunRecord,
+        owner: &str,
+        e: RunFailure,
+    ) -> Result<Outcome, RunFailure> {
+        warn!(run_id = %committed.run_id, error = %e, "run invocation failed; a retry resumes from the last checkpoint");
+        let _ = self.runs.checkpoint(committed, owner, 0).await;
+        Err(e)
     }
 
     /// A step's piece, then the checkpoint that moves past it (never the

@@ -76,10 +76,10 @@ where
         if deferred {
             c.passes.deferred += 1;
         }
-        if last && run.customers.is_none() {
-            info!(run_id = %run.run_id, pass = c.passes.pass, deferred_pieces = c.passes.deferred, index_whole = c.index_done(), "phase 1 pass ended");
-        }
         if last {
+            if run.customers.is_none() {
+                info!(run_id = %run.run_id, pass = c.passes.pass, deferred_pieces = c.passes.deferred, index_whole = c.index_done(), "phase 1 pass ended");
+            }
             c.phase = if run.customers.is_some() {
                 Phase::Finish
             } else if c.passes.deferred > 0 {

@@ -32,9 +32,7 @@ pub struct SyncHarness {
     pub config: Config,
 }
 
-pub fn company_id(n: usize) -> String {
-    (18_476_215_990u64 + n as u64).to_string()
-}
+pub use integration_tests::warp_sandbox::demo_company_id as company_id;
 
 impl SyncHarness {
     pub async fn new(test: &str, customers: usize) -> Self {

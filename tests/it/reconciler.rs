@@ -17,7 +17,7 @@ use hubwarp::store::sync::{ConflictQueue, LinkStore};
 use integration_tests::fixtures::Signing;
 use integration_tests::hubspot_sandbox::{HubspotSandbox, Throttle};
 use integration_tests::seed;
-use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+use integration_tests::warp_sandbox::{WarpSandbox, demo_customer, shuffled_company_id};
 use lambda_runtime::{Context, LambdaEvent};
 use nightly_reconciler::{Config, Function};
 use serde_json::{Map, Value, json};
@@ -107,10 +107,8 @@ impl Rig {
         for n in 0..customers {
             let mut c = demo_customer(n);
             if order == Order::Shuffled {
-                // Customer n's company is the demo's (n * 7919 mod N)-th.
-                let slot = (n as u64 * 7919) % customers as u64;
                 c["external_ids"]["hubspot_company_id"] =
-                    json!((18_476_215_990 + slot).to_string());
+                    json!(shuffled_company_id(n, 0, customers));
             }
             let c = warp.insert(c);
             let id = seed::company_id_of(&c).unwrap();

@@ -15,7 +15,7 @@ use hubwarp::store::{MemoryEventLog, MemorySyncStore};
 use hubwarp::sync::{Consumer, QueuedMessage};
 use hubwarp::warp::WarpClient;
 use integration_tests::hubspot_sandbox::{HUBSPOT_SANDBOX_TOKEN, HubspotSandbox};
-use integration_tests::warp_sandbox::{SANDBOX_TOKEN, WarpSandbox, demo_customer};
+use integration_tests::warp_sandbox::{SANDBOX_TOKEN, WarpSandbox, demo_company_id, demo_customer};
 use serde_json::{Map, json};
 
 #[tokio::main]
@@ -34,7 +34,7 @@ async fn main() -> Result<(), String> {
         let c = warp.insert(demo_customer(n));
         let mut props = Map::new();
         props.insert("warp_ban".into(), c["ban"].clone());
-        hubspot.upsert_company(&(18_476_215_990u64 + n as u64).to_string(), props);
+        hubspot.upsert_company(&demo_company_id(n), props);
     }
     let timeout = Duration::from_secs(5);
     let consumer = Consumer {

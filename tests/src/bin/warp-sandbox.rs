@@ -45,7 +45,7 @@ use hubwarp::mapping::MappingSet;
 use integration_tests::hubspot_sandbox::HubspotSandbox;
 use integration_tests::hubspot_setup::install_bridge_properties;
 use integration_tests::seed;
-use integration_tests::warp_sandbox::{WarpSandbox, demo_customer};
+use integration_tests::warp_sandbox::{WarpSandbox, demo_customer, shuffled_company_id};
 
 const USAGE: &str = "usage: warp-sandbox [--port P] [--hubspot-port Q] [--customers N] [--drift F] \
      [--hubspot-limit-per-10s L] [--hubspot-search-per-s S] [--other-companies K] \
@@ -116,21 +116,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(parsed))
 }
 
-/// Customer n's company id under `--shuffled`: the demo ids (from
-/// 18476215991) permuted by multiplying by a prime modulo the book's size,
-/// a bijection whenever the prime does not divide it.
-fn shuffled_company_id(n: usize, customers: usize) -> String {
-    const PRIME: u64 = 1_000_003;
-    let size = customers.max(1) as u64;
-    let step = if size.is_multiple_of(PRIME) {
-        1
-    } else {
-        PRIME % size
-    };
-    let slot = ((n as u64 - 1) * step) % size;
-    (18_476_215_991 + slot).to_string()
-}
-
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
     value
         .parse()
@@ -190,7 +175,7 @@ async fn run() -> Result<(), String> {
         let mut customer = demo_customer(n);
         if args.shuffled {
             customer["external_ids"]["hubspot_company_id"] =
-                shuffled_company_id(n, args.customers).into();
+                shuffled_company_id(n, 1, args.customers).into();
         }
         let customer = sandbox.insert(customer);
         let Some(id) = seed::company_id_of(&customer) else {

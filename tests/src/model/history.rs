@@ -41,6 +41,8 @@ use hubwarp::time::{now_ms, set_clock_ms};
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::Value;
+
+use crate::warp_sandbox::demo_company_id as company_id;
 use webhook_receiver::Receiver;
 
 use super::backend::{Backend, InProcess};
@@ -152,10 +154,6 @@ struct World<B: Backend> {
     /// Companies merged so far (each made one duplicate).
     merges: usize,
     failures: Vec<String>,
-}
-
-fn company_id(n: usize) -> String {
-    (18_476_215_990u64 + n as u64).to_string()
 }
 
 fn advance(ms: i64) {

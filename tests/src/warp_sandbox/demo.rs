@@ -5,8 +5,31 @@ use serde_json::{Value, json};
 
 use super::time::rfc3339;
 
+/// The HubSpot company id demo customer `n` names: `18476215990 + n`.
+pub fn demo_company_id(n: usize) -> String {
+    (18_476_215_990 + n as u64).to_string()
+}
+
+/// The company id demo customer `n` names in a book of `size` customers
+/// numbered from `first` whose companies were created in another order
+/// than WARP lists them: the demo's own ids, permuted by multiplying by a
+/// prime modulo the book's size (a bijection whenever the prime does not
+/// divide it).
+pub fn shuffled_company_id(n: usize, first: usize, size: usize) -> String {
+    const PRIME: u64 = 1_000_003;
+    let size = size.max(1) as u64;
+    let step = if size.is_multiple_of(PRIME) {
+        1
+    } else {
+        PRIME % size
+    };
+    let slot = ((n - first) as u64 * step) % size;
+    demo_company_id(first + slot as usize)
+}
+
 /// A realistic customer number `n` (deterministic, including its `id`), for
-/// seeding tests and the demo. Its HubSpot company id is `18476215990 + n`.
+/// seeding tests and the demo. Its HubSpot company id is
+/// [`demo_company_id`]`(n)`.
 pub fn demo_customer(n: usize) -> Value {
     const NAMES: [&str; 16] = [
         "Acme",
@@ -113,7 +136,7 @@ pub fn demo_customer(n: usize) -> Value {
             "postal_code": zip,
             "country": "US",
         },
-        "external_ids": {"hubspot_company_id": (18_476_215_990 + n as u64).to_string()},
+        "external_ids": {"hubspot_company_id": demo_company_id(n)},
         "created_at": rfc3339(created_ms, false),
         "updated_at": rfc3339(updated_ms, false),
         "etag": "\"1\"",

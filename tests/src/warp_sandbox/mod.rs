@@ -32,7 +32,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde_json::Value;
 
-pub use demo::demo_customer;
+pub use demo::{demo_company_id, demo_customer, shuffled_company_id};
 pub(crate) use time::{now_ms, rfc3339};
 
 use http::router;

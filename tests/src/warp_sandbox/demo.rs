@@ -12,17 +12,19 @@ pub fn demo_company_id(n: usize) -> String {
 
 /// The company id demo customer `n` names in a book of `size` customers
 /// numbered from `first` whose companies were created in another order
-/// than WARP lists them: the demo's own ids, permuted by multiplying by a
-/// prime modulo the book's size (a bijection whenever the prime does not
-/// divide it).
+/// than WARP lists them: the demo's own ids, permuted by a stride near
+/// the golden section of the book and prime to its size (so a bijection).
+/// Neighbours in WARP's list land far apart, and any run of them, a page
+/// of WARP's say, spreads evenly over HubSpot's ids.
 pub fn shuffled_company_id(n: usize, first: usize, size: usize) -> String {
-    const PRIME: u64 = 1_000_003;
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
     let size = size.max(1) as u64;
-    let step = if size.is_multiple_of(PRIME) {
-        1
-    } else {
-        PRIME % size
-    };
+    let mut step = (size as f64 * 0.618_034) as u64;
+    while gcd(step, size) != 1 {
+        step += 1;
+    }
     let slot = ((n - first) as u64 * step) % size;
     demo_company_id(first + slot as usize)
 }
@@ -167,6 +169,8 @@ fn money(cents: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::warp_sandbox::shape::{READ_ONLY, check_patch};
 
@@ -180,5 +184,28 @@ mod tests {
         let mut patch = a.as_object().cloned().unwrap_or_default();
         patch.retain(|k, _| !READ_ONLY.contains(&k.as_str()));
         assert!(check_patch(&patch).is_ok(), "{patch:?}");
+    }
+
+    #[test]
+    fn shuffled_ids_are_the_demo_ids_each_once_and_a_page_spans_the_book() {
+        for (first, size) in [(0, 1), (1, 2), (0, 7), (0, 1_000), (1, 100_000)] {
+            let ids: Vec<u64> = (first..first + size)
+                .map(|n| shuffled_company_id(n, first, size).parse().unwrap())
+                .collect();
+            let distinct: HashSet<u64> = ids.iter().copied().collect();
+            assert_eq!(distinct.len(), size, "size {size}");
+            let lowest = 18_476_215_990 + first as u64;
+            assert!(
+                ids.iter()
+                    .all(|&id| (lowest..lowest + size as u64).contains(&id))
+            );
+            if size >= 1_000 {
+                // Each page of a hundred reaches into nine tenths of the book.
+                for page in ids.chunks(100) {
+                    let span = page.iter().max().unwrap() - page.iter().min().unwrap();
+                    assert!(span * 10 >= size as u64 * 9, "size {size}: span {span}");
+                }
+            }
+        }
     }
 }

@@ -8,8 +8,8 @@
 //!    [`CompanyIndex`] (spilled to the report store's scratch page by
 //!    page). The portal's other companies are never read. Search's rate
 //!    limit makes this the night's floor, so the index is read beside
-//!    phase 1 (`phase/feeds.rs`), and is a phase of its own only when
-//!    phase 1 is done before it.
+//!    phase 1 (`phase/feeds.rs`); a run is in this phase only while
+//!    phase 1 waits for it (before each pass, or done before it).
 //! 1. `Customers`: pages through every WARP customer (or the manual run's
 //!    selection), finds each linked company in the index (a manual run,
 //!    or a company the index lacks, is batch-read by id), decides every

@@ -1040,6 +1040,26 @@ async fn hubspot_search_filters_sorts_pages_and_stops_at_ten_thousand() {
     }))
     .await;
     assert_eq!(ids(&either.body), ["3", "5", "9"]);
+    // Every group bounded below by id (the bridge's paging): the walk
+    // starts at the lower of the bounds, GTE included, and ids come in
+    // numeric order, not as text.
+    let bounded = search(json!({
+        "filterGroups": [
+            {"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "25"}]},
+            {"filters": [
+                {"propertyName": "hs_object_id", "operator": "GTE", "value": "9"},
+                {"propertyName": "hs_object_id", "operator": "LTE", "value": "11"},
+            ]},
+        ],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "limit": 10,
+    }))
+    .await;
+    assert_eq!(bounded.body["total"], 8);
+    assert_eq!(
+        ids(&bounded.body),
+        ["9", "10", "11", "26", "27", "28", "29", "30"]
+    );
     let neq = search(json!({"filterGroups": [{"filters": [
         {"propertyName": "warp_tier", "operator": "HAS_PROPERTY"},
         {"propertyName": "hs_object_id", "operator": "LT", "value": "5"},
@@ -1073,7 +1093,7 @@ async fn hubspot_search_filters_sorts_pages_and_stops_at_ten_thousand() {
     }
     let last_allowed = search(json!({"limit": 200, "after": "9800"})).await;
     assert_eq!(last_allowed.status, StatusCode::OK);
-    assert_eq!(hubspot.call_counts().search, 12);
+    assert_eq!(hubspot.call_counts().search, 13);
 }
 
 #[tokio::test]

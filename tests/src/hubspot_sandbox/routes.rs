@@ -531,9 +531,11 @@ pub(super) async fn search(State(shared): State<Shared>, bytes: Bytes) -> Respon
     };
     let inner = shared.lock();
     let portal = &inner.portal;
-    let mut matched: Vec<_> = portal
-        .companies
-        .iter()
+    let from = match search::id_floor(&q.groups) {
+        Some(floor) => portal.companies.range(floor..),
+        None => portal.companies.range(..),
+    };
+    let mut matched: Vec<_> = from
         .filter(|(_, c)| {
             q.groups.is_empty() || q.groups.iter().any(|g| g.iter().all(|f| f.matches(c)))
         })
@@ -543,7 +545,9 @@ pub(super) async fn search(State(shared): State<Shared>, bytes: Bytes) -> Respon
                 .is_none_or(|text| search::matches_query(c, text))
         })
         .collect();
-    matched.sort_by(|a, b| search::order(&q.sorts, *a, *b));
+    if !search::in_id_order(&q.sorts, matched.iter().map(|(k, _)| *k)) {
+        matched.sort_by(|a, b| search::order(&q.sorts, *a, *b));
+    }
     let total = matched.len();
     let results: Vec<Value> = matched
         .iter()

@@ -148,6 +148,24 @@ impl Filter {
     }
 }
 
+/// Where in id order a query's matches can begin: when every group asks
+/// for `hs_object_id` GT or GTE a whole number, no company with a smaller
+/// numeric id can match (numbers compare as numbers), so a walk in id
+/// order may start there instead of testing the whole portal. What the
+/// bridge's paging by id asks on every page, over hundreds of thousands of
+/// companies; the filters still decide every company from there on.
+pub(super) fn id_floor(groups: &[Vec<Filter>]) -> Option<IdKey> {
+    let floor = |group: &Vec<Filter>| {
+        group
+            .iter()
+            .filter(|f| f.property == "hs_object_id" && matches!(f.op, Op::Gt | Op::Gte))
+            .filter_map(|f| f.value.parse::<u128>().ok())
+            .max()
+    };
+    let lowest = groups.iter().map(floor).collect::<Option<Vec<u128>>>()?;
+    lowest.into_iter().min().map(|n| IdKey::new(&n.to_string()))
+}
+
 /// A token with `*` wildcards, matched case-insensitively.
 fn contains_token(value: &str, token: &str) -> bool {
     let needle = token.trim_matches('*').to_lowercase();
@@ -205,6 +223,15 @@ impl Sort {
             descending,
         }))
     }
+}
+
+/// Whether companies walked in id order are already in the order `sorts`
+/// asks: a sort by `hs_object_id` alone, ascending, over numeric ids (a
+/// company's `hs_object_id` is its id). Spares a search over a large portal
+/// a sort that would look every company's id up again to find it in order.
+pub(super) fn in_id_order<'a>(sorts: &[Sort], mut ids: impl Iterator<Item = &'a IdKey>) -> bool {
+    matches!(sorts, [s] if s.property == "hs_object_id" && !s.descending)
+        && ids.all(IdKey::is_numeric)
 }
 
 /// Orders by the sorts, companies without a value last, then by id.

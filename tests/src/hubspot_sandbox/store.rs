@@ -45,6 +45,10 @@ impl IdKey {
     pub(super) fn id(&self) -> &str {
         &self.text
     }
+
+    pub(super) fn is_numeric(&self) -> bool {
+        !self.non_numeric
+    }
 }
 
 #[derive(Debug, Clone, Default)]
